@@ -1,0 +1,101 @@
+//! Bus publish→deliver throughput against a raw async-channel in the same run.
+//!
+//! Each iteration moves `N` events from one publisher to 1 or 8 subscribers that run as tasks
+//! on the same single-threaded runtime, so both sides pay the same scheduling costs. Queues
+//! hold 1,024 events in both cases, and the bus uses its lossless `wait` policy.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use selflet::Value;
+use selflet::bus::{Bus, Overflow, Pattern, SubscribeOptions};
+
+const N: u64 = 100_000;
+const CAPACITY: usize = 1024;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a tokio runtime")
+}
+
+async fn raw_channel(subscribers: usize) {
+    let mut txs = Vec::new();
+    let mut readers = Vec::new();
+    for _ in 0..subscribers {
+        let (tx, rx) = async_channel::bounded::<Value>(CAPACITY);
+        txs.push(tx);
+        readers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while rx.recv().await.is_ok() {
+                n += 1;
+            }
+            n
+        }));
+    }
+    for i in 0..N {
+        for tx in &txs {
+            tx.send(Value::Int(i as i64)).await.expect("reader alive");
+        }
+    }
+    drop(txs);
+    for r in readers {
+        assert_eq!(r.await.expect("reader finished"), N);
+    }
+}
+
+async fn bus(subscribers: usize) {
+    let bus = Bus::new("bench");
+    let options = SubscribeOptions {
+        capacity: CAPACITY,
+        overflow: Overflow::Wait,
+    };
+    let mut readers = Vec::new();
+    for _ in 0..subscribers {
+        let mut sub = bus
+            .subscribe_with(Pattern::parse("bench.event").expect("valid"), options)
+            .expect("open bus");
+        readers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while sub.recv().await.is_some() {
+                n += 1;
+            }
+            n
+        }));
+    }
+    let publisher = bus.publisher("bench.event");
+    for i in 0..N {
+        publisher
+            .publish(Value::Int(i as i64))
+            .await
+            .expect("open bus");
+    }
+    bus.close();
+    for r in readers {
+        assert_eq!(r.await.expect("reader finished"), N, "the bus lost events");
+    }
+}
+
+fn publish_deliver(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("publish_deliver");
+    for subscribers in [1usize, 8] {
+        g.throughput(Throughput::Elements(N * subscribers as u64));
+        g.bench_with_input(
+            BenchmarkId::new("raw_async_channel", subscribers),
+            &subscribers,
+            |b, &s| {
+                b.to_async(&rt).iter(|| raw_channel(s));
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("bus", subscribers),
+            &subscribers,
+            |b, &s| {
+                b.to_async(&rt).iter(|| bus(s));
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, publish_deliver);
+criterion_main!(benches);

@@ -1,0 +1,275 @@
+//! The handle applications keep, and the lifecycle it drives.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+pub use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::agent::LIFECYCLE;
+use crate::agent::lifecycle::{Lifecycle, Step, Tracker};
+use crate::bus::{Bus, Closed, Pattern, PatternError, SubscribeOptions, Subscription};
+use crate::knowledge::{Knowledge, Service};
+use crate::sync::lock;
+use crate::transport::Membership;
+use crate::value::Value;
+
+pub(crate) struct AgentInner {
+    name: Arc<str>,
+    goal: Option<String>,
+    bus: Bus,
+    knowledge: Knowledge,
+    lifecycle: Mutex<Tracker>,
+    state: watch::Sender<Lifecycle>,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+    membership: Mutex<Option<Membership>>,
+    grace: Duration,
+}
+
+impl AgentInner {
+    pub(crate) fn new(
+        name: Arc<str>,
+        goal: Option<String>,
+        bus: Bus,
+        knowledge: Knowledge,
+        membership: Membership,
+        grace: Duration,
+    ) -> AgentInner {
+        AgentInner {
+            name,
+            goal,
+            bus,
+            knowledge,
+            lifecycle: Mutex::new(Tracker::new()),
+            state: watch::Sender::new(Lifecycle::Created),
+            tasks: TaskTracker::new(),
+            cancel: CancellationToken::new(),
+            membership: Mutex::new(Some(membership)),
+            grace,
+        }
+    }
+}
+
+/// A running agent, as seen by the application that spawned it.
+///
+/// Cheap to clone and `Send + Sync`. Dropping every handle does not stop the agent: call
+/// [`shutdown`](AgentHandle::shutdown).
+#[derive(Clone)]
+pub struct AgentHandle {
+    inner: Arc<AgentInner>,
+}
+
+impl fmt::Debug for AgentHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentHandle")
+            .field("name", &self.inner.name)
+            .field("lifecycle", &self.lifecycle())
+            .finish()
+    }
+}
+
+/// A subscription could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    /// The pattern is not a valid topic pattern.
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    /// The agent has stopped.
+    #[error("the agent has stopped")]
+    Stopped,
+}
+
+impl AgentHandle {
+    pub(crate) fn from_inner(inner: Arc<AgentInner>) -> AgentHandle {
+        AgentHandle { inner }
+    }
+
+    /// The agent's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The agent's goal, as described by its builder or manifest.
+    pub fn goal(&self) -> Option<&str> {
+        self.inner.goal.as_deref()
+    }
+
+    /// The agent's dispatcher.
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+
+    /// The agent's internal knowledge.
+    pub fn knowledge(&self) -> &Knowledge {
+        &self.inner.knowledge
+    }
+
+    /// Publishes an event on the agent's bus. Fails, handing the payload back, once the agent
+    /// has stopped.
+    pub async fn publish(&self, topic: &str, payload: impl Into<Value>) -> Result<(), Closed> {
+        self.inner.bus.publish(topic, payload).await
+    }
+
+    /// Subscribes to events whose topic matches `pattern` (`a.b`, `a.*` or `*`), with a queue
+    /// of the default capacity that back-pressures publishers when full.
+    pub fn subscribe(&self, pattern: &str) -> Result<Subscription, SubscribeError> {
+        self.subscribe_with(pattern, SubscribeOptions::default())
+    }
+
+    /// Subscribes with a chosen queue capacity and overflow policy.
+    pub fn subscribe_with(
+        &self,
+        pattern: &str,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
+        let pattern = Pattern::parse(pattern)?;
+        self.inner
+            .bus
+            .subscribe_with(pattern, options)
+            .map_err(|_| SubscribeError::Stopped)
+    }
+
+    /// The value of a fact.
+    pub fn fact(&self, key: &str) -> Option<Value> {
+        self.inner.knowledge.fact(key)
+    }
+
+    /// Sets a fact (publishing `knowledge.fact.changed`); returns the previous value.
+    pub async fn set_fact(&self, key: &str, value: impl Into<Value>) -> Option<Value> {
+        self.inner.knowledge.set_fact(key, value).await
+    }
+
+    /// Removes a fact (publishing `knowledge.fact.removed`); returns it.
+    pub async fn remove_fact(&self, key: &str) -> Option<Value> {
+        self.inner.knowledge.remove_fact(key).await
+    }
+
+    /// Where the agent is in its lifecycle.
+    pub fn lifecycle(&self) -> Lifecycle {
+        *self.inner.state.borrow()
+    }
+
+    /// A receiver that sees every lifecycle change from now on.
+    pub fn lifecycle_changes(&self) -> watch::Receiver<Lifecycle> {
+        self.inner.state.subscribe()
+    }
+
+    /// Waits until the agent has stopped (by anyone's call to [`shutdown`](Self::shutdown)).
+    pub async fn stopped(&self) {
+        let mut rx = self.inner.state.subscribe();
+        // The sender lives as long as `self`, so `wait_for` cannot fail here.
+        let _ = rx.wait_for(|s| *s == Lifecycle::Stopped).await;
+    }
+
+    /// Stops the agent gracefully and waits until it has stopped.
+    ///
+    /// In-flight work gets the agent's shutdown grace period to finish; what is still running
+    /// then is cancelled, and work that answers callers answers them with an error. Then the
+    /// bus closes (subscribers drain what is queued, then see the end) and the agent leaves its
+    /// network. Calling it again, or concurrently, just waits for the same stop.
+    pub async fn shutdown(&self) {
+        let initiated = {
+            let mut lc = lock(&self.inner.lifecycle);
+            let before = lc.state();
+            let after = lc.step(Step::Stop);
+            before != after
+        };
+        if !initiated {
+            return self.stopped().await;
+        }
+        let inner = &self.inner;
+        self.announce(Lifecycle::Stopping).await;
+        inner.tasks.close();
+        if tokio::time::timeout(inner.grace, inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(agent = %inner.name, pending = inner.tasks.len(), "shutdown grace elapsed; cancelling in-flight work");
+            inner.cancel.cancel();
+            inner.tasks.wait().await;
+        }
+        inner.cancel.cancel();
+        inner.bus.close();
+        lock(&inner.membership).take();
+        lock(&inner.lifecycle).step(Step::Stopped);
+        inner.state.send_replace(Lifecycle::Stopped);
+        tracing::info!(agent = %inner.name, "stopped");
+    }
+
+    /// Runs work on behalf of the agent as a tracked task.
+    ///
+    /// `work` receives a cancellation token. Shutdown waits for the task up to the agent's
+    /// grace period, then cancels the token; work that cannot finish should watch it and
+    /// answer whoever waits on it with an error. Returns `false`, running nothing, once
+    /// shutdown has begun.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let agent = selflet_core::Agent::builder("sensor").spawn().await?;
+    /// let a = agent.clone();
+    /// agent.spawn_task(|cancel| async move {
+    ///     tokio::select! {
+    ///         _ = cancel.cancelled() => {}
+    ///         _ = a.publish("reading", 21.5) => {}
+    ///     }
+    /// });
+    /// agent.shutdown().await; // waits for the task
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn spawn_task<F, Fut>(&self, work: F) -> bool
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if self.inner.tasks.is_closed() {
+            return false;
+        }
+        self.inner.tasks.spawn(work(self.inner.cancel.clone()));
+        true
+    }
+
+    pub(crate) async fn start(
+        &self,
+        facts: BTreeMap<String, Value>,
+        services: Vec<Service>,
+        requires: Vec<String>,
+    ) {
+        lock(&self.inner.lifecycle).step(Step::Start);
+        self.announce(Lifecycle::Starting).await;
+        let k = &self.inner.knowledge;
+        for (key, value) in facts {
+            k.set_fact(&key, value).await;
+        }
+        for s in services {
+            k.offer(s).await;
+        }
+        for r in requires {
+            k.require(&r);
+        }
+        let now = lock(&self.inner.lifecycle).step(Step::Started);
+        // A shutdown may have begun while we were starting; then it owns the announcements.
+        if now == Lifecycle::Running {
+            self.announce(Lifecycle::Running).await;
+            tracing::info!(agent = %self.inner.name, "running");
+        }
+    }
+
+    async fn announce(&self, state: Lifecycle) {
+        self.inner.state.send_replace(state);
+        let _ = self
+            .inner
+            .bus
+            .publish(
+                LIFECYCLE,
+                Value::map([("state", Value::from(state.name()))]),
+            )
+            .await;
+    }
+}

@@ -1,0 +1,160 @@
+//! The agent's lifecycle, as a statig state machine.
+//!
+//! ```text
+//! created ──start──▶ starting ──started──▶ running
+//!    │                  │                     │
+//!    └──────stop────────┴────────stop─────────┴──▶ stopping ──stopped──▶ stopped
+//! ```
+//!
+//! Events that do not apply in a state are ignored, which is what makes `shutdown` idempotent:
+//! a second `stop` finds the machine already stopping or stopped and changes nothing.
+
+use std::fmt;
+
+use statig::prelude::*;
+
+/// Where an agent is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lifecycle {
+    /// Built, not started.
+    Created,
+    /// Its parts are being wired and started.
+    Starting,
+    /// Running: behaviours, policies and predictors are active.
+    Running,
+    /// Shutting down: in-flight work is finishing or being answered with an error.
+    Stopping,
+    /// Stopped: nothing of it runs any more.
+    Stopped,
+}
+
+impl Lifecycle {
+    /// The lowercase name, as published on the bus.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lifecycle::Created => "created",
+            Lifecycle::Starting => "starting",
+            Lifecycle::Running => "running",
+            Lifecycle::Stopping => "stopping",
+            Lifecycle::Stopped => "stopped",
+        }
+    }
+}
+
+impl fmt::Display for Lifecycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What drives the lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    Start,
+    Started,
+    Stop,
+    Stopped,
+}
+
+#[derive(Default)]
+pub(crate) struct Machine;
+
+#[state_machine(
+    initial = "State::created()",
+    state(derive(Debug, Clone, Copy, PartialEq, Eq))
+)]
+impl Machine {
+    #[state]
+    fn created(event: &Step) -> Outcome<State> {
+        match event {
+            Step::Start => Transition(State::starting()),
+            Step::Stop => Transition(State::stopped()),
+            _ => Handled,
+        }
+    }
+
+    #[state]
+    fn starting(event: &Step) -> Outcome<State> {
+        match event {
+            Step::Started => Transition(State::running()),
+            Step::Stop => Transition(State::stopping()),
+            _ => Handled,
+        }
+    }
+
+    #[state]
+    fn running(event: &Step) -> Outcome<State> {
+        match event {
+            Step::Stop => Transition(State::stopping()),
+            _ => Handled,
+        }
+    }
+
+    #[state]
+    fn stopping(event: &Step) -> Outcome<State> {
+        match event {
+            Step::Stopped => Transition(State::stopped()),
+            _ => Handled,
+        }
+    }
+
+    #[state]
+    fn stopped(event: &Step) -> Outcome<State> {
+        let _ = event;
+        Handled
+    }
+}
+
+/// The lifecycle machine plus the public view of its state.
+pub(crate) struct Tracker {
+    machine: statig::blocking::StateMachine<Machine>,
+}
+
+impl Tracker {
+    pub(crate) fn new() -> Tracker {
+        let mut machine = Machine.state_machine();
+        machine.init();
+        Tracker { machine }
+    }
+
+    /// Feeds a step; returns the state after it.
+    pub(crate) fn step(&mut self, step: Step) -> Lifecycle {
+        self.machine.handle(&step);
+        self.state()
+    }
+
+    pub(crate) fn state(&self) -> Lifecycle {
+        match self.machine.state() {
+            State::Created {} => Lifecycle::Created,
+            State::Starting {} => Lifecycle::Starting,
+            State::Running {} => Lifecycle::Running,
+            State::Stopping {} => Lifecycle::Stopping,
+            State::Stopped {} => Lifecycle::Stopped,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_that_do_not_apply_are_ignored() {
+        let mut t = Tracker::new();
+        assert_eq!(t.state(), Lifecycle::Created);
+        assert_eq!(t.step(Step::Started), Lifecycle::Created);
+        assert_eq!(t.step(Step::Start), Lifecycle::Starting);
+        assert_eq!(t.step(Step::Started), Lifecycle::Running);
+        assert_eq!(t.step(Step::Start), Lifecycle::Running);
+        assert_eq!(t.step(Step::Stop), Lifecycle::Stopping);
+        assert_eq!(t.step(Step::Stop), Lifecycle::Stopping);
+        assert_eq!(t.step(Step::Stopped), Lifecycle::Stopped);
+        assert_eq!(t.step(Step::Start), Lifecycle::Stopped);
+    }
+
+    #[test]
+    fn an_agent_stopped_before_start_goes_straight_to_stopped() {
+        let mut t = Tracker::new();
+        assert_eq!(t.step(Step::Stop), Lifecycle::Stopped);
+    }
+}

@@ -1,0 +1,490 @@
+//! Internal Knowledge: what a SelfLet knows about itself and its neighbours.
+//!
+//! * the **knowledge base**: facts (key → [`Value`]); every change is published on the bus as
+//!   `knowledge.fact.changed` or `knowledge.fact.removed`, so policies can react to it;
+//! * the **service repository**: the services the agent offers, how it offers them
+//!   ([`OfferModes`]), which behaviour implements each and which services that behaviour needs;
+//!   changes are published as `knowledge.service.changed`;
+//! * the **attribute repository**: descriptive properties of the agent (location, capacity, ...);
+//! * the **provider directory**: for each service the agent needs, who is known to provide it,
+//!   how, and when they were last heard of.
+//!
+//! The behaviour repository lives with the behaviours themselves
+//! ([`crate::behaviour`]), which own their validation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::bus::Bus;
+use crate::sync::{read, write};
+use crate::value::Value;
+
+/// Topic of the event published when a fact is set to a new value.
+pub const FACT_CHANGED: &str = "knowledge.fact.changed";
+/// Topic of the event published when a fact is removed.
+pub const FACT_REMOVED: &str = "knowledge.fact.removed";
+/// Topic of the event published when a service is offered, withdrawn or offered differently.
+pub const SERVICE_CHANGED: &str = "knowledge.service.changed";
+
+/// One way of offering (or asking for) a service, after the SelfLet papers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferMode {
+    /// The agent runs the service for whoever asks.
+    CanDo,
+    /// The agent teaches the service (its behaviour and scripted abilities) to whoever asks.
+    CanTeach,
+    /// The agent knows who can run the service.
+    KnowsWhoCanDo,
+    /// The agent knows who can teach the service.
+    KnowsWhoCanTeach,
+}
+
+impl OfferMode {
+    /// Every mode, in preference order for a requester that states none.
+    pub const ALL: [OfferMode; 4] = [
+        OfferMode::CanDo,
+        OfferMode::CanTeach,
+        OfferMode::KnowsWhoCanDo,
+        OfferMode::KnowsWhoCanTeach,
+    ];
+
+    /// The name used in manifests and policies (`can_do`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            OfferMode::CanDo => "can_do",
+            OfferMode::CanTeach => "can_teach",
+            OfferMode::KnowsWhoCanDo => "knows_who_can_do",
+            OfferMode::KnowsWhoCanTeach => "knows_who_can_teach",
+        }
+    }
+
+    /// Parses a name as written in manifests and policies.
+    pub fn from_name(name: &str) -> Option<OfferMode> {
+        OfferMode::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for OfferMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A combination of [`OfferMode`]s. The paper's `Both` is `CAN_DO | CAN_TEACH`.
+///
+/// ```
+/// use selflet_core::knowledge::{OfferMode, OfferModes};
+///
+/// let both = OfferModes::CAN_DO | OfferModes::CAN_TEACH;
+/// assert!(both.contains(OfferMode::CanTeach));
+/// assert_eq!(both.to_string(), "can_do+can_teach");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(from = "Vec<OfferMode>", into = "Vec<OfferMode>")]
+pub struct OfferModes(u8);
+
+impl OfferModes {
+    /// Not offered at all.
+    pub const NONE: OfferModes = OfferModes(0);
+    /// Only [`OfferMode::CanDo`].
+    pub const CAN_DO: OfferModes = OfferModes(1);
+    /// Only [`OfferMode::CanTeach`].
+    pub const CAN_TEACH: OfferModes = OfferModes(2);
+    /// Only [`OfferMode::KnowsWhoCanDo`].
+    pub const KNOWS_WHO_CAN_DO: OfferModes = OfferModes(4);
+    /// Only [`OfferMode::KnowsWhoCanTeach`].
+    pub const KNOWS_WHO_CAN_TEACH: OfferModes = OfferModes(8);
+
+    /// Whether a mode is in the set.
+    pub fn contains(self, mode: OfferMode) -> bool {
+        self.0 & mode.bit() != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The modes in the set, in [`OfferMode::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = OfferMode> {
+        OfferMode::ALL
+            .into_iter()
+            .filter(move |m| self.contains(*m))
+    }
+
+    /// The set with a mode added.
+    pub fn with(self, mode: OfferMode) -> OfferModes {
+        OfferModes(self.0 | mode.bit())
+    }
+
+    /// The set with a mode removed.
+    pub fn without(self, mode: OfferMode) -> OfferModes {
+        OfferModes(self.0 & !mode.bit())
+    }
+}
+
+impl std::ops::BitOr for OfferModes {
+    type Output = OfferModes;
+    fn bitor(self, rhs: OfferModes) -> OfferModes {
+        OfferModes(self.0 | rhs.0)
+    }
+}
+
+impl From<OfferMode> for OfferModes {
+    fn from(m: OfferMode) -> OfferModes {
+        OfferModes(m.bit())
+    }
+}
+
+impl From<Vec<OfferMode>> for OfferModes {
+    fn from(v: Vec<OfferMode>) -> OfferModes {
+        v.into_iter().fold(OfferModes::NONE, OfferModes::with)
+    }
+}
+
+impl From<OfferModes> for Vec<OfferMode> {
+    fn from(m: OfferModes) -> Vec<OfferMode> {
+        m.iter().collect()
+    }
+}
+
+impl FromIterator<OfferMode> for OfferModes {
+    fn from_iter<I: IntoIterator<Item = OfferMode>>(iter: I) -> OfferModes {
+        iter.into_iter().fold(OfferModes::NONE, OfferModes::with)
+    }
+}
+
+impl fmt::Display for OfferModes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("none");
+        }
+        for (i, m) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str("+")?;
+            }
+            f.write_str(m.name())?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for OfferModes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OfferModes({self})")
+    }
+}
+
+impl From<OfferModes> for Value {
+    fn from(m: OfferModes) -> Value {
+        Value::List(m.iter().map(|m| Value::from(m.name())).collect())
+    }
+}
+
+/// A service in the repository: how it is offered and what implements it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// The service name.
+    pub name: String,
+    /// The behaviour that implements it locally, if the agent has one.
+    pub behaviour: Option<String>,
+    /// How the agent offers it to others.
+    pub modes: OfferModes,
+    /// Services the implementing behaviour calls.
+    pub requires: Vec<String>,
+}
+
+impl Service {
+    /// A service implemented by a behaviour of the same name, offered in the given modes.
+    pub fn new(name: impl Into<String>, modes: OfferModes) -> Service {
+        let name = name.into();
+        Service {
+            behaviour: Some(name.clone()),
+            name,
+            modes,
+            requires: Vec::new(),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::map([
+            ("service", Value::from(self.name.as_str())),
+            ("behaviour", Value::from(self.behaviour.clone())),
+            ("modes", Value::from(self.modes)),
+            (
+                "requires",
+                Value::List(
+                    self.requires
+                        .iter()
+                        .map(|s| Value::from(s.as_str()))
+                        .collect(),
+                ),
+            ),
+        ])
+    }
+}
+
+/// What is known about one provider of one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    /// The provider agent's name.
+    pub agent: String,
+    /// The modes it offers the service in, as last heard.
+    pub modes: OfferModes,
+    /// When it was last heard of (advert, reply or referral).
+    pub last_heard: Instant,
+    /// Failures (errors, time-outs) since it was last heard of successfully.
+    pub failures: u32,
+    /// When it last failed.
+    pub last_failure: Option<Instant>,
+}
+
+/// Per service, the agents known to provide it.
+#[derive(Debug, Default)]
+pub struct ProviderDirectory {
+    by_service: RwLock<BTreeMap<String, Vec<Provider>>>,
+}
+
+impl ProviderDirectory {
+    /// Records that `agent` offers `service` in `modes` (from an advert, a reply or a referral);
+    /// resets its failure count. Modes `NONE` removes it.
+    pub fn heard(&self, service: &str, agent: &str, modes: OfferModes) {
+        let mut all = write(&self.by_service);
+        let list = all.entry(service.to_owned()).or_default();
+        let now = Instant::now();
+        match list.iter_mut().find(|p| p.agent == agent) {
+            _ if modes.is_empty() => list.retain(|p| p.agent != agent),
+            Some(p) => {
+                p.modes = modes;
+                p.last_heard = now;
+                p.failures = 0;
+            }
+            None => list.push(Provider {
+                agent: agent.to_owned(),
+                modes,
+                last_heard: now,
+                failures: 0,
+                last_failure: None,
+            }),
+        }
+    }
+
+    /// Records that a call to `agent` for `service` failed or timed out.
+    pub fn failed(&self, service: &str, agent: &str) {
+        if let Some(p) = write(&self.by_service)
+            .get_mut(service)
+            .and_then(|l| l.iter_mut().find(|p| p.agent == agent))
+        {
+            p.failures += 1;
+            p.last_failure = Some(Instant::now());
+        }
+    }
+
+    /// Forgets an agent everywhere (it left the network).
+    pub fn forget(&self, agent: &str) {
+        for list in write(&self.by_service).values_mut() {
+            list.retain(|p| p.agent != agent);
+        }
+    }
+
+    /// The known providers of a service, in the order they were first heard of.
+    pub fn providers(&self, service: &str) -> Vec<Provider> {
+        read(&self.by_service)
+            .get(service)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The services that have at least one known provider.
+    pub fn services(&self) -> Vec<String> {
+        read(&self.by_service)
+            .iter()
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+}
+
+/// A service name that the repository does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no service named `{0}`")]
+pub struct UnknownService(pub String);
+
+/// One agent's internal knowledge. Cloning gives another handle to the same knowledge.
+#[derive(Clone)]
+pub struct Knowledge {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bus: Bus,
+    facts: RwLock<BTreeMap<String, Value>>,
+    attributes: RwLock<BTreeMap<String, Value>>,
+    services: RwLock<BTreeMap<String, Service>>,
+    requires: RwLock<Vec<String>>,
+    providers: ProviderDirectory,
+}
+
+impl fmt::Debug for Knowledge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Knowledge")
+            .field("facts", &*read(&self.inner.facts))
+            .field("services", &*read(&self.inner.services))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Knowledge {
+    /// Empty knowledge whose change events go to `bus`.
+    pub fn new(bus: Bus) -> Knowledge {
+        Knowledge {
+            inner: Arc::new(Inner {
+                bus,
+                facts: RwLock::default(),
+                attributes: RwLock::default(),
+                services: RwLock::default(),
+                requires: RwLock::default(),
+                providers: ProviderDirectory::default(),
+            }),
+        }
+    }
+
+    /// The value of a fact.
+    pub fn fact(&self, key: &str) -> Option<Value> {
+        read(&self.inner.facts).get(key).cloned()
+    }
+
+    /// A copy of every fact.
+    pub fn facts(&self) -> BTreeMap<String, Value> {
+        read(&self.inner.facts).clone()
+    }
+
+    /// Sets a fact and returns its previous value. Publishes `knowledge.fact.changed`
+    /// (`{key, old, new}`) when the value actually changed.
+    pub async fn set_fact(&self, key: &str, value: impl Into<Value>) -> Option<Value> {
+        let value = value.into();
+        let old = write(&self.inner.facts).insert(key.to_owned(), value.clone());
+        if old.as_ref() != Some(&value) {
+            let payload = Value::map([
+                ("key", Value::from(key)),
+                ("old", old.clone().unwrap_or_default()),
+                ("new", value),
+            ]);
+            // After the agent stopped there is nobody left to tell.
+            let _ = self.inner.bus.publish(FACT_CHANGED, payload).await;
+        }
+        old
+    }
+
+    /// Removes a fact and returns it. Publishes `knowledge.fact.removed` (`{key, old}`) if it
+    /// existed.
+    pub async fn remove_fact(&self, key: &str) -> Option<Value> {
+        let old = write(&self.inner.facts).remove(key)?;
+        let payload = Value::map([("key", Value::from(key)), ("old", old.clone())]);
+        let _ = self.inner.bus.publish(FACT_REMOVED, payload).await;
+        Some(old)
+    }
+
+    /// The value of an attribute.
+    pub fn attribute(&self, key: &str) -> Option<Value> {
+        read(&self.inner.attributes).get(key).cloned()
+    }
+
+    /// A copy of every attribute.
+    pub fn attributes(&self) -> BTreeMap<String, Value> {
+        read(&self.inner.attributes).clone()
+    }
+
+    /// Sets an attribute. Attributes describe the agent; they change rarely and publish nothing.
+    pub fn set_attribute(&self, key: &str, value: impl Into<Value>) {
+        write(&self.inner.attributes).insert(key.to_owned(), value.into());
+    }
+
+    /// A service in the repository.
+    pub fn service(&self, name: &str) -> Option<Service> {
+        read(&self.inner.services).get(name).cloned()
+    }
+
+    /// Every service in the repository, by name.
+    pub fn services(&self) -> Vec<Service> {
+        read(&self.inner.services).values().cloned().collect()
+    }
+
+    /// Whether the agent can run a service itself.
+    pub fn can_run(&self, name: &str) -> bool {
+        read(&self.inner.services)
+            .get(name)
+            .is_some_and(|s| s.behaviour.is_some())
+    }
+
+    /// Adds or replaces a service; returns the previous entry. Publishes
+    /// `knowledge.service.changed`.
+    pub async fn offer(&self, service: Service) -> Option<Service> {
+        let payload = service.to_value();
+        let old = write(&self.inner.services).insert(service.name.clone(), service);
+        let _ = self.inner.bus.publish(SERVICE_CHANGED, payload).await;
+        old
+    }
+
+    /// Changes how a service is offered; returns the previous modes. Publishes
+    /// `knowledge.service.changed` when they differ.
+    pub async fn set_modes(
+        &self,
+        name: &str,
+        modes: OfferModes,
+    ) -> Result<OfferModes, UnknownService> {
+        let (old, payload) = {
+            let mut services = write(&self.inner.services);
+            let s = services
+                .get_mut(name)
+                .ok_or_else(|| UnknownService(name.to_owned()))?;
+            let old = std::mem::replace(&mut s.modes, modes);
+            (old, s.to_value())
+        };
+        if old != modes {
+            let _ = self.inner.bus.publish(SERVICE_CHANGED, payload).await;
+        }
+        Ok(old)
+    }
+
+    /// Removes a service; returns it. Publishes `knowledge.service.changed` with empty modes.
+    pub async fn withdraw(&self, name: &str) -> Option<Service> {
+        let old = write(&self.inner.services).remove(name)?;
+        let mut gone = old.clone();
+        gone.modes = OfferModes::NONE;
+        gone.behaviour = None;
+        let _ = self
+            .inner
+            .bus
+            .publish(SERVICE_CHANGED, gone.to_value())
+            .await;
+        Some(old)
+    }
+
+    /// Services the agent needs from others (its main behaviour's and its services' needs).
+    pub fn requires(&self) -> Vec<String> {
+        read(&self.inner.requires).clone()
+    }
+
+    /// Declares a service the agent needs; declaring it twice does nothing.
+    pub fn require(&self, service: &str) {
+        let mut r = write(&self.inner.requires);
+        if !r.iter().any(|s| s == service) {
+            r.push(service.to_owned());
+        }
+    }
+
+    /// The provider directory.
+    pub fn providers(&self) -> &ProviderDirectory {
+        &self.inner.providers
+    }
+}

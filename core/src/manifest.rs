@@ -1,0 +1,271 @@
+//! Agent manifests: a YAML file that describes one SelfLet.
+//!
+//! ```yaml
+//! name: agent-a
+//! goal: use service1 every two seconds
+//! main: main                      # the main behaviour (restarted whenever it ends)
+//! behaviours: [main.yaml]         # behaviour files, relative to this manifest
+//! services:                       # what the agent offers, and how
+//!   service1: { modes: [can_do, can_teach], requires: [service2] }
+//! requires: [service3]            # services it needs from others
+//! policies: [teach.rhai]          # policy files, relative to this manifest
+//! predictors:
+//!   - kind: space_saving
+//!     params: { k: 64, min_events: 20, min_support: 0.2 }
+//! attributes: { room: kitchen }
+//! facts: { threshold: 3 }
+//! network: { neighbours: [agent-b] }
+//! ```
+//!
+//! Loading happens in two stages, as everywhere in selflet: serde structs that mirror the
+//! YAML (unknown keys rejected), then validation into a [`Manifest`]. Every problem is reported
+//! with file, line and column; a manifest with a problem produces no [`Manifest`] at all, so
+//! nothing is started from it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::knowledge::{OfferMode, OfferModes, Service};
+use crate::source::{LoadError, SourceFile};
+use crate::value::Value;
+
+/// A validated agent manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The agent's name, unique on its network.
+    pub name: String,
+    /// What the agent is for, in words.
+    pub goal: Option<String>,
+    /// The main behaviour's name.
+    pub main: Option<String>,
+    /// Behaviour files, resolved against the manifest's directory.
+    pub behaviours: Vec<PathBuf>,
+    /// Offered services.
+    pub services: Vec<Service>,
+    /// Services the agent needs from others.
+    pub requires: Vec<String>,
+    /// Policy files, resolved against the manifest's directory.
+    pub policies: Vec<PathBuf>,
+    /// Predictors to plug in at start.
+    pub predictors: Vec<PredictorSpec>,
+    /// Attributes of the agent.
+    pub attributes: BTreeMap<String, Value>,
+    /// Initial facts.
+    pub facts: BTreeMap<String, Value>,
+    /// Network settings.
+    pub network: NetworkSpec,
+}
+
+/// A predictor named in a manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictorSpec {
+    /// The predictor kind, such as `space_saving`.
+    pub kind: String,
+    /// The instance name (defaults to the kind).
+    pub name: String,
+    /// Parameters, passed to the predictor kind as given.
+    pub params: BTreeMap<String, Value>,
+}
+
+/// Network settings of a manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkSpec {
+    /// Agents this one may talk to; empty means any.
+    pub neighbours: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    name: Spanned<String>,
+    #[serde(default)]
+    goal: Option<String>,
+    #[serde(default)]
+    main: Option<Spanned<String>>,
+    #[serde(default)]
+    behaviours: Vec<Spanned<String>>,
+    #[serde(default)]
+    services: BTreeMap<String, RawService>,
+    #[serde(default)]
+    requires: Vec<Spanned<String>>,
+    #[serde(default)]
+    policies: Vec<Spanned<String>>,
+    #[serde(default)]
+    predictors: Vec<RawPredictor>,
+    #[serde(default)]
+    attributes: BTreeMap<String, Value>,
+    #[serde(default)]
+    facts: BTreeMap<String, Value>,
+    #[serde(default)]
+    network: RawNetwork,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    #[serde(default)]
+    behaviour: Option<String>,
+    modes: Spanned<Vec<OfferMode>>,
+    #[serde(default)]
+    requires: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPredictor {
+    kind: Spanned<String>,
+    #[serde(default)]
+    name: Option<Spanned<String>>,
+    #[serde(default)]
+    params: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    #[serde(default)]
+    neighbours: Vec<Spanned<String>>,
+}
+
+/// Whether a name is usable for an agent, a service, a behaviour or a predictor: letters,
+/// digits, `_` and `-`, starting with a letter. Such names are safe in topics, file names and
+/// Zenoh key expressions.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+const NAME_RULE: &str = "a name starts with a letter and has only letters, digits, `_` and `-`";
+
+impl Manifest {
+    /// Reads and validates a manifest file. Relative paths in it are resolved against the
+    /// file's directory.
+    pub fn load(path: impl AsRef<Path>) -> Result<Manifest, LoadError> {
+        let path = path.as_ref();
+        let source = SourceFile::read(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Manifest::parse(&source, base)
+    }
+
+    /// Validates manifest text; `base` is the directory relative paths are resolved against.
+    pub fn parse(source: &SourceFile, base: &Path) -> Result<Manifest, LoadError> {
+        let raw: RawManifest =
+            serde_saphyr::from_str(source.text()).map_err(|e| source.yaml_error(&e))?;
+        let mut problems = Vec::new();
+        let mut name_ok = |n: &Spanned<String>, what: &str| {
+            if !is_valid_name(&n.value) {
+                problems.push(source.error_at_location(
+                    &n.referenced,
+                    format!("invalid {what} name `{}`: {NAME_RULE}", n.value),
+                ));
+            }
+        };
+        name_ok(&raw.name, "agent");
+        if let Some(m) = &raw.main {
+            name_ok(m, "behaviour");
+        }
+        for r in &raw.requires {
+            name_ok(r, "service");
+        }
+        for n in &raw.network.neighbours {
+            name_ok(n, "agent");
+        }
+        for p in &raw.predictors {
+            name_ok(&p.kind, "predictor kind");
+            if let Some(n) = &p.name {
+                name_ok(n, "predictor");
+            }
+        }
+        let mut files = |list: &[Spanned<String>], what: &str| -> Vec<PathBuf> {
+            list.iter()
+                .map(|f| {
+                    let path = base.join(&f.value);
+                    if !path.is_file() {
+                        problems.push(source.error_at_location(
+                            &f.referenced,
+                            format!(
+                                "{what} file `{}` not found (looked at {})",
+                                f.value,
+                                path.display()
+                            ),
+                        ));
+                    }
+                    path
+                })
+                .collect()
+        };
+        let behaviours = files(&raw.behaviours, "behaviour");
+        let policies = files(&raw.policies, "policy");
+        let mut services = Vec::new();
+        for (name, s) in raw.services {
+            if !is_valid_name(&name) {
+                problems.push(source.error_at_location(
+                    &s.modes.referenced,
+                    format!("invalid service name `{name}`: {NAME_RULE}"),
+                ));
+            }
+            let modes: OfferModes = s.modes.value.iter().copied().collect();
+            if modes.is_empty() {
+                problems.push(source.error_at_location(
+                    &s.modes.referenced,
+                    format!("service `{name}` needs at least one offer mode (can_do, can_teach, knows_who_can_do, knows_who_can_teach)"),
+                ));
+            }
+            services.push(Service {
+                behaviour: Some(s.behaviour.unwrap_or_else(|| name.clone())),
+                name,
+                modes,
+                requires: s.requires,
+            });
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let predictors = raw
+            .predictors
+            .into_iter()
+            .map(|p| {
+                let name = p.name.as_ref().unwrap_or(&p.kind);
+                if !seen.insert(name.value.clone()) {
+                    problems.push(source.error_at_location(
+                        &name.referenced,
+                        format!(
+                            "a predictor named `{}` is already declared; give this one a `name:`",
+                            name.value
+                        ),
+                    ));
+                }
+                PredictorSpec {
+                    name: name.value.clone(),
+                    kind: p.kind.value,
+                    params: p.params,
+                }
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(LoadError::Invalid(problems));
+        }
+        Ok(Manifest {
+            name: raw.name.value,
+            goal: raw.goal,
+            main: raw.main.map(|m| m.value),
+            behaviours,
+            services,
+            requires: raw.requires.into_iter().map(|r| r.value).collect(),
+            policies,
+            predictors,
+            attributes: raw.attributes,
+            facts: raw.facts,
+            network: NetworkSpec {
+                neighbours: raw
+                    .network
+                    .neighbours
+                    .into_iter()
+                    .map(|n| n.value)
+                    .collect(),
+            },
+        })
+    }
+}
