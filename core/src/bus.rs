@@ -94,7 +94,7 @@ impl fmt::Debug for Event {
 }
 
 /// What a subscription receives: one exact topic, every topic under a prefix, or everything.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Pattern {
     /// Exactly this topic.
     Exact(String),
@@ -496,6 +496,12 @@ impl Publisher {
     /// Publishes an event on this publisher's topic, exactly as [`Bus::publish`] does.
     pub async fn publish(&self, payload: impl Into<Value>) -> Result<(), Closed> {
         publish_on(&self.bus, &self.topic, payload.into()).await
+    }
+
+    /// Whether anyone subscribes to this topic now: a publisher whose payload is costly to
+    /// build can skip building it for nobody.
+    pub fn has_subscribers(&self) -> bool {
+        !read(&self.topic.0.subscribers).is_empty()
     }
 
     /// The topic.

@@ -25,10 +25,13 @@
 //! The main types are re-exported here, so `use selflet_core::{Agent, Value}` is enough for
 //! most applications.
 
+pub mod ability;
 pub mod agent;
+pub mod behaviour;
 pub mod bus;
 pub mod knowledge;
 pub mod manifest;
+pub mod script;
 pub mod source;
 pub mod transport;
 pub mod value;

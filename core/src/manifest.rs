@@ -5,6 +5,7 @@
 //! goal: use service1 every two seconds
 //! main: main                      # the main behaviour (restarted whenever it ends)
 //! behaviours: [main.yaml]         # behaviour files, relative to this manifest
+//! abilities: [energy.rhai]         # scripted abilities, relative to this manifest
 //! services:                       # what the agent offers, and how
 //!   service1: { modes: [can_do, can_teach], requires: [service2] }
 //! requires: [service3]            # services it needs from others
@@ -47,6 +48,8 @@ pub struct Manifest {
     pub services: Vec<Service>,
     /// Services the agent needs from others.
     pub requires: Vec<String>,
+    /// Scripted ability files (Rhai), resolved against the manifest's directory.
+    pub abilities: Vec<PathBuf>,
     /// Policy files, resolved against the manifest's directory.
     pub policies: Vec<PathBuf>,
     /// Predictors to plug in at start.
@@ -91,6 +94,8 @@ struct RawManifest {
     services: BTreeMap<String, RawService>,
     #[serde(default)]
     requires: Vec<Spanned<String>>,
+    #[serde(default)]
+    abilities: Vec<Spanned<String>>,
     #[serde(default)]
     policies: Vec<Spanned<String>>,
     #[serde(default)]
@@ -199,6 +204,7 @@ impl Manifest {
                 .collect()
         };
         let behaviours = files(&raw.behaviours, "behaviour");
+        let abilities = files(&raw.abilities, "ability script");
         let policies = files(&raw.policies, "policy");
         let mut services = Vec::new();
         for (name, s) in raw.services {
@@ -254,6 +260,7 @@ impl Manifest {
             behaviours,
             services,
             requires: raw.requires.into_iter().map(|r| r.value).collect(),
+            abilities,
             policies,
             predictors,
             attributes: raw.attributes,

@@ -3,13 +3,33 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use selflet::Manifest;
+use selflet::behaviour::Behaviour;
+use selflet::{LoadError, Manifest, SourceFile};
+
+/// What a file is, from its content: a YAML file with a top-level `behaviour:` key is a
+/// behaviour, any other YAML file a manifest.
+fn check_one(file: &PathBuf) -> Result<String, LoadError> {
+    let source = SourceFile::read(file)?;
+    let is_behaviour = source.text().lines().any(|l| l.starts_with("behaviour:"));
+    if is_behaviour {
+        let b = Behaviour::parse(source)?;
+        Ok(format!(
+            "behaviour `{}`, {} states",
+            b.name(),
+            b.state_names().len()
+        ))
+    } else {
+        let base = file.parent().unwrap_or(std::path::Path::new("."));
+        let m = Manifest::parse(&source, base)?;
+        Ok(format!("manifest of agent `{}`", m.name))
+    }
+}
 
 pub(super) fn check(files: &[PathBuf]) -> ExitCode {
     let mut failed = 0;
     for file in files {
-        match Manifest::load(file) {
-            Ok(m) => println!("ok: {} (manifest of agent `{}`)", file.display(), m.name),
+        match check_one(file) {
+            Ok(what) => println!("ok: {} ({what})", file.display()),
             Err(e) => {
                 failed += 1;
                 super::report(e);

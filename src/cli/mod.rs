@@ -24,11 +24,20 @@ enum Command {
         #[arg(required = true)]
         manifests: Vec<PathBuf>,
     },
-    /// Validate manifests; print every problem as file:line:col and exit non-zero if any.
+    /// Validate manifests and behaviours; print every problem as file:line:col and exit
+    /// non-zero if any.
     Check {
         /// Files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Print a behaviour's statechart as Mermaid (or DOT).
+    Graph {
+        /// The behaviour file.
+        behaviour: PathBuf,
+        /// Print Graphviz DOT instead of Mermaid.
+        #[arg(long)]
+        dot: bool,
     },
 }
 
@@ -40,6 +49,23 @@ pub(crate) fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check { files } => check::check(&files),
         Command::Run { manifests } => run::run(&manifests),
+        Command::Graph { behaviour, dot } => {
+            match selflet::behaviour::Behaviour::load(&behaviour) {
+                Ok(b) => {
+                    let out = if dot {
+                        selflet::behaviour::graph::dot(&b)
+                    } else {
+                        selflet::behaviour::graph::mermaid(&b)
+                    };
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    report(e);
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

@@ -4,11 +4,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+
+use crate::ability::{Abilities, BoxError};
 use crate::agent::AgentError;
 use crate::agent::handle::{AgentHandle, AgentInner};
+use crate::behaviour::{Behaviour, Behaviours, Runtime};
 use crate::bus::Bus;
 use crate::knowledge::{Knowledge, Service};
 use crate::manifest::{Manifest, is_valid_name};
+use crate::script::{self, Limits};
+use crate::source::SourceFile;
 use crate::transport::Network;
 use crate::value::Value;
 
@@ -30,6 +36,13 @@ pub struct AgentBuilder {
     requires: Vec<String>,
     network: Option<Network>,
     grace: Duration,
+    main: Option<String>,
+    behaviours: Vec<Behaviour>,
+    behaviour_files: Vec<std::path::PathBuf>,
+    scripts: Vec<SourceFile>,
+    script_files: Vec<std::path::PathBuf>,
+    abilities: Abilities,
+    limits: Limits,
 }
 
 impl AgentBuilder {
@@ -43,6 +56,13 @@ impl AgentBuilder {
             requires: Vec::new(),
             network: None,
             grace: DEFAULT_SHUTDOWN_GRACE,
+            main: None,
+            behaviours: Vec::new(),
+            behaviour_files: Vec::new(),
+            scripts: Vec::new(),
+            script_files: Vec::new(),
+            abilities: Abilities::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -53,7 +73,55 @@ impl AgentBuilder {
         b.facts.clone_from(&m.facts);
         b.services.clone_from(&m.services);
         b.requires.clone_from(&m.requires);
+        b.main.clone_from(&m.main);
+        b.behaviour_files.clone_from(&m.behaviours);
+        b.script_files.clone_from(&m.abilities);
         b
+    }
+
+    /// Installs a behaviour.
+    pub fn behaviour(mut self, behaviour: Behaviour) -> Self {
+        self.behaviours.push(behaviour);
+        self
+    }
+
+    /// Names the main behaviour, which runs from start to stop and restarts whenever it ends.
+    pub fn main(mut self, behaviour: impl Into<String>) -> Self {
+        self.main = Some(behaviour.into());
+        self
+    }
+
+    /// Registers a native ability: an async function from a [`Value`] to a [`Value`].
+    ///
+    /// ```
+    /// # async fn f() -> Result<(), selflet_core::AgentError> {
+    /// use selflet_core::{Agent, Value};
+    ///
+    /// let agent = Agent::builder("meter")
+    ///     .ability("read_energy", |_input: Value| async { Ok(Value::from(1250)) })
+    ///     .spawn()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn ability<F, Fut>(self, name: &str, f: F) -> Self
+    where
+        F: Fn(Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, BoxError>> + Send + 'static,
+    {
+        self.abilities.register(name, f);
+        self
+    }
+
+    /// Adds a file of scripted abilities (Rhai functions of one argument).
+    pub fn ability_script(mut self, script: SourceFile) -> Self {
+        self.scripts.push(script);
+        self
+    }
+
+    /// The limits scripts and expressions of this agent run under.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Describes what the agent is for.
@@ -110,6 +178,39 @@ impl AgentBuilder {
             return Err(AgentError::InvalidName(self.name));
         }
         tokio::runtime::Handle::try_current().map_err(|_| AgentError::NoRuntime)?;
+        // Everything that can be wrong with the agent's files is found before anything starts.
+        let abilities = self.abilities.with_limits(self.limits);
+        let mut scripts = self.scripts;
+        for f in &self.script_files {
+            scripts.push(SourceFile::read(f)?);
+        }
+        for s in scripts {
+            abilities.load_script(s)?;
+        }
+        let behaviours = Behaviours::default();
+        for b in self.behaviours {
+            behaviours.install(b);
+        }
+        for f in &self.behaviour_files {
+            behaviours.install(Behaviour::load(f)?);
+        }
+        if let Some(m) = &self.main
+            && behaviours.get(m).is_none()
+        {
+            return Err(AgentError::Config(format!(
+                "the main behaviour `{m}` is not among the agent's behaviours"
+            )));
+        }
+        for s in &self.services {
+            if let Some(b) = &s.behaviour
+                && behaviours.get(b).is_none()
+            {
+                return Err(AgentError::Config(format!(
+                    "service `{}` is implemented by behaviour `{b}`, which the agent does not have",
+                    s.name
+                )));
+            }
+        }
         let network = self.network.unwrap_or_default();
         let membership = network.join(&self.name)?;
         let bus = Bus::new(&self.name);
@@ -117,16 +218,31 @@ impl AgentBuilder {
         for (k, v) in self.attributes {
             knowledge.set_attribute(&k, v);
         }
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let runtime = Runtime::new(
+            &self.name,
+            bus.clone(),
+            knowledge.clone(),
+            abilities.clone(),
+            behaviours,
+            script::shared(&self.limits),
+            cancel.clone(),
+        );
         let inner = Arc::new(AgentInner::new(
             self.name.as_str().into(),
             self.goal,
             bus,
             knowledge,
+            abilities,
+            runtime,
+            cancel,
             membership,
             self.grace,
         ));
         let handle = AgentHandle::from_inner(inner);
-        handle.start(self.facts, self.services, self.requires).await;
+        handle
+            .start(self.facts, self.services, self.requires, self.main)
+            .await;
         Ok(handle)
     }
 }

@@ -11,7 +11,11 @@ pub use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::agent::LIFECYCLE;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::ability::Abilities;
 use crate::agent::lifecycle::{Lifecycle, Step, Tracker};
+use crate::behaviour::{Behaviour, BehaviourError, Behaviours, Runtime};
 use crate::bus::{Bus, Closed, Pattern, PatternError, SubscribeOptions, Subscription};
 use crate::knowledge::{Knowledge, Service};
 use crate::sync::lock;
@@ -23,6 +27,10 @@ pub(crate) struct AgentInner {
     goal: Option<String>,
     bus: Bus,
     knowledge: Knowledge,
+    abilities: Abilities,
+    runtime: Runtime,
+    main: Mutex<Option<String>>,
+    main_running: AtomicBool,
     lifecycle: Mutex<Tracker>,
     state: watch::Sender<Lifecycle>,
     tasks: TaskTracker,
@@ -32,11 +40,17 @@ pub(crate) struct AgentInner {
 }
 
 impl AgentInner {
+    // Called once, by the builder, which holds exactly these parts; a parameter struct would
+    // only restate them.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         name: Arc<str>,
         goal: Option<String>,
         bus: Bus,
         knowledge: Knowledge,
+        abilities: Abilities,
+        runtime: Runtime,
+        cancel: CancellationToken,
         membership: Membership,
         grace: Duration,
     ) -> AgentInner {
@@ -45,10 +59,14 @@ impl AgentInner {
             goal,
             bus,
             knowledge,
+            abilities,
+            runtime,
+            main: Mutex::new(None),
+            main_running: AtomicBool::new(false),
             lifecycle: Mutex::new(Tracker::new()),
             state: watch::Sender::new(Lifecycle::Created),
             tasks: TaskTracker::new(),
-            cancel: CancellationToken::new(),
+            cancel,
             membership: Mutex::new(Some(membership)),
             grace,
         }
@@ -240,6 +258,7 @@ impl AgentHandle {
         facts: BTreeMap<String, Value>,
         services: Vec<Service>,
         requires: Vec<String>,
+        main: Option<String>,
     ) {
         lock(&self.inner.lifecycle).step(Step::Start);
         self.announce(Lifecycle::Starting).await;
@@ -253,12 +272,97 @@ impl AgentHandle {
         for r in requires {
             k.require(&r);
         }
+        *lock(&self.inner.main) = main;
         let now = lock(&self.inner.lifecycle).step(Step::Started);
         // A shutdown may have begun while we were starting; then it owns the announcements.
         if now == Lifecycle::Running {
             self.announce(Lifecycle::Running).await;
             tracing::info!(agent = %self.inner.name, "running");
+            self.start_main();
         }
+    }
+
+    /// The agent's abilities.
+    pub fn abilities(&self) -> &Abilities {
+        &self.inner.abilities
+    }
+
+    /// The agent's behaviour repository: install, replace, remove, enable and disable
+    /// behaviours while the agent runs.
+    pub fn behaviours(&self) -> &Behaviours {
+        self.inner.runtime.behaviours()
+    }
+
+    /// Installs (or replaces) a behaviour; instances of the old version finish on it.
+    pub fn install_behaviour(&self, behaviour: Behaviour) -> Option<Arc<Behaviour>> {
+        self.behaviours().install(behaviour)
+    }
+
+    /// Runs one instance of a behaviour with `input` and waits for its output.
+    ///
+    /// # Errors
+    ///
+    /// The behaviour is unknown or disabled, it failed (an action, a guard, an `error` final
+    /// state), or the agent stopped while it ran.
+    pub async fn run_behaviour(
+        &self,
+        name: &str,
+        input: impl Into<Value>,
+    ) -> Result<Value, BehaviourError> {
+        self.inner.runtime.run_named(name, input.into(), 0).await
+    }
+
+    /// The main behaviour's name.
+    pub fn main_behaviour(&self) -> Option<String> {
+        lock(&self.inner.main).clone()
+    }
+
+    /// Changes the main behaviour; it takes over when the current one next ends (or at once,
+    /// if none runs).
+    pub fn set_main_behaviour(&self, name: &str) -> Result<(), BehaviourError> {
+        self.behaviours().runnable(name)?;
+        *lock(&self.inner.main) = Some(name.to_owned());
+        self.start_main();
+        Ok(())
+    }
+
+    /// Runs the main behaviour over and over, as SelfLets do, until the agent stops.
+    fn start_main(&self) {
+        if lock(&self.inner.main).is_none() || self.inner.main_running.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let agent = self.clone();
+        self.spawn_task(|cancel| async move {
+            let mut instant_ends = 0u32;
+            while let Some(name) = agent.main_behaviour() {
+                let started = tokio::time::Instant::now();
+                let result = tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    r = agent.inner.runtime.run_named(&name, Value::Null, 0) => r,
+                };
+                if let Err(e) = &result {
+                    tracing::warn!(agent = %agent.inner.name, "main behaviour: {e}");
+                }
+                // A main behaviour that ends without time passing would spin; one that fails
+                // would fail again at once. Both get a pause before the restart.
+                instant_ends = if started.elapsed().is_zero() {
+                    instant_ends + 1
+                } else {
+                    0
+                };
+                if result.is_err() || instant_ends >= 100 {
+                    instant_ends = 0;
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                } else {
+                    tokio::task::yield_now().await;
+                }
+            }
+            agent.inner.main_running.store(false, Ordering::Release);
+        });
     }
 
     async fn announce(&self, state: Lifecycle) {

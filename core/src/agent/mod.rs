@@ -63,6 +63,12 @@ pub enum AgentError {
     /// Another agent on the same network has the name.
     #[error(transparent)]
     NameTaken(#[from] NameTaken),
+    /// A behaviour, ability script or manifest file could not be loaded.
+    #[error(transparent)]
+    Load(#[from] crate::source::LoadError),
+    /// The agent's parts do not fit together (a main behaviour it does not have, ...).
+    #[error("{0}")]
+    Config(String),
     /// `spawn` was awaited outside a tokio runtime.
     #[error("agents run on a tokio runtime; spawn them from within one")]
     NoRuntime,

@@ -1,0 +1,119 @@
+//! Behaviour validation: every problem is found before anything runs, with its location.
+
+use selflet::SourceFile;
+use selflet::behaviour::Behaviour;
+
+fn problems(text: &str) -> Vec<(usize, usize, String)> {
+    let err = Behaviour::parse(SourceFile::new("b.yaml", text)).expect_err("should be refused");
+    err.problems()
+        .iter()
+        .map(|p| (p.line(), p.column(), p.message().to_owned()))
+        .collect()
+}
+
+fn has(p: &[(usize, usize, String)], line: usize, col: usize, needle: &str) {
+    assert!(
+        p.iter()
+            .any(|(l, c, m)| *l == line && *c == col && m.contains(needle)),
+        "no `{needle}` at {line}:{col} in {p:?}"
+    );
+}
+
+#[test]
+fn shipped_behaviours_validate() {
+    for f in ["home_energy", "service1", "service2", "service3"] {
+        let path = format!("{}/behaviors/{f}.yaml", env!("CARGO_MANIFEST_DIR"));
+        Behaviour::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn a_transition_to_an_unknown_state_is_located_at_its_target() {
+    let p = problems(
+        "behaviour: b\ninitial: a\nstates:\n  a: { on: { done: nowhere } }\n  z: { final: true }\n",
+    );
+    has(&p, 4, 20, "unknown state `nowhere`");
+    assert_eq!(
+        p.len(),
+        2,
+        "no cascade of errors from one bad target: {p:?}"
+    );
+}
+
+#[test]
+fn an_unknown_initial_state_is_located() {
+    let p = problems("behaviour: b\ninitial: x\nstates:\n  a: { final: true }\n");
+    has(&p, 2, 10, "initial state `x`");
+}
+
+#[test]
+fn unreachable_states_are_reported_at_their_key() {
+    let p = problems(
+        "behaviour: b\ninitial: a\nstates:\n  a: { final: true }\n  lost: { on: { done: a } }\n",
+    );
+    has(&p, 5, 3, "cannot be reached");
+}
+
+#[test]
+fn a_behaviour_without_a_final_state_is_refused() {
+    let p = problems("behaviour: b\ninitial: a\nstates:\n  a: { on: { done: a } }\n");
+    has(&p, 2, 10, "at least one final state");
+}
+
+#[test]
+fn a_state_that_cannot_be_left_is_refused() {
+    let p = problems(
+        "behaviour: b\ninitial: a\nstates:\n  a: { do: { set: { x: \"1\" } } }\n  f: { final: true }\n",
+    );
+    has(&p, 4, 3, "no transition out");
+}
+
+#[test]
+fn guards_and_expressions_that_do_not_compile_are_located() {
+    let p = problems(
+        "behaviour: b\ninitial: a\nstates:\n  a:\n    on:\n      done: { target: f, guard: \"x >\" }\n  f: { final: true, output: \"1 +* 2\" }\n",
+    );
+    has(&p, 6, 33, "`x >` does not compile");
+    has(&p, 7, 29, "does not compile");
+}
+
+#[test]
+fn duplicate_state_names_are_refused() {
+    let p =
+        problems("behaviour: b\ninitial: a\nstates:\n  a: { final: true }\n  a: { final: true }\n");
+    assert_eq!(p[0].0, 5);
+    assert!(p[0].2.to_lowercase().contains("duplicate"), "{p:?}");
+}
+
+#[test]
+fn unknown_keys_are_refused_with_what_was_expected() {
+    let p = problems("behaviour: b\ninitial: a\nstates:\n  a: { final: true, outptu: \"1\" }\n");
+    has(&p, 4, 21, "unknown field `outptu`");
+    assert!(p[0].2.contains("output"));
+}
+
+#[test]
+fn calls_to_services_not_in_requires_are_refused() {
+    let p = problems(
+        "behaviour: b\ninitial: a\nstates:\n  a: { do: { call: s9 }, on: { done: f } }\n  f: { final: true }\n",
+    );
+    has(&p, 4, 20, "not listed in `requires`");
+}
+
+#[test]
+fn bad_durations_actions_and_probabilities_are_refused() {
+    let p = problems(
+        "behaviour: b\ninitial: a\nstates:\n  a:\n    after: { soon: f }\n    do: { set: { x: \"1\" }, log: \"x\" }\n    on: { done: { target: f, probability: 1.5 } }\n  f: { final: true }\n",
+    );
+    has(&p, 5, 14, "not a duration");
+    has(&p, 4, 3, "exactly one of");
+    has(&p, 7, 43, "between 0 and 1");
+}
+
+#[test]
+fn assigning_reserved_variables_is_refused() {
+    let p = problems(
+        "behaviour: b\ninitial: a\nstates:\n  a: { entry: { set: { input: \"1\" } }, on: { done: f } }\n  f: { final: true }\n",
+    );
+    has(&p, 4, 24, "set by the interpreter");
+}
