@@ -126,7 +126,20 @@ async fn an_agent_built_from_a_manifest_has_its_services_facts_and_attributes() 
         "name: kitchen\nservices:\n  report: { modes: [can_do] }\nrequires: [capacity]\nattributes: { room: kitchen }\nfacts: { threshold: 3 }\n",
     )
     .unwrap();
-    let agent = Agent::from_manifest(&m).spawn().await.unwrap();
+    let report = selflet::behaviour::Behaviour::parse(SourceFile::new(
+        "report.yaml",
+        "behaviour: report\ninitial: done\nstates:\n  done: { final: true, output: \"42\" }\n",
+    ))
+    .unwrap();
+    let agent = Agent::from_manifest(&m)
+        .behaviour(report)
+        .spawn()
+        .await
+        .unwrap();
+    assert_eq!(
+        agent.run_behaviour("report", ()).await.unwrap(),
+        Value::Int(42)
+    );
     let k = agent.knowledge();
     assert_eq!(k.service("report").unwrap().modes, OfferModes::CAN_DO);
     assert_eq!(k.requires(), ["capacity"]);

@@ -31,6 +31,9 @@ pub(crate) struct AgentInner {
     runtime: Runtime,
     main: Mutex<Option<String>>,
     main_running: AtomicBool,
+    // The main behaviour never ends by itself, so shutdown stops it at once instead of
+    // granting it the grace period that in-flight requests get.
+    stop_main: CancellationToken,
     lifecycle: Mutex<Tracker>,
     state: watch::Sender<Lifecycle>,
     tasks: TaskTracker,
@@ -63,6 +66,7 @@ impl AgentInner {
             runtime,
             main: Mutex::new(None),
             main_running: AtomicBool::new(false),
+            stop_main: CancellationToken::new(),
             lifecycle: Mutex::new(Tracker::new()),
             state: watch::Sender::new(Lifecycle::Created),
             tasks: TaskTracker::new(),
@@ -202,6 +206,7 @@ impl AgentHandle {
         }
         let inner = &self.inner;
         self.announce(Lifecycle::Stopping).await;
+        inner.stop_main.cancel();
         inner.tasks.close();
         if tokio::time::timeout(inner.grace, inner.tasks.wait())
             .await
@@ -333,7 +338,10 @@ impl AgentHandle {
             return;
         }
         let agent = self.clone();
-        self.spawn_task(|cancel| async move {
+        let stop = self.inner.stop_main.clone();
+        // Shutdown cancels `stop` before anything else, so the agent-wide token is not needed.
+        self.spawn_task(|_| async move {
+            let cancel = stop;
             let mut instant_ends = 0u32;
             while let Some(name) = agent.main_behaviour() {
                 let started = tokio::time::Instant::now();
