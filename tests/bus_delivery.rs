@@ -217,3 +217,30 @@ async fn fan_out_to_eight_subscribers_delivers_every_event_to_each() {
     }
     assert_eq!(bus.topic_stats("t").unwrap().delivered, 8000);
 }
+
+#[tokio::test]
+async fn one_subscription_with_several_patterns_receives_each_event_once_and_can_change() {
+    let bus = Bus::new("a");
+    let options = SubscribeOptions {
+        capacity: 16,
+        overflow: Overflow::Wait,
+    };
+    let mut sub = bus
+        .subscribe_many(vec![pat("a.*"), pat("a.b"), pat("c")], options)
+        .unwrap();
+    for t in ["a.b", "a.c", "c", "d"] {
+        bus.publish(t, t).await.unwrap();
+    }
+    let mut got = Vec::new();
+    while let Ok(ev) = sub.try_recv() {
+        got.push(ev.topic().to_owned());
+    }
+    assert_eq!(got, ["a.b", "a.c", "c"]);
+    sub.set_patterns(vec![pat("d")]);
+    assert_eq!(sub.patterns(), [pat("d")]);
+    for t in ["a.b", "c", "d"] {
+        bus.publish(t, t).await.unwrap();
+    }
+    assert_eq!(sub.recv().await.unwrap().topic(), "d");
+    assert!(sub.try_recv().is_err());
+}

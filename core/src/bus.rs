@@ -276,8 +276,14 @@ fn count_dropped(ev: &Event) {
 }
 
 struct SubEntry {
-    pattern: Pattern,
+    patterns: Vec<Pattern>,
     sub: Subscriber,
+}
+
+impl SubEntry {
+    fn matches(&self, topic: &str) -> bool {
+        self.patterns.iter().any(|p| p.matches(topic))
+    }
 }
 
 type TopicMap = HashMap<Box<str>, Topic, foldhash::fast::RandomState>;
@@ -335,6 +341,17 @@ impl Bus {
         pattern: Pattern,
         options: SubscribeOptions,
     ) -> Result<Subscription, SubscribeClosed> {
+        self.subscribe_many(vec![pattern], options)
+    }
+
+    /// One subscription (one queue) for every topic any of `patterns` matches; an event
+    /// matched by several of them is received once. The patterns can be changed later with
+    /// [`Subscription::set_patterns`].
+    pub fn subscribe_many(
+        &self,
+        patterns: Vec<Pattern>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeClosed> {
         let (tx, rx) = async_channel::bounded(options.capacity.max(1));
         let sub = Subscriber {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
@@ -349,15 +366,15 @@ impl Bus {
                 return Err(SubscribeClosed);
             }
             subs.push(SubEntry {
-                pattern: pattern.clone(),
+                patterns: patterns.clone(),
                 sub,
             });
-            self.rebuild(&subs, &pattern);
+            rebuild(&subs, &read(&self.inner.topics), &patterns);
         }
         Ok(Subscription {
             id,
             rx,
-            pattern,
+            patterns: Mutex::new(patterns),
             bus: Arc::downgrade(&self.inner),
         })
     }
@@ -420,7 +437,7 @@ impl Bus {
         }
         let list: Arc<[Subscriber]> = subs
             .iter()
-            .filter(|e| e.pattern.matches(name))
+            .filter(|e| e.matches(name))
             .map(|e| e.sub.clone())
             .collect();
         let t = Topic(Arc::new(TopicInner {
@@ -433,11 +450,6 @@ impl Bus {
         }));
         topics.insert(name.into(), t.clone());
         t
-    }
-
-    /// Recomputes the subscriber lists of the known topics a pattern matches.
-    fn rebuild(&self, subs: &[SubEntry], pattern: &Pattern) {
-        rebuild(subs, &read(&self.inner.topics), pattern);
     }
 }
 
@@ -510,12 +522,13 @@ impl Publisher {
     }
 }
 
-fn rebuild(subs: &[SubEntry], topics: &TopicMap, pattern: &Pattern) {
+/// Recomputes the subscriber lists of the known topics any of `affected` matches.
+fn rebuild(subs: &[SubEntry], topics: &TopicMap, affected: &[Pattern]) {
     for (name, t) in topics.iter() {
-        if pattern.matches(name) {
+        if affected.iter().any(|p| p.matches(name)) {
             let list: Arc<[Subscriber]> = subs
                 .iter()
-                .filter(|e| e.pattern.matches(name))
+                .filter(|e| e.matches(name))
                 .map(|e| e.sub.clone())
                 .collect();
             *write(&t.0.subscribers) = list;
@@ -539,14 +552,14 @@ impl Topic {
 pub struct Subscription {
     id: u64,
     rx: Receiver<Event>,
-    pattern: Pattern,
+    patterns: Mutex<Vec<Pattern>>,
     bus: Weak<BusInner>,
 }
 
 impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
-            .field("pattern", &self.pattern)
+            .field("patterns", &*lock(&self.patterns))
             .field("queued", &self.rx.len())
             .finish()
     }
@@ -579,9 +592,25 @@ impl Subscription {
         self.rx.is_empty()
     }
 
-    /// The pattern this subscription was made with.
-    pub fn pattern(&self) -> &Pattern {
-        &self.pattern
+    /// The patterns this subscription receives.
+    pub fn patterns(&self) -> Vec<Pattern> {
+        lock(&self.patterns).clone()
+    }
+
+    /// Changes what this subscription receives, keeping its queue: events already queued
+    /// stay, and from now on the new patterns apply.
+    pub fn set_patterns(&self, patterns: Vec<Pattern>) {
+        let Some(bus) = self.bus.upgrade() else {
+            return;
+        };
+        let mut subs = lock(&bus.subs);
+        let Some(entry) = subs.iter_mut().find(|e| e.sub.id == self.id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut entry.patterns, patterns.clone());
+        let affected: Vec<Pattern> = old.into_iter().chain(patterns.iter().cloned()).collect();
+        rebuild(&subs, &read(&bus.topics), &affected);
+        *lock(&self.patterns) = patterns;
     }
 }
 
@@ -592,7 +621,7 @@ impl Drop for Subscription {
             if let Some(i) = subs.iter().position(|e| e.sub.id == self.id) {
                 let gone = subs.swap_remove(i);
                 gone.sub.tx.close();
-                rebuild(&subs, &read(&bus.topics), &gone.pattern);
+                rebuild(&subs, &read(&bus.topics), &gone.patterns);
             }
         }
         self.rx.close();

@@ -192,7 +192,7 @@ struct Instance<'a> {
     id: u64,
     depth: u32,
     scope: Scope<'static>,
-    subs: Vec<Subscription>,
+    events: Option<Subscription>,
 }
 
 enum Trigger {
@@ -218,7 +218,7 @@ impl<'a> Instance<'a> {
             id,
             depth,
             scope,
-            subs: Vec::new(),
+            events: None,
         }
     }
 
@@ -234,21 +234,14 @@ impl<'a> Instance<'a> {
                 capacity: 64,
                 overflow: Overflow::DropOldest,
             };
-            for p in &self.b.topics {
-                let sub = self
-                    .rt
-                    .0
-                    .bus
-                    .subscribe_with(p.clone(), options)
-                    .map_err(|_| {
-                        self.fail(
-                            self.b.initial,
-                            ErrorKind::Cancelled,
-                            "the agent is stopping",
-                        )
-                    })?;
-                self.subs.push(sub);
-            }
+            let sub = self.rt.0.bus.subscribe_many(self.b.topics.clone(), options);
+            self.events = Some(sub.map_err(|_| {
+                self.fail(
+                    self.b.initial,
+                    ErrorKind::Cancelled,
+                    "the agent is stopping",
+                )
+            })?);
         }
         let mut state = self.b.initial;
         self.enter(state).await?;
@@ -311,7 +304,7 @@ impl<'a> Instance<'a> {
                     .enumerate()
                     .filter_map(|(i, t)| t.map(|t| (i, t)))
                     .min_by_key(|(_, t)| *t);
-                let subs = &mut self.subs;
+                let events = &mut self.events;
                 tokio::select! {
                     r = async { activity.as_mut().expect("guarded").await }, if activity.is_some() => {
                         activity = None;
@@ -320,7 +313,7 @@ impl<'a> Instance<'a> {
                             Err(e) => Trigger::Failed(e),
                         }
                     }
-                    ev = recv_any(subs), if !st.on_event.is_empty() => match ev {
+                    ev = recv(events), if !st.on_event.is_empty() => match ev {
                         Some((topic, payload)) => Trigger::Event(topic, payload),
                         None => return Err(self.fail(state, ErrorKind::Cancelled, "the agent is stopping")),
                     },
@@ -559,32 +552,9 @@ impl<'a> Instance<'a> {
     }
 }
 
-async fn recv_any(subs: &mut [Subscription]) -> Option<(String, Value)> {
-    if let [one] = subs {
-        let ev = one.recv().await?;
-        return Some((ev.topic().to_owned(), ev.payload().clone()));
-    }
-    let futs = subs.iter_mut().map(|s| Box::pin(s.recv()));
-    let (ev, _, _) = select_all(futs).await;
-    let ev = ev?;
+async fn recv(events: &mut Option<Subscription>) -> Option<(String, Value)> {
+    let ev = events.as_mut()?.recv().await?;
     Some((ev.topic().to_owned(), ev.payload().clone()))
-}
-
-/// The first of several futures to finish (what `futures::select_all` does), kept here to
-/// avoid a dependency for one function.
-async fn select_all<F: Future + Unpin>(
-    mut futs: impl Iterator<Item = F>,
-) -> (F::Output, usize, ()) {
-    let mut list: Vec<F> = futs.by_ref().collect();
-    std::future::poll_fn(move |cx| {
-        for (i, f) in list.iter_mut().enumerate() {
-            if let std::task::Poll::Ready(v) = Pin::new(f).poll(cx) {
-                return std::task::Poll::Ready((v, i, ()));
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
 }
 
 async fn sleep_until(t: Option<Instant>) {
