@@ -50,7 +50,7 @@ async fn bus(subscribers: usize) {
     };
     let mut readers = Vec::new();
     for _ in 0..subscribers {
-        let mut sub = bus
+        let sub = bus
             .subscribe_with(Pattern::parse("bench.event").expect("valid"), options)
             .expect("open bus");
         readers.push(tokio::spawn(async move {

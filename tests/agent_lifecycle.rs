@@ -18,7 +18,7 @@ async fn an_agent_goes_through_its_lifecycle_and_announces_it() {
     assert_eq!(agent.lifecycle(), Lifecycle::Running);
     assert_eq!(agent.goal(), Some("test"));
     assert_eq!(agent.fact("x"), Some(Value::Int(1)));
-    let mut announcements = agent.subscribe(LIFECYCLE).unwrap();
+    let announcements = agent.subscribe(LIFECYCLE).unwrap();
     let mut changes = agent.lifecycle_changes();
     agent.shutdown().await;
     assert_eq!(agent.lifecycle(), Lifecycle::Stopped);

@@ -126,9 +126,9 @@ async fn an_instance_that_can_no_longer_move_ends_with_an_error() {
 #[tokio::test(start_paused = true)]
 async fn publish_actions_and_state_events_reach_the_bus() {
     let a = agent_with(&["behaviour: b\ninitial: s\nstates:\n  s:\n    entry: { publish: my.topic, payload: { v: \"input * 2\" } }\n    on: { done: f }\n  f: { final: true }\n"]).await;
-    let mut mine = a.subscribe("my.topic").unwrap();
-    let mut states = a.subscribe("behaviour.state").unwrap();
-    let mut transitions = a.subscribe("behaviour.transition").unwrap();
+    let mine = a.subscribe("my.topic").unwrap();
+    let states = a.subscribe("behaviour.state").unwrap();
+    let transitions = a.subscribe("behaviour.transition").unwrap();
     a.run_behaviour("b", 21).await.unwrap();
     assert_eq!(
         mine.recv().await.unwrap().payload().get("v"),
@@ -257,7 +257,7 @@ async fn the_main_behaviour_restarts_whenever_it_ends() {
         .spawn()
         .await
         .unwrap();
-    let mut ticks = a.subscribe("tick").unwrap();
+    let ticks = a.subscribe("tick").unwrap();
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let mut n = 0;
     while ticks.try_recv().is_ok() {

@@ -16,7 +16,7 @@ fn opts(capacity: usize, overflow: Overflow) -> SubscribeOptions {
 #[tokio::test]
 async fn one_publisher_to_one_subscriber_keeps_order_and_loses_nothing() {
     let bus = Bus::new("a");
-    let mut sub = bus
+    let sub = bus
         .subscribe_with(pat("seq"), opts(16, Overflow::Wait))
         .unwrap();
     let publisher = {
@@ -79,7 +79,7 @@ async fn exact_prefix_and_catch_all_subscriptions_see_what_they_match() {
 async fn a_subscription_made_after_a_topic_exists_still_receives_it() {
     let bus = Bus::new("a");
     bus.publish("late.topic", 1).await.unwrap();
-    let mut sub = bus.subscribe(pat("late.*")).unwrap();
+    let sub = bus.subscribe(pat("late.*")).unwrap();
     bus.publish("late.topic", 2).await.unwrap();
     assert_eq!(sub.recv().await.unwrap().payload(), &Value::Int(2));
 }
@@ -87,7 +87,7 @@ async fn a_subscription_made_after_a_topic_exists_still_receives_it() {
 #[tokio::test(start_paused = true)]
 async fn wait_overflow_back_pressures_the_publisher_and_loses_nothing() {
     let bus = Bus::new("a");
-    let mut sub = bus
+    let sub = bus
         .subscribe_with(pat("t"), opts(2, Overflow::Wait))
         .unwrap();
     bus.publish("t", 0).await.unwrap();
@@ -116,10 +116,10 @@ async fn wait_overflow_back_pressures_the_publisher_and_loses_nothing() {
 #[tokio::test]
 async fn drop_oldest_never_blocks_keeps_the_newest_and_counts_drops() {
     let bus = Bus::new("a");
-    let mut slow = bus
+    let slow = bus
         .subscribe_with(pat("t"), opts(2, Overflow::DropOldest))
         .unwrap();
-    let mut other = bus
+    let other = bus
         .subscribe_with(pat("u"), opts(8, Overflow::Wait))
         .unwrap();
     for i in 0..5 {
@@ -156,7 +156,7 @@ async fn evictions_are_counted_against_the_evicted_events_topic() {
 async fn a_dropped_subscription_counts_its_queue_as_dropped_and_receives_no_more() {
     let bus = Bus::new("a");
     let sub = bus.subscribe(pat("t")).unwrap();
-    let mut keep = bus.subscribe(pat("t")).unwrap();
+    let keep = bus.subscribe(pat("t")).unwrap();
     bus.publish("t", 1).await.unwrap();
     bus.publish("t", 2).await.unwrap();
     drop(sub);
@@ -177,7 +177,7 @@ async fn a_dropped_subscription_counts_its_queue_as_dropped_and_receives_no_more
 #[tokio::test]
 async fn a_closed_bus_hands_the_payload_back_and_subscribers_drain_then_end() {
     let bus = Bus::new("a");
-    let mut sub = bus.subscribe(pat("t")).unwrap();
+    let sub = bus.subscribe(pat("t")).unwrap();
     bus.publish("t", 1).await.unwrap();
     bus.close();
     bus.close();
@@ -198,7 +198,7 @@ async fn fan_out_to_eight_subscribers_delivers_every_event_to_each() {
         .collect();
     let readers: Vec<_> = subs
         .into_iter()
-        .map(|mut s| {
+        .map(|s| {
             tokio::spawn(async move {
                 let mut sum = 0;
                 while let Some(ev) = s.recv().await {
@@ -225,7 +225,7 @@ async fn one_subscription_with_several_patterns_receives_each_event_once_and_can
         capacity: 16,
         overflow: Overflow::Wait,
     };
-    let mut sub = bus
+    let sub = bus
         .subscribe_many(vec![pat("a.*"), pat("a.b"), pat("c")], options)
         .unwrap();
     for t in ["a.b", "a.c", "c", "d"] {

@@ -57,50 +57,105 @@ fn check_fails_on_a_missing_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read no/such/file.yaml"));
 }
 
-#[test]
-fn run_starts_a_shipped_manifest_logs_and_stops_cleanly_on_sigint() {
-    let mut child = Command::new(BIN)
-        .args(["run", "examples/home/kitchen.yaml"])
-        .current_dir(ROOT)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
+/// A `selflet run` process whose log (stderr) is read line by line.
+struct Running {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(ROOT)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Running {
+            child,
+            lines,
+            log: Vec::new(),
         }
-    });
-    let mut log = Vec::new();
-    let wait_for = |needle: &str, log: &mut Vec<String>| {
-        while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+    }
+
+    /// Reads the log until a line contains `needle` (30 s at most).
+    fn wait_for(&mut self, needle: &str) {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(30)) {
             let hit = line.contains(needle);
-            log.push(line);
+            self.log.push(line);
             if hit {
                 return;
             }
         }
-        panic!("`{needle}` never appeared in the log:\n{}", log.join("\n"));
-    };
-    wait_for("press Ctrl-C to stop", &mut log);
-    assert!(
-        log.iter()
-            .any(|l| l.contains("running") && l.contains("kitchen")),
-        "{}",
-        log.join("\n")
+        let _ = self.child.kill();
+        panic!(
+            "`{needle}` never appeared in the log:\n{}",
+            self.log.join("\n")
+        );
+    }
+
+    /// Sends SIGINT and expects a clean exit.
+    fn interrupt(mut self) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        assert!(killed.success());
+        self.wait_for("stopped");
+        let status = wait_with_deadline(&mut self.child, Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "exit status {status}\n{}",
+            self.log.join("\n")
+        );
+    }
+}
+
+#[test]
+fn run_starts_a_shipped_manifest_logs_and_stops_cleanly_on_sigint() {
+    let mut run = Running::start(&["run", "examples/home/kitchen.yaml"]);
+    run.wait_for("press Ctrl-C to stop");
+    let started = run
+        .log
+        .iter()
+        .any(|l| l.contains("running") && l.contains("kitchen"));
+    assert!(started, "{}", run.log.join("\n"));
+    run.interrupt();
+}
+
+#[test]
+fn run_watch_reloads_a_changed_policy_and_keeps_the_old_one_when_the_new_one_is_broken() {
+    let policy = temp_file(
+        "watched.rhai",
+        "rule(\"a\").on(\"tick\").then(|ev| log(1));\n",
     );
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    wait_for("stopped", &mut log);
-    let status = wait_with_deadline(&mut child, Duration::from_secs(30));
-    assert!(status.success(), "exit status {status}\n{}", log.join("\n"));
+    let manifest = temp_file("watched.yaml", "name: watcher\npolicies: [watched.rhai]\n");
+    let mut run = Running::start(&["run", "--watch", manifest.to_str().unwrap()]);
+    run.wait_for("press Ctrl-C to stop");
+    // Modification times can be coarse: make sure the new one differs.
+    std::thread::sleep(Duration::from_millis(1100));
+    let two_rules = "rule(\"a\").on(\"tick\").then(|ev| log(2));\nrule(\"b\").on(\"tock\").then(|ev| log(3));\n";
+    std::fs::write(&policy, two_rules).unwrap();
+    run.wait_for("policy reloaded");
+    assert!(
+        run.log.last().unwrap().contains("rules=2"),
+        "{}",
+        run.log.join("\n")
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&policy, "rule(\"a\").on(\"tick\").then(|ev| log(2);\n").unwrap();
+    run.wait_for("policy not reloaded");
+    run.wait_for("watched.rhai:1:");
+    run.interrupt();
 }
 
 fn wait_with_deadline(

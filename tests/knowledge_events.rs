@@ -9,7 +9,7 @@ use selflet::{Knowledge, Value};
 #[tokio::test]
 async fn setting_and_removing_facts_publishes_changes_with_old_and_new_values() {
     let bus = Bus::new("a");
-    let mut events = bus
+    let events = bus
         .subscribe(Pattern::parse("knowledge.fact.*").unwrap())
         .unwrap();
     let k = Knowledge::new(bus.clone());
@@ -39,7 +39,7 @@ async fn setting_and_removing_facts_publishes_changes_with_old_and_new_values() 
 #[tokio::test]
 async fn services_can_be_offered_reconfigured_and_withdrawn_with_events() {
     let bus = Bus::new("a");
-    let mut events = bus
+    let events = bus
         .subscribe(Pattern::parse(SERVICE_CHANGED).unwrap())
         .unwrap();
     let k = Knowledge::new(bus);

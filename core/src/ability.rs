@@ -248,7 +248,10 @@ impl Abilities {
             message,
         };
         let result = script::with_budget(self.inner.limits.budget, || {
-            self.inner.engine.call_fn::<Dynamic>(
+            // Only the function runs: not the file's top-level statements again.
+            let options = rhai::CallFnOptions::new().eval_ast(false);
+            self.inner.engine.call_fn_with_options::<Dynamic>(
+                options,
                 &mut Scope::new(),
                 &script.ast,
                 function,

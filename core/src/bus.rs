@@ -569,14 +569,14 @@ impl Subscription {
     /// The next event; `None` once the bus is closed and the queue is empty.
     ///
     /// Cancel-safe: if the future is dropped before it completes, no event is lost.
-    pub async fn recv(&mut self) -> Option<Event> {
+    pub async fn recv(&self) -> Option<Event> {
         let ev = self.rx.recv().await.ok()?;
         ev.0.topic.0.delivered.fetch_add(1, Ordering::Relaxed);
         Some(ev)
     }
 
     /// The next event if one is queued, without waiting.
-    pub fn try_recv(&mut self) -> Result<Event, TryRecvError> {
+    pub fn try_recv(&self) -> Result<Event, TryRecvError> {
         let ev = self.rx.try_recv()?;
         ev.0.topic.0.delivered.fetch_add(1, Ordering::Relaxed);
         Ok(ev)

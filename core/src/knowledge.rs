@@ -331,6 +331,8 @@ struct Inner {
     attributes: RwLock<BTreeMap<String, Value>>,
     services: RwLock<BTreeMap<String, Service>>,
     requires: RwLock<Vec<String>>,
+    ask_modes: RwLock<BTreeMap<String, Vec<OfferMode>>>,
+    silenced: RwLock<std::collections::BTreeSet<String>>,
     providers: ProviderDirectory,
 }
 
@@ -353,6 +355,8 @@ impl Knowledge {
                 attributes: RwLock::default(),
                 services: RwLock::default(),
                 requires: RwLock::default(),
+                ask_modes: RwLock::default(),
+                silenced: RwLock::default(),
                 providers: ProviderDirectory::default(),
             }),
         }
@@ -480,6 +484,35 @@ impl Knowledge {
         let mut r = write(&self.inner.requires);
         if !r.iter().any(|s| s == service) {
             r.push(service.to_owned());
+        }
+    }
+
+    /// How the agent asks for a service by default, in order of preference (`can_do` unless
+    /// set otherwise).
+    pub fn ask_modes(&self, service: &str) -> Vec<OfferMode> {
+        read(&self.inner.ask_modes)
+            .get(service)
+            .cloned()
+            .unwrap_or_else(|| vec![OfferMode::CanDo])
+    }
+
+    /// Changes how the agent asks for a service by default.
+    pub fn set_ask_modes(&self, service: &str, modes: Vec<OfferMode>) {
+        write(&self.inner.ask_modes).insert(service.to_owned(), modes);
+    }
+
+    /// Whether the agent talks to a neighbour (every agent is enabled until disabled).
+    pub fn neighbour_enabled(&self, agent: &str) -> bool {
+        !read(&self.inner.silenced).contains(agent)
+    }
+
+    /// Enables or disables interaction with a neighbour.
+    pub fn set_neighbour_enabled(&self, agent: &str, enabled: bool) {
+        let mut s = write(&self.inner.silenced);
+        if enabled {
+            s.remove(agent);
+        } else {
+            s.insert(agent.to_owned());
         }
     }
 

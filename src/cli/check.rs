@@ -4,12 +4,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use selflet::behaviour::Behaviour;
+use selflet::policy::Policies;
 use selflet::{LoadError, Manifest, SourceFile};
 
-/// What a file is, from its content: a YAML file with a top-level `behaviour:` key is a
-/// behaviour, any other YAML file a manifest.
+/// What a file is: `.rhai` files are policies; a YAML file with a top-level `behaviour:` key
+/// is a behaviour, any other YAML file a manifest.
 fn check_one(file: &PathBuf) -> Result<String, LoadError> {
     let source = SourceFile::read(file)?;
+    if file.extension().is_some_and(|e| e == "rhai") {
+        let warnings = Policies::check(&source)?;
+        for w in &warnings {
+            eprintln!("{w}");
+        }
+        return Ok(format!("policy, {} warning(s)", warnings.len()));
+    }
     let is_behaviour = source.text().lines().any(|l| l.starts_with("behaviour:"));
     if is_behaviour {
         let b = Behaviour::parse(source)?;

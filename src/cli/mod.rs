@@ -23,9 +23,13 @@ enum Command {
         /// Agent manifests (YAML).
         #[arg(required = true)]
         manifests: Vec<PathBuf>,
+        /// Reload a manifest's policy files when they change (a file that does not compile
+        /// leaves the running version in place).
+        #[arg(long)]
+        watch: bool,
     },
-    /// Validate manifests and behaviours; print every problem as file:line:col and exit
-    /// non-zero if any.
+    /// Validate manifests, behaviours (YAML) and policies (.rhai); print every problem as
+    /// file:line:col and exit non-zero if any.
     Check {
         /// Files to check.
         #[arg(required = true)]
@@ -48,7 +52,7 @@ pub(crate) fn main(cli: Cli) -> ExitCode {
     }));
     match cli.command {
         Command::Check { files } => check::check(&files),
-        Command::Run { manifests } => run::run(&manifests),
+        Command::Run { manifests, watch } => run::run(&manifests, watch),
         Command::Graph { behaviour, dot } => {
             match selflet::behaviour::Behaviour::load(&behaviour) {
                 Ok(b) => {
@@ -70,7 +74,7 @@ pub(crate) fn main(cli: Cli) -> ExitCode {
 }
 
 /// Prints every problem of a file that failed to load, each with its source excerpt.
-fn report(err: selflet::LoadError) {
+pub(crate) fn report(err: selflet::LoadError) {
     match err {
         selflet::LoadError::Invalid(problems) => {
             for p in problems {

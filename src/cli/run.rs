@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use selflet::{Agent, Manifest, Network};
+use std::time::{Duration, SystemTime};
 
-pub(super) fn run(paths: &[PathBuf]) -> ExitCode {
+use selflet::{Agent, AgentHandle, Manifest, Network, SourceFile};
+
+pub(super) fn run(paths: &[PathBuf], watch: bool) -> ExitCode {
     // Every manifest is validated before anything starts: a bad one starts nothing.
     let mut manifests = Vec::new();
     let mut bad = false;
@@ -43,6 +45,14 @@ pub(super) fn run(paths: &[PathBuf]) -> ExitCode {
                 }
             }
         }
+        if watch {
+            let watched: Vec<_> = agents
+                .iter()
+                .zip(&manifests)
+                .flat_map(|(a, m)| m.policies.iter().map(move |p| (a.clone(), p.clone())))
+                .collect();
+            tokio::spawn(watch_policies(watched));
+        }
         tracing::info!(agents = agents.len(), "running; press Ctrl-C to stop");
         if let Err(e) = tokio::signal::ctrl_c().await {
             eprintln!("error: cannot listen for Ctrl-C: {e}");
@@ -53,4 +63,32 @@ pub(super) fn run(paths: &[PathBuf]) -> ExitCode {
         }
         ExitCode::SUCCESS
     })
+}
+
+/// Polls policy files once a second and reloads the ones that changed. Polling, not file
+/// system notifications: it works the same everywhere, and a second is quick enough for a
+/// person editing a file.
+async fn watch_policies(files: Vec<(AgentHandle, PathBuf)>) {
+    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen: Vec<Option<SystemTime>> = files.iter().map(|(_, p)| modified(p)).collect();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        for ((agent, path), last) in files.iter().zip(seen.iter_mut()) {
+            let now = modified(path);
+            if now == *last {
+                continue;
+            }
+            *last = now;
+            match SourceFile::read(path).and_then(|s| agent.load_policy(s)) {
+                Ok(rules) => {
+                    tracing::info!(agent = %agent.name(), file = %path.display(), rules = rules.len(), "policy reloaded")
+                }
+                Err(e) => {
+                    tracing::warn!(agent = %agent.name(), file = %path.display(), "policy not reloaded; the running version stays");
+                    super::report(e);
+                }
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ use crate::behaviour::{Behaviour, Behaviours, Runtime};
 use crate::bus::Bus;
 use crate::knowledge::{Knowledge, Service};
 use crate::manifest::{Manifest, is_valid_name};
+use crate::policy::Policies;
 use crate::script::{self, Limits};
 use crate::source::SourceFile;
 use crate::transport::Network;
@@ -43,6 +44,8 @@ pub struct AgentBuilder {
     script_files: Vec<std::path::PathBuf>,
     abilities: Abilities,
     limits: Limits,
+    policies: Vec<SourceFile>,
+    policy_files: Vec<std::path::PathBuf>,
 }
 
 impl AgentBuilder {
@@ -63,6 +66,8 @@ impl AgentBuilder {
             script_files: Vec::new(),
             abilities: Abilities::default(),
             limits: Limits::default(),
+            policies: Vec::new(),
+            policy_files: Vec::new(),
         }
     }
 
@@ -76,6 +81,7 @@ impl AgentBuilder {
         b.main.clone_from(&m.main);
         b.behaviour_files.clone_from(&m.behaviours);
         b.script_files.clone_from(&m.abilities);
+        b.policy_files.clone_from(&m.policies);
         b
     }
 
@@ -115,6 +121,12 @@ impl AgentBuilder {
     /// Adds a file of scripted abilities (Rhai functions of one argument).
     pub fn ability_script(mut self, script: SourceFile) -> Self {
         self.scripts.push(script);
+        self
+    }
+
+    /// Adds a policy file (Rhai rules).
+    pub fn policy(mut self, source: SourceFile) -> Self {
+        self.policies.push(source);
         self
     }
 
@@ -218,13 +230,27 @@ impl AgentBuilder {
         for (k, v) in self.attributes {
             knowledge.set_attribute(&k, v);
         }
+        let policies = Policies::new(
+            knowledge.clone(),
+            bus.clone(),
+            behaviours.clone(),
+            self.limits,
+        )
+        .ok_or_else(|| AgentError::Config("the agent's bus closed while it was built".into()))?;
+        let mut sources = self.policies;
+        for f in &self.policy_files {
+            sources.push(SourceFile::read(f)?);
+        }
+        for s in sources {
+            policies.load(s)?;
+        }
         let cancel = tokio_util::sync::CancellationToken::new();
         let runtime = Runtime::new(
             &self.name,
             bus.clone(),
             knowledge.clone(),
             abilities.clone(),
-            behaviours,
+            behaviours.clone(),
             script::shared(&self.limits),
             cancel.clone(),
         );
@@ -235,6 +261,7 @@ impl AgentBuilder {
             knowledge,
             abilities,
             runtime,
+            policies,
             cancel,
             membership,
             self.grace,

@@ -18,6 +18,7 @@ use crate::agent::lifecycle::{Lifecycle, Step, Tracker};
 use crate::behaviour::{Behaviour, BehaviourError, Behaviours, Runtime};
 use crate::bus::{Bus, Closed, Pattern, PatternError, SubscribeOptions, Subscription};
 use crate::knowledge::{Knowledge, Service};
+use crate::policy::Policies;
 use crate::sync::lock;
 use crate::transport::Membership;
 use crate::value::Value;
@@ -29,11 +30,13 @@ pub(crate) struct AgentInner {
     knowledge: Knowledge,
     abilities: Abilities,
     runtime: Runtime,
+    pub(crate) policies: Policies,
     main: Mutex<Option<String>>,
     main_running: AtomicBool,
-    // The main behaviour never ends by itself, so shutdown stops it at once instead of
-    // granting it the grace period that in-flight requests get.
-    stop_main: CancellationToken,
+    // The agent's own loops (main behaviour, policies, predictors) never end by themselves, so
+    // shutdown stops them at once instead of granting them the grace period that in-flight
+    // requests get.
+    stop_loops: CancellationToken,
     lifecycle: Mutex<Tracker>,
     state: watch::Sender<Lifecycle>,
     tasks: TaskTracker,
@@ -53,6 +56,7 @@ impl AgentInner {
         knowledge: Knowledge,
         abilities: Abilities,
         runtime: Runtime,
+        policies: Policies,
         cancel: CancellationToken,
         membership: Membership,
         grace: Duration,
@@ -64,9 +68,10 @@ impl AgentInner {
             knowledge,
             abilities,
             runtime,
+            policies,
             main: Mutex::new(None),
             main_running: AtomicBool::new(false),
-            stop_main: CancellationToken::new(),
+            stop_loops: CancellationToken::new(),
             lifecycle: Mutex::new(Tracker::new()),
             state: watch::Sender::new(Lifecycle::Created),
             tasks: TaskTracker::new(),
@@ -109,6 +114,15 @@ pub enum SubscribeError {
 impl AgentHandle {
     pub(crate) fn from_inner(inner: Arc<AgentInner>) -> AgentHandle {
         AgentHandle { inner }
+    }
+
+    pub(crate) fn inner(&self) -> &AgentInner {
+        &self.inner
+    }
+
+    /// Cancelled when shutdown begins: the signal for the agent's own endless loops.
+    pub(crate) fn loops_token(&self) -> CancellationToken {
+        self.inner.stop_loops.clone()
     }
 
     /// The agent's name.
@@ -206,7 +220,7 @@ impl AgentHandle {
         }
         let inner = &self.inner;
         self.announce(Lifecycle::Stopping).await;
-        inner.stop_main.cancel();
+        inner.stop_loops.cancel();
         inner.tasks.close();
         if tokio::time::timeout(inner.grace, inner.tasks.wait())
             .await
@@ -283,6 +297,7 @@ impl AgentHandle {
         if now == Lifecycle::Running {
             self.announce(Lifecycle::Running).await;
             tracing::info!(agent = %self.inner.name, "running");
+            self.start_policies();
             self.start_main();
         }
     }
@@ -338,7 +353,7 @@ impl AgentHandle {
             return;
         }
         let agent = self.clone();
-        let stop = self.inner.stop_main.clone();
+        let stop = self.inner.stop_loops.clone();
         // Shutdown cancels `stop` before anything else, so the agent-wide token is not needed.
         self.spawn_task(|_| async move {
             let cancel = stop;

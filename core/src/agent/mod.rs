@@ -24,6 +24,7 @@
 mod builder;
 mod handle;
 mod lifecycle;
+mod policy;
 
 pub use builder::{AgentBuilder, DEFAULT_SHUTDOWN_GRACE};
 pub use handle::{AgentHandle, CancellationToken, SubscribeError};

@@ -1,0 +1,160 @@
+//! The SelfLet action list: what a policy can do to its agent.
+//!
+//! Rules do not change the agent while they run: each action function queues an [`Action`],
+//! and the agent applies a rule's actions, in order, after the rule returned without error.
+//! A rule that fails therefore changes nothing.
+
+use crate::knowledge::{OfferMode, OfferModes, Service};
+use crate::value::Value;
+
+/// A change to a behaviour, from the "modify a behaviour" action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BehaviourChange {
+    /// Add or replace a state (its YAML as a value).
+    AddState {
+        /// The state's name.
+        name: String,
+        /// The state, as it would be written in YAML.
+        state: Value,
+    },
+    /// Remove a state.
+    RemoveState {
+        /// The state's name.
+        name: String,
+    },
+    /// Make `from` go to `to` on `trigger`.
+    AddTransition {
+        /// The source state.
+        from: String,
+        /// `done`, `error` or a topic.
+        trigger: String,
+        /// The target state.
+        to: String,
+    },
+    /// Remove `from`'s transitions on `trigger`.
+    RemoveTransition {
+        /// The source state.
+        from: String,
+        /// `done`, `error` or a topic.
+        trigger: String,
+    },
+}
+
+/// One action of the SelfLet action list, as queued by a policy rule.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Ask for a service in one of the given modes, in order of preference.
+    RequestService {
+        /// The service.
+        service: String,
+        /// Preferred modes.
+        modes: Vec<OfferMode>,
+        /// The input, for `can_do`.
+        input: Value,
+    },
+    /// Change how a service is offered.
+    SetOfferModes {
+        /// The service.
+        service: String,
+        /// The new modes.
+        modes: OfferModes,
+    },
+    /// Change how a service is asked for, by default.
+    SetAskModes {
+        /// The service.
+        service: String,
+        /// Modes, in order of preference.
+        modes: Vec<OfferMode>,
+    },
+    /// Offer a service implemented by an installed behaviour.
+    InstallService(Service),
+    /// Install scripted abilities from Rhai source.
+    InstallAbility {
+        /// A name for the script (shown in errors).
+        name: String,
+        /// The Rhai source.
+        script: String,
+    },
+    /// Install (or replace) a behaviour from YAML source.
+    InstallBehaviour {
+        /// The YAML source.
+        yaml: String,
+    },
+    /// Modify an installed behaviour.
+    ModifyBehaviour {
+        /// The behaviour.
+        behaviour: String,
+        /// The change.
+        change: BehaviourChange,
+    },
+    /// Enable or disable a behaviour.
+    EnableBehaviour {
+        /// The behaviour.
+        behaviour: String,
+        /// Whether it may start new instances.
+        enabled: bool,
+    },
+    /// Change the main behaviour.
+    SetMainBehaviour {
+        /// The behaviour.
+        behaviour: String,
+    },
+    /// Enable or disable interaction with a neighbour.
+    SetNeighbour {
+        /// The neighbour agent.
+        agent: String,
+        /// Whether to talk to it.
+        enabled: bool,
+    },
+    /// Set a knowledge fact.
+    SetFact {
+        /// The key.
+        key: String,
+        /// The value.
+        value: Value,
+    },
+    /// Remove a knowledge fact.
+    RemoveFact {
+        /// The key.
+        key: String,
+    },
+    /// Publish an event on the agent's bus.
+    Publish {
+        /// The topic.
+        topic: String,
+        /// The payload.
+        payload: Value,
+    },
+    /// Plug a predictor in.
+    PlugPredictor {
+        /// The predictor kind.
+        kind: String,
+        /// The instance name.
+        name: String,
+        /// Its parameters.
+        params: Value,
+    },
+    /// Unplug a predictor.
+    UnplugPredictor {
+        /// The instance name.
+        name: String,
+    },
+    /// Add or replace a policy file.
+    InstallPolicy {
+        /// The policy's name.
+        name: String,
+        /// The Rhai source.
+        script: String,
+    },
+    /// Remove a policy file.
+    RemovePolicy {
+        /// The policy's name.
+        name: String,
+    },
+    /// Write a line to the agent's log.
+    Log {
+        /// The message.
+        message: String,
+    },
+}

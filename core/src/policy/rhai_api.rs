@@ -1,0 +1,502 @@
+//! What policy scripts can call: the rule builder, the action list, and read access to the
+//! agent.
+
+use std::sync::{Arc, Mutex};
+
+use rhai::{
+    AST, Array, Dynamic, Engine, EvalAltResult, FnPtr, ImmutableString, NativeCallContext, Position,
+};
+
+use super::action::{Action, BehaviourChange};
+use crate::behaviour::Behaviours;
+use crate::bus::{Bus, Pattern};
+use crate::knowledge::{Knowledge, OfferMode, OfferModes, Service};
+use crate::script::{self, Limits};
+use crate::sync::lock;
+use crate::value::Value;
+
+type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
+
+/// A rule as declared by a script's top level.
+#[derive(Clone)]
+pub(super) struct RuleDef {
+    pub(super) name: String,
+    pub(super) topics: Vec<String>,
+    pub(super) priority: i64,
+    pub(super) when: Option<FnPtr>,
+    pub(super) then: FnPtr,
+    pub(super) pos: Position,
+}
+
+/// A rule being built by `rule(..).on(..).when(..)`, before `.then(..)` completes it.
+#[derive(Clone)]
+struct Builder {
+    name: String,
+    topics: Vec<String>,
+    priority: i64,
+    when: Option<FnPtr>,
+    pos: Position,
+}
+
+/// State shared between the engine's functions and the policy manager: the actions a running
+/// rule queued, and the rules a loading file declared.
+#[derive(Default, Clone)]
+pub(super) struct Shared {
+    actions: Arc<Mutex<Vec<Action>>>,
+    loading: Arc<Mutex<Option<Vec<RuleDef>>>>,
+}
+
+/// Ends a loading or a rule run, whatever happened during it.
+pub(super) struct Reset<'a>(&'a Shared, bool);
+
+impl Drop for Reset<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            lock(&self.0.loading).take();
+        } else {
+            lock(&self.0.actions).clear();
+        }
+    }
+}
+
+impl Shared {
+    pub(super) fn start_loading(&self) -> Reset<'_> {
+        *lock(&self.loading) = Some(Vec::new());
+        Reset(self, true)
+    }
+
+    pub(super) fn take_loaded(&self) -> Vec<RuleDef> {
+        lock(&self.loading).take().unwrap_or_default()
+    }
+
+    pub(super) fn start_rule(&self) -> Reset<'_> {
+        lock(&self.actions).clear();
+        Reset(self, false)
+    }
+
+    pub(super) fn take_actions(&self) -> Vec<Action> {
+        std::mem::take(&mut *lock(&self.actions))
+    }
+
+    fn push(&self, a: Action) {
+        lock(&self.actions).push(a);
+    }
+}
+
+fn value(d: &Dynamic) -> Result<Value> {
+    Value::from_dynamic(d).map_err(|e| e.to_string().into())
+}
+
+fn modes(d: &Dynamic) -> Result<Vec<OfferMode>> {
+    let one = |s: &str| {
+        OfferMode::from_name(s).ok_or_else(|| -> Box<EvalAltResult> {
+        format!("unknown offer mode `{s}` (can_do, can_teach, knows_who_can_do, knows_who_can_teach)").into()
+    })
+    };
+    if let Some(s) = d.read_lock::<ImmutableString>() {
+        return Ok(vec![one(&s)?]);
+    }
+    if let Some(a) = d.read_lock::<Array>() {
+        return a
+            .iter()
+            .map(|m| {
+                one(&m.clone().into_string().map_err(|t| -> Box<EvalAltResult> {
+                    format!("an offer mode is a string, not a {t}").into()
+                })?)
+            })
+            .collect();
+    }
+    Err(format!(
+        "offer modes are a string or an array of strings, not a {}",
+        d.type_name()
+    )
+    .into())
+}
+
+/// The engine policies of one agent run on.
+pub(super) fn engine(
+    limits: &Limits,
+    shared: &Shared,
+    k: &Knowledge,
+    bus: &Bus,
+    behaviours: &Behaviours,
+) -> Engine {
+    let mut e = script::engine(limits);
+    e.register_type_with_name::<Builder>("Rule");
+
+    let loading = shared.clone();
+    e.register_fn(
+        "rule",
+        move |ctx: NativeCallContext, name: &str| -> Result<Builder> {
+            if lock(&loading.loading).is_none() {
+                return Err("rules are declared when a policy file loads, not from a rule".into());
+            }
+            Ok(Builder {
+                name: name.to_owned(),
+                topics: Vec::new(),
+                priority: 0,
+                when: None,
+                pos: ctx.call_position(),
+            })
+        },
+    );
+    e.register_fn("on", |mut b: Builder, topic: &str| {
+        b.topics.push(topic.to_owned());
+        b
+    });
+    e.register_fn("on", |mut b: Builder, topics: Array| -> Result<Builder> {
+        for t in topics {
+            b.topics
+                .push(t.into_string().map_err(|t| -> Box<EvalAltResult> {
+                    format!("a topic is a string, not a {t}").into()
+                })?);
+        }
+        Ok(b)
+    });
+    e.register_fn("priority", |mut b: Builder, p: i64| {
+        b.priority = p;
+        b
+    });
+    e.register_fn("when", |mut b: Builder, f: FnPtr| {
+        b.when = Some(f);
+        b
+    });
+    let loading = shared.clone();
+    e.register_fn("then", move |b: Builder, f: FnPtr| -> Result<()> {
+        let mut l = lock(&loading.loading);
+        let list = l
+            .as_mut()
+            .ok_or("rules are declared when a policy file loads")?;
+        list.push(RuleDef {
+            name: b.name,
+            topics: b.topics,
+            priority: b.priority,
+            when: b.when,
+            then: f,
+            pos: b.pos,
+        });
+        Ok(())
+    });
+
+    // Reads.
+    let kn = k.clone();
+    e.register_fn("fact", move |key: &str| {
+        kn.fact(key).unwrap_or_default().to_dynamic()
+    });
+    let kn = k.clone();
+    e.register_fn("attribute", move |key: &str| {
+        kn.attribute(key).unwrap_or_default().to_dynamic()
+    });
+    let kn = k.clone();
+    e.register_fn("has_service", move |s: &str| kn.can_run(s));
+    let kn = k.clone();
+    e.register_fn("services", move || -> Array {
+        kn.services()
+            .into_iter()
+            .map(|s| Dynamic::from(s.name))
+            .collect()
+    });
+    let kn = k.clone();
+    e.register_fn("offer_modes", move |s: &str| -> Array {
+        kn.service(s)
+            .map(|s| s.modes.iter().map(|m| Dynamic::from(m.name())).collect())
+            .unwrap_or_default()
+    });
+    let kn = k.clone();
+    e.register_fn("providers", move |s: &str| -> Array {
+        kn.providers()
+            .providers(s)
+            .into_iter()
+            .map(|p| {
+                Value::map([
+                    ("agent", Value::from(p.agent)),
+                    ("modes", Value::from(p.modes)),
+                    ("failures", Value::Int(i64::from(p.failures))),
+                ])
+                .to_dynamic()
+            })
+            .collect()
+    });
+    let b = bus.clone();
+    e.register_fn("counter", move |topic: &str| {
+        let s = b.topic_stats(topic).unwrap_or_default();
+        Value::map([
+            ("published", Value::Int(s.published as i64)),
+            ("delivered", Value::Int(s.delivered as i64)),
+            ("dropped", Value::Int(s.dropped as i64)),
+        ])
+        .to_dynamic()
+    });
+    let name = bus.agent().to_owned();
+    e.register_fn("agent_name", move || name.clone());
+    let bs = behaviours.clone();
+    e.register_fn("has_behaviour", move |n: &str| bs.contains(n));
+
+    // Actions: queued, applied by the agent after the rule returns.
+    let q = shared.clone();
+    e.register_fn(
+        "request_service",
+        move |s: &str, m: Dynamic| -> Result<()> {
+            q.push(Action::RequestService {
+                service: s.into(),
+                modes: modes(&m)?,
+                input: Value::Null,
+            });
+            Ok(())
+        },
+    );
+    let q = shared.clone();
+    e.register_fn(
+        "request_service",
+        move |s: &str, m: Dynamic, input: Dynamic| -> Result<()> {
+            q.push(Action::RequestService {
+                service: s.into(),
+                modes: modes(&m)?,
+                input: value(&input)?,
+            });
+            Ok(())
+        },
+    );
+    let q = shared.clone();
+    e.register_fn(
+        "set_offer_modes",
+        move |s: &str, m: Dynamic| -> Result<()> {
+            let modes: OfferModes = modes(&m)?.into_iter().collect();
+            q.push(Action::SetOfferModes {
+                service: s.into(),
+                modes,
+            });
+            Ok(())
+        },
+    );
+    let q = shared.clone();
+    e.register_fn("set_ask_modes", move |s: &str, m: Dynamic| -> Result<()> {
+        q.push(Action::SetAskModes {
+            service: s.into(),
+            modes: modes(&m)?,
+        });
+        Ok(())
+    });
+    let q = shared.clone();
+    e.register_fn(
+        "install_service",
+        move |s: &str, behaviour: &str, m: Dynamic| -> Result<()> {
+            let modes: OfferModes = modes(&m)?.into_iter().collect();
+            let service = Service {
+                name: s.into(),
+                behaviour: Some(behaviour.into()),
+                modes,
+                requires: Vec::new(),
+            };
+            q.push(Action::InstallService(service));
+            Ok(())
+        },
+    );
+    let q = shared.clone();
+    e.register_fn("install_ability", move |name: &str, script: &str| {
+        q.push(Action::InstallAbility {
+            name: name.into(),
+            script: script.into(),
+        });
+    });
+    let q = shared.clone();
+    e.register_fn("install_behaviour", move |yaml: &str| {
+        q.push(Action::InstallBehaviour { yaml: yaml.into() })
+    });
+    let q = shared.clone();
+    e.register_fn(
+        "add_state",
+        move |b: &str, name: &str, state: Dynamic| -> Result<()> {
+            let change = BehaviourChange::AddState {
+                name: name.into(),
+                state: value(&state)?,
+            };
+            q.push(Action::ModifyBehaviour {
+                behaviour: b.into(),
+                change,
+            });
+            Ok(())
+        },
+    );
+    let q = shared.clone();
+    e.register_fn("remove_state", move |b: &str, name: &str| {
+        let change = BehaviourChange::RemoveState { name: name.into() };
+        q.push(Action::ModifyBehaviour {
+            behaviour: b.into(),
+            change,
+        });
+    });
+    let q = shared.clone();
+    e.register_fn(
+        "add_transition",
+        move |b: &str, from: &str, trigger: &str, to: &str| {
+            let change = BehaviourChange::AddTransition {
+                from: from.into(),
+                trigger: trigger.into(),
+                to: to.into(),
+            };
+            q.push(Action::ModifyBehaviour {
+                behaviour: b.into(),
+                change,
+            });
+        },
+    );
+    let q = shared.clone();
+    e.register_fn(
+        "remove_transition",
+        move |b: &str, from: &str, trigger: &str| {
+            let change = BehaviourChange::RemoveTransition {
+                from: from.into(),
+                trigger: trigger.into(),
+            };
+            q.push(Action::ModifyBehaviour {
+                behaviour: b.into(),
+                change,
+            });
+        },
+    );
+    for (name, enabled) in [("enable_behaviour", true), ("disable_behaviour", false)] {
+        let q = shared.clone();
+        e.register_fn(name, move |b: &str| {
+            q.push(Action::EnableBehaviour {
+                behaviour: b.into(),
+                enabled,
+            })
+        });
+    }
+    let q = shared.clone();
+    e.register_fn("set_main_behaviour", move |b: &str| {
+        q.push(Action::SetMainBehaviour {
+            behaviour: b.into(),
+        })
+    });
+    for (name, enabled) in [("enable_neighbour", true), ("disable_neighbour", false)] {
+        let q = shared.clone();
+        e.register_fn(name, move |a: &str| {
+            q.push(Action::SetNeighbour {
+                agent: a.into(),
+                enabled,
+            })
+        });
+    }
+    let q = shared.clone();
+    e.register_fn("set_fact", move |key: &str, v: Dynamic| -> Result<()> {
+        q.push(Action::SetFact {
+            key: key.into(),
+            value: value(&v)?,
+        });
+        Ok(())
+    });
+    let q = shared.clone();
+    e.register_fn("remove_fact", move |key: &str| {
+        q.push(Action::RemoveFact { key: key.into() })
+    });
+    let q = shared.clone();
+    e.register_fn(
+        "publish",
+        move |topic: &str, payload: Dynamic| -> Result<()> {
+            if !matches!(Pattern::parse(topic), Ok(Pattern::Exact(_))) {
+                return Err(format!("`{topic}` is not a topic").into());
+            }
+            q.push(Action::Publish {
+                topic: topic.into(),
+                payload: value(&payload)?,
+            });
+            Ok(())
+        },
+    );
+    let q = shared.clone();
+    e.register_fn(
+        "plug_predictor",
+        move |kind: &str, name: &str, params: Dynamic| -> Result<()> {
+            q.push(Action::PlugPredictor {
+                kind: kind.into(),
+                name: name.into(),
+                params: value(&params)?,
+            });
+            Ok(())
+        },
+    );
+    let q = shared.clone();
+    e.register_fn("unplug_predictor", move |name: &str| {
+        q.push(Action::UnplugPredictor { name: name.into() })
+    });
+    let q = shared.clone();
+    e.register_fn("install_policy", move |name: &str, script: &str| {
+        q.push(Action::InstallPolicy {
+            name: name.into(),
+            script: script.into(),
+        });
+    });
+    let q = shared.clone();
+    e.register_fn("remove_policy", move |name: &str| {
+        q.push(Action::RemovePolicy { name: name.into() })
+    });
+    let q = shared.clone();
+    e.register_fn("log", move |m: Dynamic| {
+        q.push(Action::Log {
+            message: m.to_string(),
+        })
+    });
+    e
+}
+
+/// Names called as functions in the file that nothing defines, with where they are called.
+pub(super) fn unknown_calls(engine: &Engine, ast: &AST) -> Vec<(String, Position)> {
+    let mut known: Vec<String> =
+        engine.collect_fn_metadata(None, |f| Some(f.metadata.name.to_string()), true);
+    known.extend(ast.iter_functions().map(|f| f.name.to_owned()));
+    // Keywords Rhai resolves itself.
+    for k in [
+        "Fn",
+        "call",
+        "curry",
+        "is_def_fn",
+        "is_def_var",
+        "is_shared",
+        "type_of",
+        "print",
+        "debug",
+        "eval",
+    ] {
+        known.push(k.to_owned());
+    }
+    let mut unknown = Vec::new();
+    ast.walk(&mut |path: &[rhai::ASTNode]| {
+        // A call is an expression, or a statement of its own when its value is unused.
+        let call = match path.last() {
+            Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(call, pos))) => Some((call, *pos)),
+            Some(rhai::ASTNode::Stmt(rhai::Stmt::FnCall(call, pos))) => Some((call, *pos)),
+            _ => None,
+        };
+        if let Some((call, pos)) = call
+            && call.op_token.is_none()
+            && !call.name.starts_with("anon$")
+            && !known.iter().any(|k| k == call.name.as_str())
+        {
+            unknown.push((call.name.to_string(), pos));
+        }
+        true
+    });
+    unknown
+}
+
+/// Topics selflet's own parts publish (by prefix).
+const KNOWN_PREFIXES: [&str; 7] = [
+    "agent.",
+    "knowledge.",
+    "behaviour.",
+    "service.",
+    "prediction.",
+    "neighbour.",
+    "load.",
+];
+
+pub(super) fn is_known_topic(p: &Pattern) -> bool {
+    match p {
+        Pattern::All => true,
+        Pattern::Exact(t) | Pattern::Prefix(t) => KNOWN_PREFIXES
+            .iter()
+            .any(|k| t.starts_with(k) || k.starts_with(t.as_str())),
+    }
+}
