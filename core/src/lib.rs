@@ -32,6 +32,7 @@ pub mod bus;
 pub mod knowledge;
 pub mod manifest;
 pub mod policy;
+pub mod prediction;
 pub mod script;
 pub mod source;
 pub mod transport;

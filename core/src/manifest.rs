@@ -243,10 +243,16 @@ impl Manifest {
                         ),
                     ));
                 }
+                let mut params = p.params;
+                // A script or data file named by a predictor is relative to the manifest, like
+                // every other path in it.
+                if let Some(Value::Str(f)) = params.get_mut("file") {
+                    *f = base.join(&*f).display().to_string();
+                }
                 PredictorSpec {
                     name: name.value.clone(),
                     kind: p.kind.value,
-                    params: p.params,
+                    params,
                 }
             })
             .collect();

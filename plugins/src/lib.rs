@@ -1,5 +1,23 @@
 //! Prediction models and learners for selflet agents.
 //!
-//! Predictor plugins (Space-Saving frequent-item detection, load forecasting) and the
-//! load-balancing model live here; each implements the small traits that `selflet-core`
-//! defines, so the runtime never depends on them.
+//! | module | what |
+//! |---|---|
+//! | [`space_saving`] | Space-Saving frequent items (Metwally et al. 2005): the library type and the `space_saving` predictor |
+//! | [`forecast`] | EWMA, Holt and Holt-Winters forecasting, and the `load_forecast` predictor |
+//!
+//! Each predictor implements `selflet_core::prediction::Predictor`, so the runtime never
+//! depends on this crate; [`kinds`] registers them by name for manifests and policies.
+
+pub mod forecast;
+pub mod space_saving;
+
+use selflet_core::prediction::Kinds;
+
+/// The predictor kinds of the core (`rhai`) and of this crate (`space_saving`,
+/// `load_forecast`), by name.
+pub fn kinds() -> Kinds {
+    let k = Kinds::default();
+    k.register("space_saving", space_saving::factory());
+    k.register("load_forecast", forecast::factory());
+    k
+}

@@ -34,7 +34,10 @@ pub(super) fn run(paths: &[PathBuf], watch: bool) -> ExitCode {
         let network = Network::new();
         let mut agents = Vec::new();
         for m in &manifests {
-            match Agent::from_manifest(m).network(&network).spawn().await {
+            let builder = Agent::from_manifest(m)
+                .network(&network)
+                .predictor_kinds(selflet::plugins::kinds());
+            match builder.spawn().await {
                 Ok(a) => agents.push(a),
                 Err(e) => {
                     eprintln!("error: agent `{}`: {e}", m.name);

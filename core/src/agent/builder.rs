@@ -9,15 +9,23 @@ use std::future::Future;
 use crate::ability::{Abilities, BoxError};
 use crate::agent::AgentError;
 use crate::agent::handle::{AgentHandle, AgentInner};
+use crate::agent::handle::{Lifecycle, Tracker};
 use crate::behaviour::{Behaviour, Behaviours, Runtime};
 use crate::bus::Bus;
 use crate::knowledge::{Knowledge, Service};
+use crate::manifest::PredictorSpec;
 use crate::manifest::{Manifest, is_valid_name};
 use crate::policy::Policies;
+use crate::prediction::{Kinds, Predictor, Predictors};
 use crate::script::{self, Limits};
 use crate::source::SourceFile;
 use crate::transport::Network;
 use crate::value::Value;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// The default time in-flight work gets to finish at shutdown before it is cancelled.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -26,7 +34,6 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 ///
 /// Settings layer: defaults, then a manifest ([`Agent::from_manifest`](crate::Agent::from_manifest)),
 /// then whatever the builder methods set afterwards.
-#[derive(Debug)]
 #[must_use = "an agent does nothing until it is spawned"]
 pub struct AgentBuilder {
     name: String,
@@ -46,6 +53,19 @@ pub struct AgentBuilder {
     limits: Limits,
     policies: Vec<SourceFile>,
     policy_files: Vec<std::path::PathBuf>,
+    kinds: Kinds,
+    predictors: Vec<Box<dyn Predictor>>,
+    predictor_specs: Vec<PredictorSpec>,
+}
+
+impl std::fmt::Debug for AgentBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentBuilder")
+            .field("name", &self.name)
+            .field("main", &self.main)
+            .field("services", &self.services)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AgentBuilder {
@@ -68,6 +88,9 @@ impl AgentBuilder {
             limits: Limits::default(),
             policies: Vec::new(),
             policy_files: Vec::new(),
+            kinds: Kinds::default(),
+            predictors: Vec::new(),
+            predictor_specs: Vec::new(),
         }
     }
 
@@ -82,6 +105,7 @@ impl AgentBuilder {
         b.behaviour_files.clone_from(&m.behaviours);
         b.script_files.clone_from(&m.abilities);
         b.policy_files.clone_from(&m.policies);
+        b.predictor_specs.clone_from(&m.predictors);
         b
     }
 
@@ -127,6 +151,19 @@ impl AgentBuilder {
     /// Adds a policy file (Rhai rules).
     pub fn policy(mut self, source: SourceFile) -> Self {
         self.policies.push(source);
+        self
+    }
+
+    /// The predictor kinds manifests and policies may name (by default only this crate's;
+    /// `selflet::kinds()` adds the plugins').
+    pub fn predictor_kinds(mut self, kinds: Kinds) -> Self {
+        self.kinds = kinds;
+        self
+    }
+
+    /// Plugs a predictor in at start.
+    pub fn predictor(mut self, predictor: Box<dyn Predictor>) -> Self {
+        self.predictors.push(predictor);
         self
     }
 
@@ -223,6 +260,11 @@ impl AgentBuilder {
                 )));
             }
         }
+        let mut plugged = self.predictors;
+        for spec in &self.predictor_specs {
+            let params = Value::Map(spec.params.clone());
+            plugged.push(self.kinds.make(&spec.kind, &spec.name, &params)?);
+        }
         let network = self.network.unwrap_or_default();
         let membership = network.join(&self.name)?;
         let bus = Bus::new(&self.name);
@@ -244,7 +286,11 @@ impl AgentBuilder {
         for s in sources {
             policies.load(s)?;
         }
-        let cancel = tokio_util::sync::CancellationToken::new();
+        let cancel = CancellationToken::new();
+        let stop_loops = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let predictors =
+            Predictors::new(bus.clone(), self.kinds, stop_loops.clone(), tasks.clone());
         let runtime = Runtime::new(
             &self.name,
             bus.clone(),
@@ -254,21 +300,29 @@ impl AgentBuilder {
             script::shared(&self.limits),
             cancel.clone(),
         );
-        let inner = Arc::new(AgentInner::new(
-            self.name.as_str().into(),
-            self.goal,
+        let inner = Arc::new(AgentInner {
+            name: self.name.as_str().into(),
+            goal: self.goal,
             bus,
             knowledge,
             abilities,
             runtime,
             policies,
+            predictors,
+            main: Mutex::new(None),
+            main_running: AtomicBool::new(false),
+            sampler_running: AtomicBool::new(false),
+            stop_loops,
+            lifecycle: Mutex::new(Tracker::new()),
+            state: watch::Sender::new(Lifecycle::Created),
+            tasks,
             cancel,
-            membership,
-            self.grace,
-        ));
+            membership: Mutex::new(Some(membership)),
+            grace: self.grace,
+        });
         let handle = AgentHandle::from_inner(inner);
         handle
-            .start(self.facts, self.services, self.requires, self.main)
+            .start(self.facts, self.services, self.requires, self.main, plugged)
             .await;
         Ok(handle)
     }

@@ -14,72 +14,39 @@ use crate::agent::LIFECYCLE;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::ability::Abilities;
-use crate::agent::lifecycle::{Lifecycle, Step, Tracker};
+pub(super) use crate::agent::lifecycle::{Lifecycle, Step, Tracker};
 use crate::behaviour::{Behaviour, BehaviourError, Behaviours, Runtime};
 use crate::bus::{Bus, Closed, Pattern, PatternError, SubscribeOptions, Subscription};
 use crate::knowledge::{Knowledge, Service};
 use crate::policy::Policies;
+use crate::prediction::Predictors;
 use crate::sync::lock;
 use crate::transport::Membership;
 use crate::value::Value;
 
+/// The parts of one agent, wired by the builder.
 pub(crate) struct AgentInner {
-    name: Arc<str>,
-    goal: Option<String>,
-    bus: Bus,
-    knowledge: Knowledge,
-    abilities: Abilities,
-    runtime: Runtime,
+    pub(super) name: Arc<str>,
+    pub(super) goal: Option<String>,
+    pub(super) bus: Bus,
+    pub(super) knowledge: Knowledge,
+    pub(super) abilities: Abilities,
+    pub(super) runtime: Runtime,
     pub(crate) policies: Policies,
-    main: Mutex<Option<String>>,
-    main_running: AtomicBool,
+    pub(crate) predictors: Predictors,
+    pub(super) main: Mutex<Option<String>>,
+    pub(super) main_running: AtomicBool,
+    pub(super) sampler_running: AtomicBool,
     // The agent's own loops (main behaviour, policies, predictors) never end by themselves, so
     // shutdown stops them at once instead of granting them the grace period that in-flight
     // requests get.
-    stop_loops: CancellationToken,
-    lifecycle: Mutex<Tracker>,
-    state: watch::Sender<Lifecycle>,
-    tasks: TaskTracker,
-    cancel: CancellationToken,
-    membership: Mutex<Option<Membership>>,
-    grace: Duration,
-}
-
-impl AgentInner {
-    // Called once, by the builder, which holds exactly these parts; a parameter struct would
-    // only restate them.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        name: Arc<str>,
-        goal: Option<String>,
-        bus: Bus,
-        knowledge: Knowledge,
-        abilities: Abilities,
-        runtime: Runtime,
-        policies: Policies,
-        cancel: CancellationToken,
-        membership: Membership,
-        grace: Duration,
-    ) -> AgentInner {
-        AgentInner {
-            name,
-            goal,
-            bus,
-            knowledge,
-            abilities,
-            runtime,
-            policies,
-            main: Mutex::new(None),
-            main_running: AtomicBool::new(false),
-            stop_loops: CancellationToken::new(),
-            lifecycle: Mutex::new(Tracker::new()),
-            state: watch::Sender::new(Lifecycle::Created),
-            tasks: TaskTracker::new(),
-            cancel,
-            membership: Mutex::new(Some(membership)),
-            grace,
-        }
-    }
+    pub(super) stop_loops: CancellationToken,
+    pub(super) lifecycle: Mutex<Tracker>,
+    pub(super) state: watch::Sender<Lifecycle>,
+    pub(super) tasks: TaskTracker,
+    pub(super) cancel: CancellationToken,
+    pub(super) membership: Mutex<Option<Membership>>,
+    pub(super) grace: Duration,
 }
 
 /// A running agent, as seen by the application that spawned it.
@@ -278,6 +245,7 @@ impl AgentHandle {
         services: Vec<Service>,
         requires: Vec<String>,
         main: Option<String>,
+        predictors: Vec<Box<dyn crate::prediction::Predictor>>,
     ) {
         lock(&self.inner.lifecycle).step(Step::Start);
         self.announce(Lifecycle::Starting).await;
@@ -292,6 +260,14 @@ impl AgentHandle {
             k.require(&r);
         }
         *lock(&self.inner.main) = main;
+        for p in predictors {
+            // Names were checked unique by the manifest; a clash here is the builder's
+            // caller plugging the same name twice, which the log reports.
+            if let Err(e) = self.inner.predictors.plug(p) {
+                tracing::warn!(agent = %self.inner.name, "{e}");
+            }
+        }
+        self.ensure_load_sampler();
         let now = lock(&self.inner.lifecycle).step(Step::Started);
         // A shutdown may have begun while we were starting; then it owns the announcements.
         if now == Lifecycle::Running {
@@ -330,6 +306,11 @@ impl AgentHandle {
         input: impl Into<Value>,
     ) -> Result<Value, BehaviourError> {
         self.inner.runtime.run_named(name, input.into(), 0).await
+    }
+
+    /// What the agent's behaviours have cost so far (work done, instances started).
+    pub fn load_counters(&self) -> crate::behaviour::LoadCounters {
+        self.inner.runtime.load_counters()
     }
 
     /// The main behaviour's name.

@@ -25,6 +25,7 @@ mod builder;
 mod handle;
 mod lifecycle;
 mod policy;
+mod prediction;
 
 pub use builder::{AgentBuilder, DEFAULT_SHUTDOWN_GRACE};
 pub use handle::{AgentHandle, CancellationToken, SubscribeError};
@@ -70,6 +71,9 @@ pub enum AgentError {
     /// The agent's parts do not fit together (a main behaviour it does not have, ...).
     #[error("{0}")]
     Config(String),
+    /// A predictor could not be made.
+    #[error(transparent)]
+    Prediction(#[from] crate::prediction::PredictionError),
     /// `spawn` was awaited outside a tokio runtime.
     #[error("agents run on a tokio runtime; spawn them from within one")]
     NoRuntime,

@@ -138,6 +138,16 @@ impl AgentHandle {
                     Err(format!("no policy `{name}`"))
                 }
             }
+            Action::PlugPredictor { kind, name, params } => self
+                .plug_predictor(&kind, &name, &params)
+                .map_err(|e| e.to_string()),
+            Action::UnplugPredictor { name } => {
+                if self.predictors().unplug(&name) {
+                    Ok(())
+                } else {
+                    Err(format!("no predictor `{name}`"))
+                }
+            }
             Action::Log { message } => {
                 tracing::info!(agent = %self.name(), "{message}");
                 Ok(())

@@ -55,6 +55,7 @@ struct RuntimeInner {
     engine: Arc<Engine>,
     cancel: CancellationToken,
     next_instance: AtomicU64,
+    load: Load,
     state_pub: Publisher,
     transition_pub: Publisher,
     done_pub: Publisher,
@@ -93,6 +94,7 @@ impl Runtime {
             engine,
             cancel,
             next_instance: AtomicU64::new(1),
+            load: Load::default(),
         }))
     }
 
@@ -119,6 +121,9 @@ impl Runtime {
         depth: u32,
     ) -> Result<Value, BehaviourError> {
         let id = self.0.next_instance.fetch_add(1, Ordering::Relaxed);
+        *crate::sync::lock(&self.0.load.runs)
+            .entry(b.name.clone())
+            .or_default() += 1;
         let cancel = self.0.cancel.clone();
         let result = tokio::select! {
             biased;
@@ -183,6 +188,33 @@ impl Runtime {
                 "`{service}` is not run here and no provider of it is known"
             ))
         })
+    }
+}
+
+/// What the agent's behaviours have cost so far: the load samples' raw material.
+#[derive(Default)]
+struct Load {
+    // Sum of the `demand` of every state entered, in nanoseconds.
+    busy_nanos: AtomicU64,
+    runs: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+/// Totals since the agent started: seconds of work (the `demand` of every state entered) and
+/// instances started per behaviour.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadCounters {
+    /// Seconds of work done, from the states' `demand` annotations.
+    pub busy_seconds: f64,
+    /// Instances started, per behaviour.
+    pub runs: std::collections::BTreeMap<String, u64>,
+}
+
+impl Runtime {
+    pub(crate) fn load_counters(&self) -> LoadCounters {
+        LoadCounters {
+            busy_seconds: self.0.load.busy_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            runs: crate::sync::lock(&self.0.load.runs).clone(),
+        }
     }
 }
 
@@ -423,6 +455,13 @@ impl<'a> Instance<'a> {
 
     async fn enter(&mut self, state: usize) -> Result<(), BehaviourError> {
         let b = self.b;
+        if let Some(d) = b.states[state].demand {
+            self.rt
+                .0
+                .load
+                .busy_nanos
+                .fetch_add((d * 1e9) as u64, Ordering::Relaxed);
+        }
         if self.rt.0.state_pub.has_subscribers() {
             let _ = self
                 .rt

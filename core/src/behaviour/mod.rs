@@ -37,8 +37,11 @@ use std::sync::{Arc, RwLock};
 use rhai::Engine;
 
 pub(crate) use interpreter::Runtime;
-pub use interpreter::{DONE, FAILED, MAX_CALL_DEPTH, MAX_EVENTLESS, STATE, TRANSITION};
+pub use interpreter::{
+    DONE, FAILED, LoadCounters, MAX_CALL_DEPTH, MAX_EVENTLESS, STATE, TRANSITION,
+};
 pub use model::{Behaviour, StateInfo};
+pub(crate) use validate::parse_duration;
 
 use crate::script::{self, Limits};
 use crate::source::{LoadError, SourceFile};

@@ -1,0 +1,457 @@
+//! The Prediction Manager: pluggable prediction models fed by the Dispatcher.
+//!
+//! A predictor declares, in its [`Descriptor`], the topics it consumes and the topics it
+//! produces. The manager feeds it the events it consumes, in order, and publishes what it
+//! emits; policies react to those forecasts. Predictors are plugged and unplugged at run time
+//! without disturbing one another, each in its own task with its own queue. A predictor that
+//! returns an error is reported (`prediction.error`) and keeps running; one that panics is
+//! reported (`prediction.failed`) and unplugged — the agent goes on.
+//!
+//! Predictor kinds are registered by name in [`Kinds`], so manifests can name them with
+//! parameters. This crate registers the `rhai` kind (a predictor written as a script, see
+//! [`script`]); `selflet-plugins` adds `space_saving` and `load_forecast`.
+
+pub mod script;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::ability::BoxError;
+use crate::bus::{Bus, Event, Overflow, Pattern, SubscribeOptions};
+use crate::sync::{lock, read, write};
+use crate::value::Value;
+
+/// Topic of the event published when a predictor returns an error.
+pub const ERROR: &str = "prediction.error";
+/// Topic of the event published when a predictor panics and is unplugged.
+pub const FAILED: &str = "prediction.failed";
+/// Topic on which the agent publishes its own load samples.
+pub const LOAD_SAMPLE: &str = "load.sample";
+/// How often load samples are published unless a predictor asks otherwise with its
+/// `sample_period` parameter.
+pub const DEFAULT_SAMPLE_PERIOD: Duration = Duration::from_secs(10);
+
+/// What a predictor is: its name, kind, what it consumes and produces, its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Descriptor {
+    /// The instance name, unique in the agent.
+    pub name: String,
+    /// The kind it was made from.
+    pub kind: String,
+    /// Topics it consumes.
+    pub consumes: Vec<Pattern>,
+    /// Topics it may publish.
+    pub produces: Vec<String>,
+    /// The parameters it was made with.
+    pub params: Value,
+}
+
+/// Collects what a predictor emits while it handles one event.
+#[derive(Debug, Default)]
+pub struct Emitter {
+    out: Vec<(String, Value)>,
+}
+
+impl Emitter {
+    /// Emits an event; the manager publishes it on the agent's bus.
+    pub fn emit(&mut self, topic: impl Into<String>, payload: impl Into<Value>) {
+        self.out.push((topic.into(), payload.into()));
+    }
+}
+
+/// A prediction model.
+///
+/// `update` is called for every consumed event, in publication order; `tick` every
+/// [`tick_interval`](Predictor::tick_interval), for models that forecast on a clock rather
+/// than per event. Time comes from tokio's clock (paused clocks included).
+pub trait Predictor: Send + 'static {
+    /// The descriptor.
+    fn descriptor(&self) -> &Descriptor;
+
+    /// Consumes one event.
+    fn update(&mut self, event: &Event, out: &mut Emitter) -> Result<(), BoxError>;
+
+    /// How often [`tick`](Predictor::tick) runs; `None` (the default) for never.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Runs periodically.
+    fn tick(&mut self, _now: tokio::time::Instant, _out: &mut Emitter) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Makes a predictor of one kind from an instance name and parameters.
+pub type Factory =
+    Arc<dyn Fn(&str, &Value) -> Result<Box<dyn Predictor>, String> + Send + Sync + 'static>;
+
+/// Predictor kinds by name. Cloning gives another handle to the same registry.
+#[derive(Clone)]
+pub struct Kinds {
+    table: Arc<RwLock<BTreeMap<String, Factory>>>,
+}
+
+impl fmt::Debug for Kinds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl Default for Kinds {
+    /// The kinds this crate provides: `rhai`.
+    fn default() -> Self {
+        let k = Kinds {
+            table: Arc::default(),
+        };
+        k.register("rhai", script::factory());
+        k
+    }
+}
+
+impl Kinds {
+    /// Registers (or replaces) a kind.
+    pub fn register(&self, kind: &str, factory: Factory) {
+        write(&self.table).insert(kind.to_owned(), factory);
+    }
+
+    /// The registered kinds' names.
+    pub fn names(&self) -> Vec<String> {
+        read(&self.table).keys().cloned().collect()
+    }
+
+    /// Makes a predictor.
+    pub fn make(
+        &self,
+        kind: &str,
+        name: &str,
+        params: &Value,
+    ) -> Result<Box<dyn Predictor>, PredictionError> {
+        let factory =
+            read(&self.table)
+                .get(kind)
+                .cloned()
+                .ok_or_else(|| PredictionError::UnknownKind {
+                    kind: kind.to_owned(),
+                    known: self.names(),
+                })?;
+        factory(name, params).map_err(|message| PredictionError::Params {
+            name: name.to_owned(),
+            message,
+        })
+    }
+}
+
+/// Why a predictor could not be plugged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PredictionError {
+    /// No kind of that name is registered.
+    #[error("no predictor kind `{kind}` (known: {})", known.join(", "))]
+    UnknownKind {
+        /// The kind asked for.
+        kind: String,
+        /// The kinds there are.
+        known: Vec<String>,
+    },
+    /// The parameters were refused.
+    #[error("predictor `{name}`: {message}")]
+    Params {
+        /// The instance.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A predictor of that name is already plugged.
+    #[error("a predictor named `{0}` is already plugged")]
+    Taken(String),
+    /// The agent has stopped.
+    #[error("the agent has stopped")]
+    Stopped,
+}
+
+/// Counters of one plugged predictor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PredictorStats {
+    /// Events consumed.
+    pub events: u64,
+    /// Events emitted.
+    pub emitted: u64,
+    /// Errors returned.
+    pub errors: u64,
+}
+
+struct Slot {
+    descriptor: Descriptor,
+    stop: CancellationToken,
+    stats: Arc<Mutex<PredictorStats>>,
+}
+
+/// The predictors plugged into one agent. Cloning gives another handle to the same manager.
+#[derive(Clone)]
+pub struct Predictors {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bus: Bus,
+    kinds: Kinds,
+    slots: Mutex<BTreeMap<String, Slot>>,
+    // Every predictor stops with the agent.
+    stop_all: CancellationToken,
+    tracker: tokio_util::task::TaskTracker,
+}
+
+impl fmt::Debug for Predictors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(lock(&self.inner.slots).keys())
+            .finish()
+    }
+}
+
+impl Predictors {
+    pub(crate) fn new(
+        bus: Bus,
+        kinds: Kinds,
+        stop_all: CancellationToken,
+        tracker: tokio_util::task::TaskTracker,
+    ) -> Predictors {
+        Predictors {
+            inner: Arc::new(Inner {
+                bus,
+                kinds,
+                slots: Mutex::default(),
+                stop_all,
+                tracker,
+            }),
+        }
+    }
+
+    /// The registered kinds.
+    pub fn kinds(&self) -> &Kinds {
+        &self.inner.kinds
+    }
+
+    /// Makes a predictor of `kind` and plugs it in under `name`.
+    pub fn plug_kind(&self, kind: &str, name: &str, params: &Value) -> Result<(), PredictionError> {
+        let p = self.inner.kinds.make(kind, name, params)?;
+        self.plug(p)
+    }
+
+    /// Plugs a predictor in: from now on it receives the events it consumes.
+    pub fn plug(&self, predictor: Box<dyn Predictor>) -> Result<(), PredictionError> {
+        let d = predictor.descriptor().clone();
+        let mut slots = lock(&self.inner.slots);
+        if slots.contains_key(&d.name) {
+            return Err(PredictionError::Taken(d.name));
+        }
+        if self.inner.tracker.is_closed() {
+            return Err(PredictionError::Stopped);
+        }
+        let options = SubscribeOptions {
+            capacity: 4096,
+            overflow: Overflow::DropOldest,
+        };
+        let events = self
+            .inner
+            .bus
+            .subscribe_many(d.consumes.clone(), options)
+            .map_err(|_| PredictionError::Stopped)?;
+        let stop = self.inner.stop_all.child_token();
+        let stats = Arc::new(Mutex::new(PredictorStats::default()));
+        let run = Run {
+            predictor,
+            bus: self.inner.bus.clone(),
+            stats: Arc::clone(&stats),
+            manager: Arc::downgrade(&self.inner),
+        };
+        self.inner.tracker.spawn(run.run(events, stop.clone()));
+        tracing::info!(agent = %self.inner.bus.agent(), predictor = %d.name, kind = %d.kind, "predictor plugged");
+        slots.insert(
+            d.name.clone(),
+            Slot {
+                descriptor: d,
+                stop,
+                stats,
+            },
+        );
+        Ok(())
+    }
+
+    /// Unplugs a predictor; returns whether it was plugged. The others keep their state.
+    pub fn unplug(&self, name: &str) -> bool {
+        match lock(&self.inner.slots).remove(name) {
+            Some(slot) => {
+                slot.stop.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The plugged predictors' descriptors.
+    pub fn descriptors(&self) -> Vec<Descriptor> {
+        lock(&self.inner.slots)
+            .values()
+            .map(|s| s.descriptor.clone())
+            .collect()
+    }
+
+    /// A plugged predictor's counters.
+    pub fn stats(&self, name: &str) -> Option<PredictorStats> {
+        lock(&self.inner.slots)
+            .get(name)
+            .map(|s| lock(&s.stats).clone())
+    }
+}
+
+struct Run {
+    predictor: Box<dyn Predictor>,
+    bus: Bus,
+    stats: Arc<Mutex<PredictorStats>>,
+    manager: std::sync::Weak<Inner>,
+}
+
+enum Step {
+    Event(Event),
+    Tick,
+}
+
+impl Run {
+    async fn run(mut self, events: crate::bus::Subscription, stop: CancellationToken) {
+        let name = self.predictor.descriptor().name.clone();
+        let mut ticker = self.predictor.tick_interval().map(|d| {
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        loop {
+            let step = tokio::select! {
+                _ = stop.cancelled() => break,
+                ev = events.recv() => match ev {
+                    Some(ev) => Step::Event(ev),
+                    None => break,
+                },
+                _ = async { ticker.as_mut().expect("guarded").tick().await }, if ticker.is_some() => Step::Tick,
+            };
+            let mut out = Emitter::default();
+            // A predictor is user code: a panic in it must not unwind through the agent.
+            let p = &mut self.predictor;
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| match &step {
+                Step::Event(ev) => p.update(ev, &mut out),
+                Step::Tick => p.tick(tokio::time::Instant::now(), &mut out),
+            }));
+            let consumed = matches!(step, Step::Event(_));
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    lock(&self.stats).errors += 1;
+                    tracing::warn!(agent = %self.bus.agent(), predictor = %name, "predictor error: {e}");
+                    let payload = Value::map([
+                        ("predictor", Value::from(name.as_str())),
+                        ("error", Value::from(e.to_string())),
+                    ]);
+                    let _ = self.bus.publish(ERROR, payload).await;
+                }
+                Err(panic) => {
+                    let msg = panic_message(&*panic);
+                    tracing::error!(agent = %self.bus.agent(), predictor = %name, "predictor panicked and was unplugged: {msg}");
+                    if let Some(m) = self.manager.upgrade() {
+                        lock(&m.slots).remove(&name);
+                    }
+                    let payload = Value::map([
+                        ("predictor", Value::from(name.as_str())),
+                        ("error", Value::from(msg)),
+                    ]);
+                    let _ = self.bus.publish(FAILED, payload).await;
+                    break;
+                }
+            }
+            {
+                let mut s = lock(&self.stats);
+                s.events += u64::from(consumed);
+                s.emitted += out.out.len() as u64;
+            }
+            for (topic, payload) in out.out {
+                let _ = self.bus.publish(&topic, payload).await;
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
+}
+
+/// Reads an optional parameter from a predictor's parameter map, with a default.
+pub fn param<'a>(params: &'a Value, key: &str) -> Option<&'a Value> {
+    params.get(key)
+}
+
+/// Reads a numeric parameter (int or float), or the default; an error for other kinds of value.
+pub fn param_f64(params: &Value, key: &str, default: f64) -> Result<f64, String> {
+    match params.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .as_f64()
+            .ok_or_else(|| format!("`{key}` is a number, not a {}", v.kind())),
+    }
+}
+
+/// Reads a non-negative integer parameter, or the default.
+pub fn param_usize(params: &Value, key: &str, default: usize) -> Result<usize, String> {
+    match params.get(key) {
+        None => Ok(default),
+        Some(Value::Int(i)) if *i >= 0 => Ok(*i as usize),
+        Some(v) => Err(format!("`{key}` is a non-negative integer, not {v}")),
+    }
+}
+
+/// Reads a string parameter, or the default.
+pub fn param_str<'a>(params: &'a Value, key: &str, default: &'a str) -> Result<&'a str, String> {
+    match params.get(key) {
+        None => Ok(default),
+        Some(Value::Str(s)) => Ok(s),
+        Some(v) => Err(format!("`{key}` is a string, not a {}", v.kind())),
+    }
+}
+
+/// Reads a duration parameter (`"30s"`, `"500ms"`, or a number of seconds), or the default.
+pub fn param_duration(params: &Value, key: &str, default: Duration) -> Result<Duration, String> {
+    match params.get(key) {
+        None => Ok(default),
+        Some(Value::Str(s)) => crate::behaviour::parse_duration(s)
+            .ok_or_else(|| format!("`{key}`: `{s}` is not a duration")),
+        Some(v) => v
+            .as_f64()
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or_else(|| format!("`{key}` is a duration, not {v}")),
+    }
+}
+
+/// Reads topic patterns (one string or a list), or the default.
+pub fn param_topics(params: &Value, key: &str, default: &str) -> Result<Vec<Pattern>, String> {
+    let parse = |s: &str| Pattern::parse(s).map_err(|e| format!("`{key}`: {e}"));
+    match params.get(key) {
+        None => Ok(vec![parse(default)?]),
+        Some(Value::Str(s)) => Ok(vec![parse(s)?]),
+        Some(Value::List(l)) => l
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| format!("`{key}` lists topics as strings"))
+                    .and_then(parse)
+            })
+            .collect(),
+        Some(v) => Err(format!("`{key}` is a topic or a list of topics, not {v}")),
+    }
+}
