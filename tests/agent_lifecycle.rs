@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use selflet::agent::{AgentError, LIFECYCLE};
+use selflet::transport::Transport;
 use selflet::{Agent, Lifecycle, Network, Value};
 
 #[tokio::test]

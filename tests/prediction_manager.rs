@@ -182,11 +182,12 @@ async fn a_rhai_predictor_keeps_state_and_emits() {
     assert!(a.plug_predictor("no_such_kind", "x", &Value::Null).is_err());
 }
 
-async fn with_manifest(predictors: &str) -> AgentHandle {
+async fn with_manifest(predictors: &str, net: &selflet::Network) -> AgentHandle {
     let text = format!("name: a\npredictors:\n{predictors}");
     let m = selflet::Manifest::parse(&SourceFile::new("a.yaml", text), std::path::Path::new("."))
         .unwrap();
     Agent::from_manifest(&m)
+        .network(net)
         .predictor_kinds(selflet::plugins::kinds())
         .policy(frequent_service_policy())
         .spawn()
@@ -195,39 +196,56 @@ async fn with_manifest(predictors: &str) -> AgentHandle {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_manifest_names_space_saving_and_the_frequent_service_rule_fires() {
-    let a = with_manifest("  - kind: space_saving\n    params: { k: 16, min_events: 10, min_support: 0.3, window: tumbling, window_size: 60s }\n").await;
-    let frequent = a.subscribe("prediction.frequent").unwrap();
-    for i in 0..30 {
-        let service = if i % 2 == 0 {
-            "service1"
-        } else {
-            ["service2", "service3", "service4"][i % 3]
-        };
-        a.publish(
-            "service.request.outgoing",
-            Value::map([("service", Value::from(service))]),
-        )
+async fn space_saving_named_in_a_manifest_sees_real_requests_and_the_teaching_rule_fires() {
+    let net = selflet::Network::new();
+    let load = |n: &str| {
+        Behaviour::load(format!("{}/behaviors/{n}.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    let teach = selflet::OfferModes::CAN_DO | selflet::OfferModes::CAN_TEACH;
+    let _b = Agent::builder("b")
+        .network(&net)
+        .behaviour(load("service2"))
+        .behaviour(load("service3"))
+        .service(selflet::Service::new("service2", teach))
+        .service(selflet::Service::new(
+            "service3",
+            selflet::OfferModes::CAN_DO,
+        ))
+        .spawn()
         .await
         .unwrap();
+    let a = with_manifest("  - kind: space_saving\n    params: { k: 16, min_events: 10, min_support: 0.3, window: tumbling, window_size: 60s }\n", &net).await;
+    let frequent = a.subscribe("prediction.frequent").unwrap();
+    let learned = a.subscribe("service.learned").unwrap();
+    let input = Value::map([("n", Value::Int(1))]);
+    for i in 0..12 {
+        // Two thirds service2, one third service3.
+        let service = if i % 3 == 2 { "service3" } else { "service2" };
+        a.call(service, input.clone()).await.unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let ev = frequent.try_recv().expect("service1 became frequent");
-    let p = ev.payload();
-    assert_eq!(p.get("item"), Some(&Value::from("service1")));
-    assert!(p.get("support").unwrap().as_f64().unwrap() >= 0.3);
-    assert!(p.get("events").unwrap().as_int().unwrap() >= 10);
-    assert!(frequent.try_recv().is_err(), "reported once per window");
-    // The Listing 1 rule fired on it.
-    assert_eq!(
-        a.policies().stats()["learn frequent remote services"].fired,
-        1
+    let frequent_items: Vec<Value> = std::iter::from_fn(|| frequent.try_recv().ok())
+        .map(|e| e.payload().get("item").cloned().unwrap())
+        .collect();
+    assert!(
+        frequent_items.contains(&Value::from("service2")),
+        "{frequent_items:?}"
     );
+    // Listing 1 asked for the frequent service in can-teach mode, and a learned it.
+    assert_eq!(
+        learned.recv().await.unwrap().payload().get("service"),
+        Some(&Value::from("service2"))
+    );
+    assert!(a.knowledge().can_run("service2"));
+    assert!(a.policies().stats()["learn frequent remote services"].fired >= 1);
+    // service3 is frequent too but b does not teach it: the request is refused, nothing learned.
+    assert!(!a.knowledge().can_run("service3"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_agent_samples_its_load_and_load_forecast_predicts_it() {
-    let a = with_manifest("  - kind: load_forecast\n    params: { model: holt, alpha: 0.5, beta: 0.3, horizon: 2, sample_period: 10s }\n").await;
+    let net = selflet::Network::new();
+    let a = with_manifest("  - kind: load_forecast\n    params: { model: holt, alpha: 0.5, beta: 0.3, horizon: 2, sample_period: 10s }\n", &net).await;
     let busy = Behaviour::parse(SourceFile::new(
         "work.yaml",
         "behaviour: work\ninitial: w\nstates:\n  w: { demand: 0.5, on: { done: f } }\n  f: { final: true }\n",

@@ -142,9 +142,13 @@ impl Abilities {
         write(&self.inner.table).insert(name.to_owned(), Ability::Native(f));
     }
 
-    /// Compiles a file of scripted abilities and installs each one-argument function in it.
-    /// Returns the names installed. A file that does not compile installs nothing.
-    pub fn load_script(&self, source: SourceFile) -> Result<Vec<String>, LoadError> {
+    /// Compiles a file of scripted abilities without installing anything; returns the names
+    /// it would install.
+    pub fn check_script(&self, source: &SourceFile) -> Result<Vec<String>, LoadError> {
+        self.compile(source).map(|(_, names)| names)
+    }
+
+    fn compile(&self, source: &SourceFile) -> Result<(AST, Vec<String>), LoadError> {
         let ast = self.inner.engine.compile(source.text()).map_err(|e| {
             let pos = e.position();
             source.error_at(
@@ -159,8 +163,17 @@ impl Abilities {
             .map(|f| f.name.to_string())
             .collect();
         if names.is_empty() {
-            return Err(source.error("no ability here: an ability is a function of one argument, `fn name(input) { ... }`").into());
+            return Err(source
+                .error("no ability here: an ability is a function of one argument, `fn name(input) { ... }`")
+                .into());
         }
+        Ok((ast, names))
+    }
+
+    /// Compiles a file of scripted abilities and installs each one-argument function in it.
+    /// Returns the names installed. A file that does not compile installs nothing.
+    pub fn load_script(&self, source: SourceFile) -> Result<Vec<String>, LoadError> {
+        let (ast, names) = self.compile(&source)?;
         let script = Arc::new(Script { source, ast });
         let mut table = write(&self.inner.table);
         for n in &names {

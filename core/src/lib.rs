@@ -31,6 +31,7 @@ pub mod behaviour;
 pub mod bus;
 pub mod knowledge;
 pub mod manifest;
+pub mod negotiation;
 pub mod policy;
 pub mod prediction;
 pub mod script;

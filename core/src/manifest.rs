@@ -16,6 +16,8 @@
 //! attributes: { room: kitchen }
 //! facts: { threshold: 3 }
 //! network: { neighbours: [agent-b] }
+//! trust: { teachers: [agent-b] }       # accept teaching only from these (default: anyone)
+//! negotiation: { timeout: 5s, retries: 2, choice: least_recently_failed }
 //! ```
 //!
 //! Loading happens in two stages, as everywhere in selflet: serde structs that mirror the
@@ -25,6 +27,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -60,6 +63,65 @@ pub struct Manifest {
     pub facts: BTreeMap<String, Value>,
     /// Network settings.
     pub network: NetworkSpec,
+    /// Whom the agent accepts teaching from.
+    pub trust: TrustSpec,
+    /// Time-outs, retries, provider choice.
+    pub negotiation: NegotiationSpec,
+}
+
+/// Trust settings of a manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSpec {
+    /// Agents the agent accepts teaching packages from; absent accepts anyone.
+    #[serde(default)]
+    pub teachers: Option<Vec<String>>,
+}
+
+/// Negotiation settings of a manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NegotiationSpec {
+    /// How long to wait for a reply.
+    pub timeout: Option<Duration>,
+    /// How many other providers to try after a failure.
+    pub retries: Option<u32>,
+    /// Which known provider to ask.
+    pub choice: Option<Choice>,
+}
+
+/// A provider-choice strategy named in a manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Choice {
+    /// [`FirstKnown`](crate::negotiation::FirstKnown).
+    FirstKnown,
+    /// [`RoundRobin`](crate::negotiation::RoundRobin).
+    RoundRobin,
+    /// [`LeastRecentlyFailed`](crate::negotiation::LeastRecentlyFailed).
+    LeastRecentlyFailed,
+}
+
+impl Choice {
+    /// The strategy.
+    pub fn strategy(self) -> std::sync::Arc<dyn crate::negotiation::ProviderChoice> {
+        use crate::negotiation::{FirstKnown, LeastRecentlyFailed, RoundRobin};
+        match self {
+            Choice::FirstKnown => std::sync::Arc::new(FirstKnown),
+            Choice::RoundRobin => std::sync::Arc::new(RoundRobin::default()),
+            Choice::LeastRecentlyFailed => std::sync::Arc::new(LeastRecentlyFailed::default()),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNegotiation {
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    retries: Option<u32>,
+    #[serde(default)]
+    choice: Option<Choice>,
 }
 
 /// A predictor named in a manifest.
@@ -106,6 +168,10 @@ struct RawManifest {
     facts: BTreeMap<String, Value>,
     #[serde(default)]
     network: RawNetwork,
+    #[serde(default)]
+    trust: TrustSpec,
+    #[serde(default)]
+    negotiation: RawNegotiation,
 }
 
 #[derive(Deserialize)]
@@ -256,6 +322,16 @@ impl Manifest {
                 }
             })
             .collect();
+        let timeout = raw.negotiation.timeout.as_ref().and_then(|t| {
+            let d = crate::behaviour::parse_duration(&t.value);
+            if d.is_none() {
+                problems.push(source.error_at_location(
+                    &t.referenced,
+                    format!("`{}` is not a duration (such as 500ms, 5s)", t.value),
+                ));
+            }
+            d
+        });
         if !problems.is_empty() {
             return Err(LoadError::Invalid(problems));
         }
@@ -278,6 +354,12 @@ impl Manifest {
                     .into_iter()
                     .map(|n| n.value)
                     .collect(),
+            },
+            trust: raw.trust,
+            negotiation: NegotiationSpec {
+                timeout,
+                retries: raw.negotiation.retries,
+                choice: raw.negotiation.choice,
             },
         })
     }

@@ -15,11 +15,12 @@ use crate::bus::Bus;
 use crate::knowledge::{Knowledge, Service};
 use crate::manifest::PredictorSpec;
 use crate::manifest::{Manifest, is_valid_name};
+use crate::negotiation::{Config as NegotiationConfig, Negotiator};
 use crate::policy::Policies;
 use crate::prediction::{Kinds, Predictor, Predictors};
 use crate::script::{self, Limits};
 use crate::source::SourceFile;
-use crate::transport::Network;
+use crate::transport::{Network, Transport};
 use crate::value::Value;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
@@ -42,7 +43,8 @@ pub struct AgentBuilder {
     facts: BTreeMap<String, Value>,
     services: Vec<Service>,
     requires: Vec<String>,
-    network: Option<Network>,
+    transport: Option<Arc<dyn Transport>>,
+    negotiation: NegotiationConfig,
     grace: Duration,
     main: Option<String>,
     behaviours: Vec<Behaviour>,
@@ -77,7 +79,8 @@ impl AgentBuilder {
             facts: BTreeMap::new(),
             services: Vec::new(),
             requires: Vec::new(),
-            network: None,
+            transport: None,
+            negotiation: NegotiationConfig::default(),
             grace: DEFAULT_SHUTDOWN_GRACE,
             main: None,
             behaviours: Vec::new(),
@@ -106,6 +109,17 @@ impl AgentBuilder {
         b.script_files.clone_from(&m.abilities);
         b.policy_files.clone_from(&m.policies);
         b.predictor_specs.clone_from(&m.predictors);
+        b.negotiation.neighbours.clone_from(&m.network.neighbours);
+        b.negotiation.teachers.clone_from(&m.trust.teachers);
+        if let Some(t) = m.negotiation.timeout {
+            b.negotiation.timeout = t;
+        }
+        if let Some(r) = m.negotiation.retries {
+            b.negotiation.retries = r;
+        }
+        if let Some(c) = &m.negotiation.choice {
+            b.negotiation.choice = c.strategy();
+        }
         b
     }
 
@@ -205,8 +219,20 @@ impl AgentBuilder {
     }
 
     /// Joins an in-process network (by default the agent is alone on a network of its own).
-    pub fn network(mut self, network: &Network) -> Self {
-        self.network = Some(network.clone());
+    pub fn network(self, network: &Network) -> Self {
+        self.transport(Arc::new(network.clone()))
+    }
+
+    /// Joins the agents on a transport.
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// How the agent negotiates: time-outs, retries, teachers it trusts, neighbours, provider
+    /// choice.
+    pub fn negotiation(mut self, config: NegotiationConfig) -> Self {
+        self.negotiation = config;
         self
     }
 
@@ -265,8 +291,8 @@ impl AgentBuilder {
             let params = Value::Map(spec.params.clone());
             plugged.push(self.kinds.make(&spec.kind, &spec.name, &params)?);
         }
-        let network = self.network.unwrap_or_default();
-        let membership = network.join(&self.name)?;
+        let transport = self.transport.unwrap_or_else(|| Arc::new(Network::new()));
+        let membership = transport.join(&self.name)?;
         let bus = Bus::new(&self.name);
         let knowledge = Knowledge::new(bus.clone());
         for (k, v) in self.attributes {
@@ -300,6 +326,17 @@ impl AgentBuilder {
             script::shared(&self.limits),
             cancel.clone(),
         );
+        let negotiator = Negotiator::new(
+            &self.name,
+            Arc::clone(&transport),
+            knowledge.clone(),
+            bus.clone(),
+            runtime.clone(),
+            behaviours.clone(),
+            abilities.clone(),
+            self.negotiation,
+        )
+        .install();
         let inner = Arc::new(AgentInner {
             name: self.name.as_str().into(),
             goal: self.goal,
@@ -309,6 +346,7 @@ impl AgentBuilder {
             runtime,
             policies,
             predictors,
+            negotiator,
             main: Mutex::new(None),
             main_running: AtomicBool::new(false),
             sampler_running: AtomicBool::new(false),

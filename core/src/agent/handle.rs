@@ -18,6 +18,7 @@ pub(super) use crate::agent::lifecycle::{Lifecycle, Step, Tracker};
 use crate::behaviour::{Behaviour, BehaviourError, Behaviours, Runtime};
 use crate::bus::{Bus, Closed, Pattern, PatternError, SubscribeOptions, Subscription};
 use crate::knowledge::{Knowledge, Service};
+use crate::negotiation::Negotiator;
 use crate::policy::Policies;
 use crate::prediction::Predictors;
 use crate::sync::lock;
@@ -34,6 +35,7 @@ pub(crate) struct AgentInner {
     pub(super) runtime: Runtime,
     pub(crate) policies: Policies,
     pub(crate) predictors: Predictors,
+    pub(crate) negotiator: Arc<Negotiator>,
     pub(super) main: Mutex<Option<String>>,
     pub(super) main_running: AtomicBool,
     pub(super) sampler_running: AtomicBool,
@@ -198,6 +200,7 @@ impl AgentHandle {
             inner.tasks.wait().await;
         }
         inner.cancel.cancel();
+        inner.negotiator.stop();
         inner.bus.close();
         lock(&inner.membership).take();
         lock(&inner.lifecycle).step(Step::Stopped);
@@ -273,6 +276,7 @@ impl AgentHandle {
         if now == Lifecycle::Running {
             self.announce(Lifecycle::Running).await;
             tracing::info!(agent = %self.inner.name, "running");
+            self.start_negotiation();
             self.start_policies();
             self.start_main();
         }

@@ -24,6 +24,7 @@
 mod builder;
 mod handle;
 mod lifecycle;
+mod negotiation;
 mod policy;
 mod prediction;
 

@@ -138,6 +138,22 @@ impl AgentHandle {
                     Err(format!("no policy `{name}`"))
                 }
             }
+            Action::RequestService {
+                service,
+                modes,
+                input,
+            } => {
+                // A request can take a time-out or more: it runs as agent work of its own, so
+                // the policy engine goes on with the next event.
+                let agent = self.clone();
+                self.spawn_task(|_| async move {
+                    match agent.request_service(&service, &modes, input).await {
+                        Ok(outcome) => tracing::info!(agent = %agent.name(), %service, ?outcome, "requested service obtained"),
+                        Err(e) => tracing::warn!(agent = %agent.name(), %service, "request failed: {e}"),
+                    }
+                });
+                Ok(())
+            }
             Action::PlugPredictor { kind, name, params } => self
                 .plug_predictor(&kind, &name, &params)
                 .map_err(|e| e.to_string()),
@@ -152,9 +168,6 @@ impl AgentHandle {
                 tracing::info!(agent = %self.name(), "{message}");
                 Ok(())
             }
-            other => Err(format!(
-                "{other:?} needs a part this agent does not have yet"
-            )),
         }
     }
 }

@@ -42,6 +42,15 @@ pub const MAX_CALL_DEPTH: u32 = 16;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Calls services the agent does not run itself. The negotiation part implements it.
+pub(crate) trait RemoteCaller: Send + Sync {
+    fn call_remote(
+        &self,
+        service: String,
+        input: Value,
+    ) -> BoxFuture<'static, Result<Value, String>>;
+}
+
 /// What behaviour instances run against: the agent's bus, knowledge, abilities, behaviours.
 #[derive(Clone)]
 pub(crate) struct Runtime(Arc<RuntimeInner>);
@@ -55,6 +64,8 @@ struct RuntimeInner {
     engine: Arc<Engine>,
     cancel: CancellationToken,
     next_instance: AtomicU64,
+    // Weak: the negotiation part holds this runtime, and a cycle would keep both alive.
+    remote: std::sync::OnceLock<std::sync::Weak<dyn RemoteCaller>>,
     load: Load,
     state_pub: Publisher,
     transition_pub: Publisher,
@@ -94,8 +105,18 @@ impl Runtime {
             engine,
             cancel,
             next_instance: AtomicU64::new(1),
+            remote: std::sync::OnceLock::new(),
             load: Load::default(),
         }))
+    }
+
+    pub(crate) fn set_remote(&self, remote: std::sync::Weak<dyn RemoteCaller>) {
+        let _ = self.0.remote.set(remote);
+    }
+
+    /// Resolves when the agent cancels in-flight work.
+    pub(crate) async fn cancelled(&self) {
+        self.0.cancel.cancelled().await;
     }
 
     pub(crate) fn behaviours(&self) -> &Behaviours {
@@ -159,7 +180,8 @@ impl Runtime {
         result
     }
 
-    /// Calls a service the agent runs itself.
+    /// Calls a service: locally when the agent has an enabled implementation, otherwise
+    /// through the negotiation part.
     ///
     /// Boxed as a `Send` trait object on purpose: local calls recurse into [`Runtime::run`],
     /// and the explicit type is what lets the compiler prove the recursion `Send`.
@@ -182,11 +204,12 @@ impl Runtime {
                     .await
                     .map_err(|e| e.to_string());
             }
-            // Remote calls arrive with the negotiation part.
-            drop(input);
-            Err(format!(
-                "`{service}` is not run here and no provider of it is known"
-            ))
+            match rt.0.remote.get().and_then(std::sync::Weak::upgrade) {
+                Some(remote) => remote.call_remote(service, input).await,
+                None => Err(format!(
+                    "`{service}` is not run here and this agent negotiates with no one"
+                )),
+            }
         })
     }
 }

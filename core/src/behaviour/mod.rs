@@ -36,10 +36,10 @@ use std::sync::{Arc, RwLock};
 
 use rhai::Engine;
 
-pub(crate) use interpreter::Runtime;
 pub use interpreter::{
     DONE, FAILED, LoadCounters, MAX_CALL_DEPTH, MAX_EVENTLESS, STATE, TRANSITION,
 };
+pub(crate) use interpreter::{RemoteCaller, Runtime};
 pub use model::{Behaviour, StateInfo};
 pub(crate) use validate::parse_duration;
 

@@ -1,0 +1,122 @@
+//! The agent's side of negotiation: calling services, requesting them in offer modes, and
+//! keeping its peers told what it offers.
+
+use std::sync::Arc;
+
+use crate::agent::AgentHandle;
+use crate::bus::{Overflow, Pattern, SubscribeOptions};
+use crate::knowledge::{OfferMode, SERVICE_CHANGED};
+use crate::negotiation::{CallError, Outcome};
+use crate::transport::{MessageCounters, Transport};
+use crate::value::Value;
+
+impl AgentHandle {
+    /// Calls a service: locally if the agent runs it, otherwise from a provider, in the modes
+    /// the agent asks for it (`can_do` unless a policy changed that). Every call ends: with
+    /// the output, an error, or a time-out error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use selflet_core::behaviour::Behaviour;
+    /// use selflet_core::{Agent, Network, OfferModes, Service, SourceFile, Value};
+    ///
+    /// let net = Network::new();
+    /// let double = Behaviour::parse(SourceFile::new(
+    ///     "double.yaml",
+    ///     "behaviour: double\ninitial: d\nstates:\n  d: { final: true, output: \"input * 2\" }\n",
+    /// ))?;
+    /// let b = Agent::builder("b").network(&net).behaviour(double)
+    ///     .service(Service::new("double", OfferModes::CAN_DO)).spawn().await?;
+    /// let a = Agent::builder("a").network(&net).spawn().await?;
+    /// assert_eq!(a.call("double", 21).await?, Value::Int(42));
+    /// # Ok(()) }
+    /// ```
+    pub async fn call(&self, service: &str, input: impl Into<Value>) -> Result<Value, CallError> {
+        let input = input.into();
+        let inner = self.inner();
+        let local = inner
+            .knowledge
+            .service(service)
+            .and_then(|s| s.behaviour)
+            .filter(|b| self.behaviours().contains(b));
+        if let Some(b) = local {
+            return self
+                .run_behaviour(&b, input)
+                .await
+                .map_err(CallError::Local);
+        }
+        let modes = inner.knowledge.ask_modes(service);
+        match inner
+            .negotiator
+            .request(service, &modes, input.clone())
+            .await?
+        {
+            Outcome::Done(v) => Ok(v),
+            Outcome::Learned { .. } => Box::pin(self.call(service, input)).await,
+        }
+    }
+
+    /// Asks for a service in the given modes, preferred first: runs it remotely (`can_do`),
+    /// learns it (`can_teach`), or follows referrals (`knows_who_*`).
+    pub async fn request_service(
+        &self,
+        service: &str,
+        modes: &[OfferMode],
+        input: impl Into<Value>,
+    ) -> Result<Outcome, CallError> {
+        self.inner()
+            .negotiator
+            .request(service, modes, input.into())
+            .await
+    }
+
+    /// The transport the agent is on.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        self.inner().negotiator.transport()
+    }
+
+    /// Messages its transport has carried (for every agent on it).
+    pub fn message_counters(&self) -> MessageCounters {
+        self.transport().counters()
+    }
+
+    /// Serves the inbox, and advertises now and whenever the agent's offers change.
+    pub(crate) fn start_negotiation(&self) {
+        let inner = self.inner();
+        let Some(inbox) = crate::sync::lock(&inner.membership)
+            .as_ref()
+            .map(|m| m.inbox.clone())
+        else {
+            return;
+        };
+        let negotiator = Arc::clone(&inner.negotiator);
+        let stop = self.loops_token();
+        let work = inner.tasks.clone();
+        self.spawn_task(|_| negotiator.serve(inbox, stop, work));
+        inner.negotiator.advertise();
+        let options = SubscribeOptions {
+            capacity: 64,
+            overflow: Overflow::DropOldest,
+        };
+        let Ok(changes) = inner
+            .bus
+            .subscribe_with(Pattern::Exact(SERVICE_CHANGED.into()), options)
+        else {
+            return;
+        };
+        let negotiator = Arc::clone(&inner.negotiator);
+        let stop = self.loops_token();
+        self.spawn_task(|_| async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    ev = changes.recv() => match ev {
+                        Some(_) => negotiator.advertise(),
+                        None => break,
+                    },
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,365 @@
+//! Services between agents on the in-process network, on a paused clock: can-do, teaching,
+//! referrals, discovery, time-outs and retries, refused and invalid packages, counters.
+
+use std::time::Duration;
+
+use selflet::behaviour::Behaviour;
+use selflet::negotiation::{CallError, Outcome};
+use selflet::transport::{Envelope, Message, Reply, TeachingPackage, Transport};
+use selflet::{Agent, AgentHandle, Network, OfferMode, OfferModes, Service, SourceFile, Value};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn shipped(name: &str) -> Behaviour {
+    Behaviour::load(format!("{ROOT}/behaviors/{name}.yaml")).unwrap()
+}
+
+fn both() -> OfferModes {
+    OfferModes::CAN_DO | OfferModes::CAN_TEACH
+}
+
+/// B of the paper: offers service1, 2 and 3, can do and can teach.
+async fn provider(net: &Network, name: &str) -> AgentHandle {
+    let mut s1 = Service::new("service1", both());
+    s1.requires = vec!["service2".into(), "service3".into()];
+    Agent::builder(name)
+        .network(net)
+        .behaviour(shipped("service1"))
+        .behaviour(shipped("service2"))
+        .behaviour(shipped("service3"))
+        .service(s1)
+        .service(Service::new("service2", both()))
+        .service(Service::new("service3", both()))
+        .spawn()
+        .await
+        .unwrap()
+}
+
+fn n(v: i64) -> Value {
+    Value::map([("n", Value::Int(v))])
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_can_do_round_trip_and_counters_that_match_the_messages_sent() {
+    let net = Network::new();
+    let b = provider(&net, "b").await;
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    // a's advert reaches b, whose advert back tells a what b offers.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let outgoing = a.subscribe("service.request.outgoing").unwrap();
+    let executed = b.subscribe("service.executed").unwrap();
+    let before = net.counters();
+    for i in 0..3 {
+        // service1(n) = service2(n) + service3(n) = 2n + (n + 1), run by b.
+        assert_eq!(
+            a.call("service1", n(i)).await.unwrap(),
+            Value::Int(3 * i + 1)
+        );
+    }
+    let after = net.counters();
+    let delta = |kind: &str| {
+        after.by_kind.get(kind).copied().unwrap_or(0)
+            - before.by_kind.get(kind).copied().unwrap_or(0)
+    };
+    assert_eq!(
+        (delta("request"), delta("result"), delta("discover")),
+        (3, 3, 0)
+    );
+    let pair = |c: &selflet::transport::MessageCounters, f: &str, t: &str| {
+        c.by_pair
+            .get(&(f.to_owned(), t.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(pair(&after, "a", "b") - pair(&before, "a", "b"), 3);
+    assert_eq!(pair(&after, "b", "a") - pair(&before, "b", "a"), 3);
+    assert_eq!(after.total() - before.total(), 6, "nothing else was sent");
+    assert_eq!(std::iter::from_fn(|| outgoing.try_recv().ok()).count(), 3);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(std::iter::from_fn(|| executed.try_recv().ok()).count(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_teaching_the_service_runs_locally_and_no_request_leaves_the_learner() {
+    let net = Network::new();
+    let b = provider(&net, "b").await;
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    let learned = a.subscribe("service.learned").unwrap();
+    let taught = b.subscribe("service.taught").unwrap();
+    let outcome = a
+        .request_service("service2", &[OfferMode::CanTeach], ())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Learned {
+            teacher: "b".into()
+        }
+    );
+    assert_eq!(
+        learned.recv().await.unwrap().payload().get("service"),
+        Some(&Value::from("service2"))
+    );
+    assert_eq!(
+        taught.recv().await.unwrap().payload().get("learner"),
+        Some(&Value::from("a"))
+    );
+    assert!(a.knowledge().can_run("service2"));
+    let requests_before = net.counters().by_kind.get("request").copied();
+    assert_eq!(a.call("service2", n(4)).await.unwrap(), Value::Int(8));
+    assert_eq!(
+        net.counters().by_kind.get("request").copied(),
+        requests_before,
+        "no request left a"
+    );
+    // A taught service carries the names of what it requires, not their implementations.
+    a.request_service("service1", &[OfferMode::CanTeach], ())
+        .await
+        .unwrap();
+    assert_eq!(
+        a.knowledge().service("service1").unwrap().requires,
+        ["service2", "service3"]
+    );
+    assert!(a.knowledge().requires().contains(&"service3".to_owned()));
+    assert!(!a.knowledge().can_run("service3"));
+    // service1 now runs on a; service2 locally, service3 still on b.
+    assert_eq!(a.call("service1", n(2)).await.unwrap(), Value::Int(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_referral_is_followed_to_the_referred_provider() {
+    let net = Network::new();
+    let b = provider(&net, "b").await;
+    // c knows who can do service2, and only offers that knowledge.
+    let c = Agent::builder("c")
+        .network(&net)
+        .service(Service {
+            name: "service2".into(),
+            behaviour: None,
+            modes: OfferModes::KNOWS_WHO_CAN_DO,
+            requires: vec![],
+        })
+        .spawn()
+        .await
+        .unwrap();
+    c.knowledge().providers().heard("service2", "b", both());
+    // a only talks to c at first: it knows of no one else.
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    a.knowledge().providers().forget("b");
+    a.knowledge()
+        .providers()
+        .heard("service2", "c", OfferModes::KNOWS_WHO_CAN_DO);
+    let modes = [OfferMode::CanDo, OfferMode::KnowsWhoCanDo];
+    let outcome = a.request_service("service2", &modes, n(5)).await.unwrap();
+    assert_eq!(outcome, Outcome::Done(Value::Int(10)));
+    assert_eq!(net.counters().by_kind.get("referral"), Some(&1));
+    assert!(
+        a.knowledge()
+            .providers()
+            .providers("service2")
+            .iter()
+            .any(|p| p.agent == "b")
+    );
+    drop(b);
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_no_known_provider_the_request_is_published_to_whoever_offers_the_service() {
+    let net = Network::new();
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    // b starts after a and its advert reaches a; a forgets it, to start from nothing.
+    let _b = provider(&net, "b").await;
+    a.knowledge().providers().forget("b");
+    assert!(a.knowledge().providers().providers("service3").is_empty());
+    assert_eq!(a.call("service3", n(1)).await.unwrap(), Value::Int(2));
+    assert_eq!(net.counters().by_kind.get("discover"), Some(&1));
+    // Nobody offers service9: the call ends with an error, not silence.
+    assert!(matches!(
+        a.call("service9", ()).await,
+        Err(CallError::NoProvider(_))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_provider_times_out_and_the_call_is_retried_on_another() {
+    let net = Network::new();
+    let b1 = provider(&net, "b1").await;
+    let _b2 = provider(&net, "b2").await;
+    let a = Agent::builder("a")
+        .network(&net)
+        .negotiation(selflet::negotiation::Config {
+            choice: std::sync::Arc::new(selflet::negotiation::FirstKnown),
+            ..Default::default()
+        })
+        .spawn()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(
+        a.knowledge().providers().providers("service2")[0].agent,
+        "b1"
+    );
+    // b1 stops answering a.
+    b1.knowledge().set_neighbour_enabled("a", false);
+    let failures = a.subscribe("service.failed").unwrap();
+    let start = tokio::time::Instant::now();
+    assert_eq!(a.call("service2", n(3)).await.unwrap(), Value::Int(6));
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(5),
+        "one time-out, then b2 answered at once"
+    );
+    let f = failures.try_recv().unwrap();
+    assert_eq!(f.payload().get("provider"), Some(&Value::from("b1")));
+    assert_eq!(
+        a.knowledge()
+            .providers()
+            .providers("service2")
+            .iter()
+            .find(|p| p.agent == "b1")
+            .unwrap()
+            .failures,
+        1
+    );
+    // The failed provider is passed over next time: no second time-out.
+    let start = tokio::time::Instant::now();
+    a.call("service2", n(3)).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_package_and_an_invalid_package_leave_the_learner_unchanged() {
+    let net = Network::new();
+    let _b = provider(&net, "b").await;
+    let a = Agent::builder("a")
+        .network(&net)
+        .negotiation(selflet::negotiation::Config {
+            teachers: Some(vec!["trusted".into()]),
+            ..Default::default()
+        })
+        .spawn()
+        .await
+        .unwrap();
+    let err = a
+        .request_service("service2", &[OfferMode::CanTeach], ())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CallError::NotLearned { .. }), "{err}");
+    assert!(!a.knowledge().can_run("service2"));
+    assert!(a.behaviours().names().is_empty());
+
+    // A peer that sends an invalid package.
+    let a2 = Agent::builder("a2").network(&net).spawn().await.unwrap();
+    let mallory = net.join("mallory").unwrap();
+    let advert = Message::Advert {
+        services: vec![("service9".into(), OfferModes::CAN_TEACH)],
+    };
+    net.send(Envelope {
+        from: "mallory".into(),
+        to: "a2".into(),
+        id: 0,
+        body: advert,
+    })
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let net2 = net.clone();
+    tokio::spawn(async move {
+        while let Ok(env) = mallory.inbox.recv().await {
+            if let Message::Request { .. } = env.body {
+                let pkg = TeachingPackage {
+                    service: "service9".into(),
+                    behaviour: "service9".into(),
+                    behaviour_source:
+                        "behaviour: service9\ninitial: nowhere\nstates:\n  a: { final: true }\n"
+                            .into(),
+                    scripts: vec![("evil.rhai".into(), "fn x(i) { i }".into())],
+                    requires: vec![],
+                };
+                let reply = Envelope {
+                    from: "mallory".into(),
+                    to: env.from,
+                    id: env.id,
+                    body: Message::Reply(Reply::Teach(pkg)),
+                };
+                net2.send(reply).unwrap();
+            }
+        }
+    });
+    let abilities_before = a2.abilities().names();
+    let err = a2
+        .request_service("service9", &[OfferMode::CanTeach], ())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("initial state `nowhere`"), "{err}");
+    assert!(a2.behaviours().names().is_empty());
+    assert_eq!(
+        a2.abilities().names(),
+        abilities_before,
+        "no script of an invalid package is installed"
+    );
+    assert!(a2.knowledge().service("service9").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn offer_mode_changes_are_advertised() {
+    let net = Network::new();
+    let b = provider(&net, "b").await;
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let modes = |a: &AgentHandle| {
+        a.knowledge()
+            .providers()
+            .providers("service2")
+            .first()
+            .map(|p| p.modes)
+    };
+    assert_eq!(modes(&a), Some(both()));
+    b.knowledge()
+        .set_modes("service2", OfferModes::CAN_DO)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(modes(&a), Some(OfferModes::CAN_DO));
+    // Teaching is now refused.
+    let err = a
+        .request_service("service2", &[OfferMode::CanTeach], ())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("refused") || matches!(err, CallError::NoProvider(_)),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn behaviours_call_remote_services_and_stopping_ends_in_flight_calls() {
+    let net = Network::new();
+    let b = Agent::builder("b")
+        .network(&net)
+        .behaviour(Behaviour::parse(SourceFile::new("slow.yaml", "behaviour: slow\ninitial: s\nstates:\n  s: { after: { 3600s: f } }\n  f: { final: true }\n")).unwrap())
+        .service(Service::new("slow", OfferModes::CAN_DO))
+        .shutdown_grace(Duration::from_secs(1))
+        .spawn()
+        .await
+        .unwrap();
+    let a = Agent::builder("a")
+        .network(&net)
+        .negotiation(selflet::negotiation::Config {
+            timeout: Duration::from_secs(7200),
+            ..Default::default()
+        })
+        .spawn()
+        .await
+        .unwrap();
+    let call = {
+        let a = a.clone();
+        tokio::spawn(async move { a.call("slow", ()).await })
+    };
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    b.shutdown().await;
+    let r = call.await.unwrap();
+    assert!(
+        r.unwrap_err().to_string().contains("stopping"),
+        "the provider answered the in-flight call with an error"
+    );
+}
