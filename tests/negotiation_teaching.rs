@@ -44,8 +44,8 @@ async fn a_can_do_round_trip_and_counters_that_match_the_messages_sent() {
     let net = Network::new();
     let b = provider(&net, "b").await;
     let a = Agent::builder("a").network(&net).spawn().await.unwrap();
-    // a's advert reaches b, whose advert back tells a what b offers.
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    // a offers nothing, so it stays quiet; its first call discovers b.
+    a.call("service2", n(1)).await.unwrap();
     let outgoing = a.subscribe("service.request.outgoing").unwrap();
     let executed = b.subscribe("service.executed").unwrap();
     let before = net.counters();
@@ -194,7 +194,8 @@ async fn a_silent_provider_times_out_and_the_call_is_retried_on_another() {
         .spawn()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    // The first call discovers both providers.
+    a.call("service2", n(1)).await.unwrap();
     assert_eq!(
         a.knowledge().providers().providers("service2")[0].agent,
         "b1"
@@ -305,7 +306,7 @@ async fn offer_mode_changes_are_advertised() {
     let net = Network::new();
     let b = provider(&net, "b").await;
     let a = Agent::builder("a").network(&net).spawn().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    a.call("service2", n(1)).await.unwrap();
     let modes = |a: &AgentHandle| {
         a.knowledge()
             .providers()

@@ -11,14 +11,20 @@
 //!
 //! | module | SelfLet part | owns |
 //! |---|---|---|
-//! | [`bus`] | Dispatcher | topic publish/subscribe inside one agent |
-//! | [`knowledge`] | Internal Knowledge | facts, services, attributes, providers |
-//! | [`transport`] | Message Handler | the in-process network |
+//! | [`bus`] | Dispatcher | topic publish/subscribe inside one agent; bounded queues, overflow policies, counters |
+//! | [`knowledge`] | Internal Knowledge | facts, services and offer modes, attributes, provider directory |
+//! | [`behaviour`] | Behaviour Manager | YAML statecharts: format, validation, interpreter, graph export, repository |
+//! | [`ability`] | Ability Execution Environment | native (Rust) and scripted (Rhai) abilities |
+//! | [`policy`] | Autonomic Manager | Rhai rules indexed by topic, the SelfLet action list, sandbox, hot reload |
+//! | [`negotiation`] | Negotiation Manager | offer modes, requests and replies, teaching, referrals, adverts, provider choice |
+//! | [`prediction`] | Prediction Manager | the `Predictor` plugin trait, descriptors, kinds, plug/unplug at run time |
+//! | [`transport`] | Message Handler | the `Transport` trait, the in-process network, message accounting |
 //! | [`manifest`] | deployment | agent manifest YAML → a configured agent |
-//! | [`agent`] | the SelfLet | builder, handle, lifecycle |
+//! | [`agent`] | the SelfLet | builder, handle, lifecycle (statig), the wiring of the parts above |
 //!
-//! Plus [`value`] (the dynamic [`Value`] every part exchanges) and [`source`] (source files and
-//! located errors).
+//! Plus [`value`] (the dynamic [`Value`] every part exchanges), [`source`] (source files and
+//! located errors) and [`script`] (the Rhai sandbox shared by guards, abilities, policies and
+//! scripted predictors).
 //!
 //! # Re-exports
 //!
@@ -42,9 +48,13 @@ pub mod value;
 mod sync;
 
 pub use agent::{Agent, AgentBuilder, AgentError, AgentHandle, Lifecycle};
+pub use behaviour::Behaviour;
 pub use bus::{Bus, Event, Overflow, Pattern, SubscribeOptions, Subscription, TopicStats};
 pub use knowledge::{Knowledge, OfferMode, OfferModes, Service};
 pub use manifest::Manifest;
+pub use negotiation::CallError;
+pub use policy::Policies;
+pub use prediction::{Kinds, Predictor};
 pub use source::{LoadError, Located, SourceFile};
-pub use transport::Network;
+pub use transport::{Network, Transport};
 pub use value::Value;

@@ -151,6 +151,7 @@ pub(crate) struct Negotiator {
     self_ref: std::sync::OnceLock<std::sync::Weak<Negotiator>>,
     // Agents this one has exchanged adverts with.
     peers: Mutex<std::collections::HashSet<String>>,
+    advertised: std::sync::atomic::AtomicBool,
 }
 
 impl Negotiator {
@@ -178,6 +179,7 @@ impl Negotiator {
             next_id: AtomicU64::new(1),
             self_ref: std::sync::OnceLock::new(),
             peers: Mutex::default(),
+            advertised: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -223,9 +225,16 @@ impl Negotiator {
             .collect()
     }
 
-    /// Tells every neighbour what this agent offers now.
+    /// Tells every neighbour what this agent offers now. An agent that offers nothing and never
+    /// did stays quiet: thousands of idle agents must not flood each other, and a requester
+    /// finds providers by discovery anyway.
     pub(crate) fn advertise(&self) {
         let services = self.offers();
+        let offers_any = services.iter().any(|(_, m)| !m.is_empty());
+        if !offers_any && !self.advertised.load(Ordering::Relaxed) {
+            return;
+        }
+        self.advertised.store(true, Ordering::Relaxed);
         for s in &services {
             self.transport.offer(&self.agent, &s.0, !s.1.is_empty());
         }
@@ -531,13 +540,16 @@ impl Negotiator {
                     }
                 }
                 Message::Discover { service } => {
-                    if let Some(s) = self
+                    // The whole offer, not just the service asked about: the asker will likely
+                    // need the others too, and this saves it a discovery each.
+                    if self
                         .knowledge
                         .service(&service)
-                        .filter(|s| !s.modes.is_empty())
+                        .is_some_and(|s| !s.modes.is_empty())
                     {
+                        lock(&self.peers).insert(env.from.clone());
                         let body = Message::Advert {
-                            services: vec![(s.name, s.modes)],
+                            services: self.offers(),
                         };
                         let _ = self.transport.send(self.envelope(&env.from, 0, body));
                     }

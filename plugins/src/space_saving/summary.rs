@@ -11,14 +11,17 @@
 //! cloning a new key, which for integers or `Arc<str>` does not allocate).
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
+
+use hashbrown::HashTable;
 
 const NONE: u32 = u32::MAX;
 
 #[derive(Debug, Clone)]
 struct Counter<K> {
     key: K,
+    // Kept so that the index can drop or move this counter's entry without hashing again.
+    hash: u64,
     count: u64,
     error: u64,
     bucket: u32,
@@ -69,7 +72,9 @@ pub struct SpaceSaving<K> {
     free_buckets: Vec<u32>,
     min: u32,
     max: u32,
-    index: HashMap<K, u32, foldhash::fast::RandomState>,
+    // Counter indices by their key's hash: keys live once, in the counters.
+    index: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl<K: Hash + Eq + Clone> SpaceSaving<K> {
@@ -84,7 +89,8 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
             free_buckets: Vec::with_capacity(k),
             min: NONE,
             max: NONE,
-            index: HashMap::with_capacity_and_hasher(k, foldhash::fast::RandomState::default()),
+            index: HashTable::with_capacity(k),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 
@@ -140,22 +146,29 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
         Q: Hash + Eq + ?Sized,
     {
         self.n += 1;
-        if let Some(&c) = self.index.get(item) {
+        let hash = self.hasher.hash_one(item);
+        let counters = &self.counters;
+        if let Some(&c) = self
+            .index
+            .find(hash, |&i| counters[i as usize].key.borrow() == item)
+        {
             self.increment(c);
             return;
         }
         if self.counters.len() < self.k {
             let c = self.counters.len() as u32;
-            let key = owned();
             self.counters.push(Counter {
-                key: key.clone(),
-                count: 0,
+                key: owned(),
+                hash,
+                count: 1,
                 error: 0,
                 bucket: NONE,
                 prev: NONE,
                 next: NONE,
             });
-            self.index.insert(key, c);
+            let counters = &self.counters;
+            self.index
+                .insert_unique(hash, c, |&i| counters[i as usize].hash);
             // A new counter enters with count 1: the lowest bucket if it counts 1, else a new
             // bucket below it.
             let b = if self.min != NONE && self.buckets[self.min as usize].count == 1 {
@@ -163,18 +176,22 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
             } else {
                 self.new_bucket(1, NONE, self.min)
             };
-            self.counters[c as usize].count = 1;
             self.attach(c, b);
             return;
         }
         // Full: the new item replaces one of the least counted.
         let c = self.buckets[self.min as usize].head;
-        let key = owned();
+        let old_hash = self.counters[c as usize].hash;
+        if let Ok(entry) = self.index.find_entry(old_hash, |&i| i == c) {
+            entry.remove();
+        }
         let slot = &mut self.counters[c as usize];
-        let old = std::mem::replace(&mut slot.key, key.clone());
+        slot.key = owned();
+        slot.hash = hash;
         slot.error = slot.count;
-        self.index.remove::<K>(&old);
-        self.index.insert(key, c);
+        let counters = &self.counters;
+        self.index
+            .insert_unique(hash, c, |&i| counters[i as usize].hash);
         self.increment(c);
     }
 
@@ -184,7 +201,10 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.index.get(item).map(|&c| self.estimate(c))
+        let hash = self.hasher.hash_one(item);
+        self.index
+            .find(hash, |&i| self.counters[i as usize].key.borrow() == item)
+            .map(|&c| self.estimate(c))
     }
 
     /// Every monitored item, most counted first.
@@ -368,7 +388,9 @@ mod tests {
                 let x = &s.counters[c as usize];
                 assert_eq!(x.bucket, b);
                 assert_eq!(x.count, bucket.count);
-                assert_eq!(s.index[&x.key], c);
+                let h = s.hasher.hash_one(&x.key);
+                assert_eq!(h, x.hash);
+                assert_eq!(s.index.find(h, |&i| i == c), Some(&c));
                 total += x.count;
                 seen += 1;
                 c = x.next;
