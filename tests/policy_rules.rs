@@ -245,3 +245,30 @@ fn shipped_policies_check_clean() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn policies_plug_and_unplug_predictors_and_request_services() {
+    let a = agent(
+        r#"
+        rule("plug").on("go").then(|ev| plug_predictor("rhai", "echo", #{
+            consumes: "sample",
+            source: "fn update(ev) { emit(\"prediction.echo\", ev.value); }",
+        }));
+        rule("unplug").on("stop").then(|ev| unplug_predictor("echo"));
+        rule("ask").on("need").then(|ev| request_service("nowhere", "can_teach"));
+        "#,
+    )
+    .await;
+    let echoes = a.subscribe("prediction.echo").unwrap();
+    let failed = a.subscribe("service.failed").unwrap();
+    publish(&a, "go", ()).await;
+    assert_eq!(a.predictors().descriptors().len(), 1);
+    publish(&a, "sample", 7).await;
+    assert_eq!(echoes.try_recv().unwrap().payload(), &Value::Int(7));
+    publish(&a, "stop", ()).await;
+    assert!(a.predictors().descriptors().is_empty());
+    // A request for a service nobody offers ends with an error, reported on the bus.
+    publish(&a, "need", ()).await;
+    let f = failed.try_recv().expect("the request failed visibly");
+    assert_eq!(f.payload().get("service"), Some(&Value::from("nowhere")));
+}
