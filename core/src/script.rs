@@ -122,3 +122,22 @@ fn at(pos: Position) -> String {
         format!(" ({pos})")
     }
 }
+
+/// An event as scripts see it: the payload's fields (a payload that is not a map becomes
+/// `value`), plus `topic` and `source` unless the payload has fields of those names.
+pub(crate) fn event_map(event: &crate::bus::Event) -> rhai::Map {
+    let mut map = rhai::Map::new();
+    match event.payload() {
+        crate::value::Value::Map(m) => {
+            map.extend(m.iter().map(|(k, v)| (k.as_str().into(), v.to_dynamic())));
+        }
+        other => {
+            map.insert("value".into(), other.to_dynamic());
+        }
+    }
+    map.entry("topic".into())
+        .or_insert_with(|| event.topic().into());
+    map.entry("source".into())
+        .or_insert_with(|| event.source().into());
+    map
+}

@@ -458,20 +458,16 @@ impl<'a> Instance<'a> {
         for a in &t.actions {
             self.act(from, a).await?;
         }
-        if self.rt.0.transition_pub.has_subscribers() {
-            let _ = self
-                .rt
-                .0
-                .transition_pub
-                .publish(Value::map([
-                    ("behaviour", Value::from(b.name.as_str())),
-                    ("instance", Value::Int(self.id as i64)),
-                    ("from", Value::from(b.states[from].name.as_str())),
-                    ("to", Value::from(b.states[t.target].name.as_str())),
-                    ("trigger", Value::from(trigger)),
-                ]))
-                .await;
-        }
+        let step = || {
+            Value::map([
+                ("behaviour", Value::from(b.name.as_str())),
+                ("instance", Value::Int(self.id as i64)),
+                ("from", Value::from(b.states[from].name.as_str())),
+                ("to", Value::from(b.states[t.target].name.as_str())),
+                ("trigger", Value::from(trigger)),
+            ])
+        };
+        announce(&self.rt.0.transition_pub, step).await;
         self.enter(t.target).await?;
         Ok(t.target)
     }
@@ -485,18 +481,14 @@ impl<'a> Instance<'a> {
                 .busy_nanos
                 .fetch_add((d * 1e9) as u64, Ordering::Relaxed);
         }
-        if self.rt.0.state_pub.has_subscribers() {
-            let _ = self
-                .rt
-                .0
-                .state_pub
-                .publish(Value::map([
-                    ("behaviour", Value::from(b.name.as_str())),
-                    ("instance", Value::Int(self.id as i64)),
-                    ("state", Value::from(b.states[state].name.as_str())),
-                ]))
-                .await;
-        }
+        let entered = || {
+            Value::map([
+                ("behaviour", Value::from(b.name.as_str())),
+                ("instance", Value::Int(self.id as i64)),
+                ("state", Value::from(b.states[state].name.as_str())),
+            ])
+        };
+        announce(&self.rt.0.state_pub, entered).await;
         for a in &b.states[state].entry {
             self.act(state, a).await?;
         }
@@ -617,6 +609,14 @@ impl<'a> Instance<'a> {
 async fn recv(events: &mut Option<Subscription>) -> Option<(String, Value)> {
     let ev = events.as_mut()?.recv().await?;
     Some((ev.topic().to_owned(), ev.payload().clone()))
+}
+
+/// Publishes what a step of an instance did, building the payload only if someone listens:
+/// most steps of most agents are watched by nobody, and they are the interpreter's hot path.
+async fn announce(p: &Publisher, payload: impl FnOnce() -> Value) {
+    if p.has_subscribers() {
+        let _ = p.publish(payload()).await;
+    }
 }
 
 async fn sleep_until(t: Option<Instant>) {

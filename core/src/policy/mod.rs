@@ -37,7 +37,6 @@ use crate::knowledge::Knowledge;
 use crate::script::{self, Limits};
 use crate::source::{LoadError, Located, SourceFile};
 use crate::sync::{read, write};
-use crate::value::Value;
 
 /// How many events may wait for the policy engine before the oldest are dropped (and counted
 /// on the bus). Dropping, not waiting: a policy that publishes must never wait on itself.
@@ -426,20 +425,9 @@ impl Policies {
 /// What a rule sees as `ev`: the payload's fields (or the payload as `value`), plus `topic`
 /// and `source` unless the payload has fields of those names.
 fn event_value(event: &Event) -> Dynamic {
-    let mut map = rhai::Map::new();
-    match event.payload() {
-        Value::Map(m) => map.extend(m.iter().map(|(k, v)| (k.as_str().into(), v.to_dynamic()))),
-        other => {
-            map.insert("value".into(), other.to_dynamic());
-        }
-    }
-    map.entry("topic".into())
-        .or_insert_with(|| event.topic().into());
-    map.entry("source".into())
-        .or_insert_with(|| event.source().into());
     // Shared, so that handing it to each rule's condition and actions copies a pointer, not
     // the map.
-    Dynamic::from_map(map).into_shared()
+    Dynamic::from_map(script::event_map(event)).into_shared()
 }
 
 fn located(source: &SourceFile, pos: Position, message: impl Into<String>) -> Located {

@@ -143,15 +143,7 @@ impl Predictor for ScriptPredictor {
     }
 
     fn update(&mut self, event: &Event, out: &mut Emitter) -> Result<(), BoxError> {
-        let mut map = rhai::Map::new();
-        match event.payload() {
-            Value::Map(m) => map.extend(m.iter().map(|(k, v)| (k.as_str().into(), v.to_dynamic()))),
-            other => {
-                map.insert("value".into(), other.to_dynamic());
-            }
-        }
-        map.insert("topic".into(), event.topic().into());
-        map.insert("source".into(), event.source().into());
+        let mut map = script::event_map(event);
         let t = event
             .time()
             .saturating_duration_since(self.start)
