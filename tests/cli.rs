@@ -48,6 +48,29 @@ fn check_prints_file_line_column_and_fails_on_a_broken_manifest() {
 }
 
 #[test]
+fn check_reports_unknown_predictor_kinds_and_bad_parameters_where_they_are_written() {
+    let bad = temp_file(
+        "predictors.yaml",
+        "name: a\npredictors:\n  - kind: space_savings\n  - kind: space_saving\n    name: s\n    params: { window: monthly }\n",
+    );
+    let out = Command::new(BIN).arg("check").arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let unknown = format!("{}:3:11: no predictor kind `space_savings`", bad.display());
+    assert!(
+        stderr.contains(&unknown),
+        "expected `{unknown}` in:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{}:4:11: predictor `s`: `window` is none, tumbling or sliding",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn check_fails_on_a_missing_file() {
     let out = Command::new(BIN)
         .args(["check", "no/such/file.yaml"])

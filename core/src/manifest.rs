@@ -133,6 +133,8 @@ pub struct PredictorSpec {
     pub name: String,
     /// Parameters, passed to the predictor kind as given.
     pub params: BTreeMap<String, Value>,
+    /// Where its `kind` is written (line, column), for errors found later.
+    pub at: (usize, usize),
 }
 
 /// Network settings of a manifest.
@@ -213,6 +215,31 @@ pub fn is_valid_name(name: &str) -> bool {
 const NAME_RULE: &str = "a name starts with a letter and has only letters, digits, `_` and `-`";
 
 impl Manifest {
+    /// Checks that every predictor names a kind of `kinds` with parameters it accepts, so a
+    /// checker can report what would otherwise only fail when the agent spawns.
+    pub fn check_predictors(
+        &self,
+        source: &SourceFile,
+        kinds: &crate::prediction::Kinds,
+    ) -> Result<(), LoadError> {
+        let problems: Vec<_> = self
+            .predictors
+            .iter()
+            .filter_map(|p| {
+                let params = Value::Map(p.params.clone());
+                kinds
+                    .make(&p.kind, &p.name, &params)
+                    .err()
+                    .map(|e| source.error_at(p.at.0, p.at.1, e.to_string()))
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(LoadError::Invalid(problems))
+        }
+    }
+
     /// Reads and validates a manifest file. Relative paths in it are resolved against the
     /// file's directory.
     pub fn load(path: impl AsRef<Path>) -> Result<Manifest, LoadError> {
@@ -315,10 +342,15 @@ impl Manifest {
                 if let Some(Value::Str(f)) = params.get_mut("file") {
                     *f = base.join(&*f).display().to_string();
                 }
+                let at = (
+                    p.kind.referenced.line() as usize,
+                    p.kind.referenced.column() as usize,
+                );
                 PredictorSpec {
                     name: name.value.clone(),
                     kind: p.kind.value,
                     params,
+                    at,
                 }
             })
             .collect();

@@ -29,6 +29,7 @@ fn check_one(file: &PathBuf) -> Result<String, LoadError> {
     } else {
         let base = file.parent().unwrap_or(std::path::Path::new("."));
         let m = Manifest::parse(&source, base)?;
+        m.check_predictors(&source, &selflet::plugins::kinds())?;
         Ok(format!("manifest of agent `{}`", m.name))
     }
 }
