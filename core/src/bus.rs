@@ -240,31 +240,33 @@ struct TopicInner {
 struct Subscriber {
     id: u64,
     tx: Sender<Event>,
-    // Only `DropOldest` subscribers keep a receiver, to evict from the front of their own queue.
-    evict: Option<Receiver<Event>>,
+    // `DropOldest` subscribers keep a receiver, to evict from the front of their own queue,
+    // and their capacity: their channel is unbounded, so that an idle subscription holds no
+    // preallocated buffer (thousands of agents each have a few), and the capacity is kept
+    // here instead, by evicting before each push.
+    evict: Option<(Receiver<Event>, usize)>,
 }
 
 impl Subscriber {
-    async fn deliver(&self, mut event: Event) {
-        let Some(evict) = &self.evict else {
-            if let Err(lost) = self.tx.send(event).await {
-                count_dropped(&lost.0);
+    /// Queues an event without waiting: evicts the oldest while the queue is at capacity.
+    /// Concurrent publishers can overshoot the capacity by one event each, never more.
+    fn push_evicting(&self, evict: &Receiver<Event>, capacity: usize, event: Event) {
+        while self.tx.len() >= capacity {
+            match evict.try_recv() {
+                Ok(old) => count_dropped(&old),
+                // Emptied meanwhile by the subscriber.
+                Err(_) => break,
             }
-            return;
-        };
-        loop {
-            match self.tx.try_send(event) {
-                Ok(()) => return,
-                Err(TrySendError::Closed(lost)) => return count_dropped(&lost),
-                Err(TrySendError::Full(back)) => {
-                    event = back;
-                    // The subscriber may have emptied the queue since: then there is nothing
-                    // to evict and the next try succeeds.
-                    if let Ok(old) = evict.try_recv() {
-                        count_dropped(&old);
-                    }
-                }
-            }
+        }
+        if let Err(lost) = self.tx.try_send(event) {
+            count_dropped(&lost.into_inner());
+        }
+    }
+
+    /// Waits for room in a `Wait` subscriber's queue.
+    async fn wait_and_send(&self, event: Event) {
+        if let Err(lost) = self.tx.send(event).await {
+            count_dropped(&lost.0);
         }
     }
 }
@@ -352,11 +354,15 @@ impl Bus {
         patterns: Vec<Pattern>,
         options: SubscribeOptions,
     ) -> Result<Subscription, SubscribeClosed> {
-        let (tx, rx) = async_channel::bounded(options.capacity.max(1));
+        let capacity = options.capacity.max(1);
+        let (tx, rx) = match options.overflow {
+            Overflow::Wait => async_channel::bounded(capacity),
+            Overflow::DropOldest => async_channel::unbounded(),
+        };
         let sub = Subscriber {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
             tx,
-            evict: (options.overflow == Overflow::DropOldest).then(|| rx.clone()),
+            evict: (options.overflow == Overflow::DropOldest).then(|| (rx.clone(), capacity)),
         };
         let id = sub.id;
         {
@@ -469,14 +475,18 @@ async fn publish_on(bus: &BusInner, topic: &Topic, payload: Value) -> Result<(),
 
 /// Hands an event to every subscriber of its topic.
 ///
-/// The common case, room in every queue, is served under the read lock without awaiting;
-/// only subscribers whose queue is full are then waited for (or evicted from), each in turn,
-/// which keeps every subscriber's order.
+/// The common case, room in every queue, is served under the read lock without awaiting, and
+/// `drop-oldest` queues never wait; only `wait` subscribers whose queue is full are then
+/// waited for, each in turn, which keeps every subscriber's order.
 async fn deliver(topic: &Topic, event: Event) {
     let mut full = Vec::new();
     {
         let subscribers = read(&topic.0.subscribers);
         for s in subscribers.iter() {
+            if let Some((evict, capacity)) = &s.evict {
+                s.push_evicting(evict, *capacity, event.clone());
+                continue;
+            }
             match s.tx.try_send(event.clone()) {
                 Ok(()) => {}
                 Err(TrySendError::Full(back)) => full.push((s.clone(), back)),
@@ -485,7 +495,7 @@ async fn deliver(topic: &Topic, event: Event) {
         }
     }
     for (s, ev) in full {
-        s.deliver(ev).await;
+        s.wait_and_send(ev).await;
     }
 }
 

@@ -239,6 +239,12 @@ impl Network {
         };
         let kind = envelope.body.kind();
         let pair = (envelope.from.clone(), envelope.to.clone());
+        // The inbox is unbounded so that an idle agent holds no preallocated buffer; its
+        // bound is kept here, under the network's lock.
+        if tx.len() >= INBOX_CAPACITY {
+            inner.counters.undelivered += 1;
+            return Err(SendError::Full(Box::new(envelope)));
+        }
         match tx.try_send(envelope) {
             Ok(()) => {
                 *inner.counters.by_kind.entry(kind.to_owned()).or_default() += 1;
@@ -269,7 +275,7 @@ impl Network {
 
 impl Transport for Network {
     fn join(&self, agent: &str) -> Result<Membership, NameTaken> {
-        let (tx, rx) = async_channel::bounded(INBOX_CAPACITY);
+        let (tx, rx) = async_channel::unbounded();
         {
             let mut inner = lock(&self.inner);
             if inner.members.contains_key(agent) {
