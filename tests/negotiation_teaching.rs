@@ -364,3 +364,39 @@ async fn behaviours_call_remote_services_and_stopping_ends_in_flight_calls() {
         "the provider answered the in-flight call with an error"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_requester_shutting_down_still_receives_the_replies_of_its_in_flight_work() {
+    let net = Network::new();
+    let slow = Behaviour::parse(SourceFile::new(
+        "slow.yaml",
+        "behaviour: slow\ninitial: s\nstates:\n  s: { after: { 2s: f } }\n  f: { final: true, output: '\"done\"' }\n",
+    ))
+    .unwrap();
+    let b = Agent::builder("b")
+        .network(&net)
+        .behaviour(slow)
+        .service(Service::new("slow", OfferModes::CAN_DO))
+        .spawn()
+        .await
+        .unwrap();
+    let executed = b.subscribe("service.executed").unwrap();
+    let a = Agent::builder("a")
+        .network(&net)
+        .shutdown_grace(Duration::from_secs(5))
+        .policy(SourceFile::new(
+            "p.rhai",
+            r#"rule("r").on("go").then(|ev| request_service("slow", "can_do"));"#,
+        ))
+        .spawn()
+        .await
+        .unwrap();
+    a.publish("go", ()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let start = tokio::time::Instant::now();
+    a.shutdown().await;
+    // The request finished within the grace period: its reply was still received.
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    assert!(executed.try_recv().is_ok());
+}

@@ -197,6 +197,8 @@ impl AgentHandle {
         {
             tracing::warn!(agent = %inner.name, pending = inner.tasks.len(), "shutdown grace elapsed; cancelling in-flight work");
             inner.cancel.cancel();
+            // Calls still waiting for a reply end now, with an error.
+            inner.negotiator.stop();
             inner.tasks.wait().await;
         }
         inner.cancel.cancel();

@@ -90,10 +90,11 @@ impl AgentHandle {
         else {
             return;
         };
+        // The inbox is served until the very end of shutdown, not only until it begins: work
+        // finishing in the grace period still needs its replies.
         let negotiator = Arc::clone(&inner.negotiator);
-        let stop = self.loops_token();
         let work = inner.tasks.clone();
-        self.spawn_task(|_| negotiator.serve(inbox, stop, work));
+        tokio::spawn(negotiator.serve(inbox, inner.cancel.clone(), work));
         inner.negotiator.advertise();
         let options = SubscribeOptions {
             capacity: 64,
