@@ -356,6 +356,7 @@ impl Negotiator {
                 ),
             ]);
             let _ = self.bus.publish(REQUEST_OUTGOING, event).await;
+            tracing::debug!(agent = %self.agent, %service, %provider, ?modes, "request sent");
             let body = Message::Request {
                 service: service.to_owned(),
                 modes: modes.to_vec(),
@@ -639,6 +640,7 @@ impl Negotiator {
                             ("learner", Value::from(requester)),
                         ]);
                         let _ = self.bus.publish(TAUGHT, ev).await;
+                        tracing::info!(agent = %self.agent, %service, learner = %requester, "service taught");
                         return Reply::Teach(pkg);
                     }
                     Err(reason) => return Reply::Refused(reason),
