@@ -56,10 +56,20 @@ pub(super) fn run(paths: &[PathBuf], watch: bool) -> ExitCode {
                 .collect();
             tokio::spawn(watch_policies(watched));
         }
+        // Listening starts before saying so: a Ctrl-C right after the message must not find
+        // the default handler, which would kill the process without a clean shutdown.
+        let interrupted = match interrupt() {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("error: cannot listen for Ctrl-C: {e}");
+                for a in &agents {
+                    a.shutdown().await;
+                }
+                return ExitCode::FAILURE;
+            }
+        };
         tracing::info!(agents = agents.len(), "running; press Ctrl-C to stop");
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            eprintln!("error: cannot listen for Ctrl-C: {e}");
-        }
+        interrupted.await;
         tracing::info!("stopping");
         for a in &agents {
             a.shutdown().await;
@@ -93,5 +103,23 @@ async fn watch_policies(files: Vec<(AgentHandle, PathBuf)>) {
                 }
             }
         }
+    }
+}
+
+/// A future that resolves on Ctrl-C (SIGINT), listening from the moment it is made.
+fn interrupt() -> std::io::Result<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut sigint = signal(SignalKind::interrupt())?;
+        Ok(Box::pin(async move {
+            sigint.recv().await;
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(Box::pin(async {
+            let _ = tokio::signal::ctrl_c().await;
+        }))
     }
 }
