@@ -314,6 +314,13 @@ impl ProviderDirectory {
     }
 }
 
+#[derive(Debug, Clone)]
+struct Redirect {
+    to: String,
+    fraction: f64,
+    credit: f64,
+}
+
 /// A service name that the repository does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("no service named `{0}`")]
@@ -333,6 +340,8 @@ struct Inner {
     requires: RwLock<Vec<String>>,
     ask_modes: RwLock<BTreeMap<String, Vec<OfferMode>>>,
     silenced: RwLock<std::collections::BTreeSet<String>>,
+    redirects: RwLock<BTreeMap<String, Redirect>>,
+    loads: RwLock<BTreeMap<String, f64>>,
     providers: ProviderDirectory,
 }
 
@@ -357,6 +366,8 @@ impl Knowledge {
                 requires: RwLock::default(),
                 ask_modes: RwLock::default(),
                 silenced: RwLock::default(),
+                redirects: RwLock::default(),
+                loads: RwLock::default(),
                 providers: ProviderDirectory::default(),
             }),
         }
@@ -514,6 +525,56 @@ impl Knowledge {
         } else {
             s.insert(agent.to_owned());
         }
+    }
+
+    /// Sends `fraction` (0 to 1) of the requests for `service` that reach this agent to
+    /// `neighbour` instead; a fraction of 0 stops redirecting.
+    pub fn set_redirect(&self, service: &str, neighbour: &str, fraction: f64) {
+        let mut r = write(&self.inner.redirects);
+        if fraction > 0.0 {
+            let fraction = fraction.min(1.0);
+            r.insert(
+                service.to_owned(),
+                Redirect {
+                    to: neighbour.to_owned(),
+                    fraction,
+                    credit: 0.0,
+                },
+            );
+        } else {
+            r.remove(service);
+        }
+    }
+
+    /// Where and how much of a service's requests are redirected.
+    pub fn redirect(&self, service: &str) -> Option<(String, f64)> {
+        read(&self.inner.redirects)
+            .get(service)
+            .map(|r| (r.to.clone(), r.fraction))
+    }
+
+    /// Whether this request for `service` goes to the neighbour: exactly `fraction` of them
+    /// do, spread evenly (a credit accumulates the fraction and pays out whole requests).
+    pub fn redirect_turn(&self, service: &str) -> Option<String> {
+        let mut all = write(&self.inner.redirects);
+        let r = all.get_mut(service)?;
+        r.credit += r.fraction;
+        if r.credit >= 1.0 - 1e-9 {
+            r.credit -= 1.0;
+            Some(r.to.clone())
+        } else {
+            None
+        }
+    }
+
+    /// Records the utilization an agent (this one, or a neighbour) last reported.
+    pub fn set_load(&self, agent: &str, utilization: f64) {
+        write(&self.inner.loads).insert(agent.to_owned(), utilization);
+    }
+
+    /// The utilizations last reported, by agent.
+    pub fn loads(&self) -> BTreeMap<String, f64> {
+        read(&self.inner.loads).clone()
     }
 
     /// The provider directory.

@@ -55,6 +55,13 @@ pub enum Message {
         /// The service.
         service: String,
     },
+    /// A service taught without being asked for, by a provider shedding load.
+    Lesson(TeachingPackage),
+    /// The sender's utilization, for neighbours balancing load.
+    Load {
+        /// Seconds of work per second, over the sender's last sample period.
+        utilization: f64,
+    },
     /// Says which services an agent offers, and how.
     Advert {
         /// Service name and modes (`none` withdraws an offer).
@@ -64,7 +71,7 @@ pub enum Message {
 
 impl Message {
     /// The kind, as counted by the network: `request`, `result`, `teaching`, `referral`,
-    /// `refusal`, `failure`, `discover`, `advert`.
+    /// `refusal`, `failure`, `discover`, `advert`, `lesson`, `load`.
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Request { .. } => "request",
@@ -74,6 +81,8 @@ impl Message {
             Message::Reply(Reply::Refused(_)) => "refusal",
             Message::Reply(Reply::Failed(_)) => "failure",
             Message::Discover { .. } => "discover",
+            Message::Lesson(_) => "lesson",
+            Message::Load { .. } => "load",
             Message::Advert { .. } => "advert",
         }
     }

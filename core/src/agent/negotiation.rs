@@ -41,6 +41,16 @@ impl AgentHandle {
             .and_then(|s| s.behaviour)
             .filter(|b| self.behaviours().contains(b));
         if let Some(b) = local {
+            // Part of the load may be redirected to a neighbour; if that fails, the request
+            // runs here after all: redirecting never loses a request.
+            if let Some(to) = inner.knowledge.redirect_turn(service) {
+                match inner.negotiator.call_on(&to, service, input.clone()).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) => {
+                        tracing::warn!(agent = %self.name(), %service, neighbour = %to, "redirect failed, running here: {e}")
+                    }
+                }
+            }
             return self
                 .run_behaviour(&b, input)
                 .await
@@ -69,6 +79,20 @@ impl AgentHandle {
             .negotiator
             .request(service, modes, input.into())
             .await
+    }
+
+    /// Teaches a service this agent runs to a neighbour, unasked; the neighbour offers it
+    /// can-do from then on (the balancing action "teach, then redirect").
+    pub async fn teach(&self, service: &str, neighbour: &str) -> Result<(), String> {
+        self.inner().negotiator.teach(service, neighbour).await
+    }
+
+    /// Redirects `fraction` of the requests for `service` reaching this agent to `neighbour`
+    /// (0 stops). Redirected requests that fail there run here.
+    pub fn redirect(&self, service: &str, neighbour: &str, fraction: f64) {
+        self.inner()
+            .knowledge
+            .set_redirect(service, neighbour, fraction);
     }
 
     /// The transport the agent is on.

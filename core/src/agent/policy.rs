@@ -13,7 +13,9 @@ impl AgentHandle {
 
     /// Loads (or replaces) a policy file. A file that does not compile changes nothing.
     pub fn load_policy(&self, source: SourceFile) -> Result<Vec<String>, LoadError> {
-        self.policies().load(source)
+        let rules = self.policies().load(source)?;
+        self.ensure_load_sampler();
+        Ok(rules)
     }
 
     /// Feeds events to the rules and applies what fires, until the agent stops.
@@ -154,6 +156,15 @@ impl AgentHandle {
                 });
                 Ok(())
             }
+            Action::Redirect {
+                service,
+                neighbour,
+                fraction,
+            } => {
+                self.redirect(&service, &neighbour, fraction);
+                Ok(())
+            }
+            Action::Teach { service, neighbour } => self.teach(&service, &neighbour).await,
             Action::PlugPredictor { kind, name, params } => self
                 .plug_predictor(&kind, &name, &params)
                 .map_err(|e| e.to_string()),

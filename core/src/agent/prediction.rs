@@ -28,7 +28,8 @@ impl AgentHandle {
         Ok(())
     }
 
-    /// Starts publishing `load.sample` once some predictor consumes it: every `sample_period`
+    /// Starts publishing `load.sample` once some predictor or policy consumes it (and telling
+    /// the neighbours the utilization): every `sample_period`
     /// (the smallest any such predictor asks for), the work done (from the states' `demand`)
     /// per second of the period as `utilization`, and instances started per behaviour per
     /// second as `rates`.
@@ -43,6 +44,12 @@ impl AgentHandle {
             })
             .filter_map(|d| param_duration(&d.params, "sample_period", DEFAULT_SAMPLE_PERIOD).ok())
             .min();
+        // Policies balancing load react to the samples too.
+        let period = period.or_else(|| {
+            self.policies()
+                .listens_to(LOAD_SAMPLE)
+                .then_some(DEFAULT_SAMPLE_PERIOD)
+        });
         let Some(period) = period.filter(|p| !p.is_zero()) else {
             return;
         };
@@ -77,6 +84,7 @@ impl AgentHandle {
                     ("rates", Value::Map(rates)),
                 ]);
                 last = now;
+                agent.inner().negotiator.share_load(busy / secs);
                 if agent.publish(LOAD_SAMPLE, sample).await.is_err() {
                     break;
                 }

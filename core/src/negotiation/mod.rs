@@ -369,7 +369,7 @@ impl Negotiator {
                         return self.succeeded(service, &provider, Outcome::Done(v));
                     }
                     Message::Reply(Reply::Teach(pkg)) => {
-                        self.learn(pkg, &provider).await?;
+                        self.learn(pkg, &provider, OfferModes::NONE).await?;
                         return self.succeeded(
                             service,
                             &provider,
@@ -429,9 +429,76 @@ impl Negotiator {
         Ok(outcome)
     }
 
+    /// Teaches `service` to `neighbour` unasked (to shed load on it); it will offer it can-do.
+    pub(crate) async fn teach(&self, service: &str, neighbour: &str) -> Result<(), String> {
+        let offer = self
+            .knowledge
+            .service(service)
+            .ok_or_else(|| format!("no service `{service}` here"))?;
+        let pkg = self.package(&offer)?;
+        self.transport
+            .send(self.envelope(neighbour, 0, Message::Lesson(pkg)))
+            .map_err(|e| e.to_string())?;
+        let ev = Value::map([
+            ("service", Value::from(service)),
+            ("learner", Value::from(neighbour)),
+        ]);
+        let _ = self.bus.publish(TAUGHT, ev).await;
+        tracing::info!(agent = %self.agent, %service, learner = %neighbour, "service taught unasked");
+        Ok(())
+    }
+
+    /// Runs `service` on one given agent, can-do.
+    pub(crate) async fn call_on(
+        &self,
+        provider: &str,
+        service: &str,
+        input: Value,
+    ) -> Result<Value, String> {
+        let event = Value::map([
+            ("service", Value::from(service)),
+            ("provider", Value::from(provider)),
+            (
+                "modes",
+                Value::List(vec![Value::from(OfferMode::CanDo.name())]),
+            ),
+        ]);
+        let _ = self.bus.publish(REQUEST_OUTGOING, event).await;
+        let body = Message::Request {
+            service: service.to_owned(),
+            modes: vec![OfferMode::CanDo],
+            input,
+        };
+        match self.ask(provider, body).await?.body {
+            Message::Reply(Reply::Done(v)) => Ok(v),
+            Message::Reply(other) => Err(format!(
+                "`{provider}` answered {}",
+                Message::Reply(other).kind()
+            )),
+            other => Err(format!("`{provider}` answered with a {}", other.kind())),
+        }
+    }
+
+    /// Tells the neighbours this agent's utilization.
+    pub(crate) fn share_load(&self, utilization: f64) {
+        self.knowledge.set_load(&self.agent, utilization);
+        for member in self.transport.members() {
+            if self.talks_to(&member) {
+                let _ =
+                    self.transport
+                        .send(self.envelope(&member, 0, Message::Load { utilization }));
+            }
+        }
+    }
+
     /// Validates and installs a taught service. Everything is checked before anything is
     /// installed, so a refused or invalid package leaves the agent as it was.
-    pub(crate) async fn learn(&self, pkg: TeachingPackage, teacher: &str) -> Result<(), CallError> {
+    pub(crate) async fn learn(
+        &self,
+        pkg: TeachingPackage,
+        teacher: &str,
+        offer: OfferModes,
+    ) -> Result<(), CallError> {
         let refuse = |reason: String| CallError::NotLearned {
             service: pkg.service.clone(),
             teacher: teacher.to_owned(),
@@ -489,7 +556,7 @@ impl Negotiator {
             .offer(Service {
                 name: pkg.service.clone(),
                 behaviour: Some(pkg.behaviour.clone()),
-                modes: OfferModes::NONE,
+                modes: offer,
                 requires: pkg.requires.clone(),
             })
             .await;
@@ -555,6 +622,15 @@ impl Negotiator {
                         let _ = self.transport.send(self.envelope(&env.from, 0, body));
                     }
                 }
+                Message::Lesson(pkg) => {
+                    // Taught to take over part of the teacher's load: offered can-do, so the
+                    // teacher's redirected requests are served.
+                    let service = pkg.service.clone();
+                    if let Err(e) = self.learn(pkg, &env.from, OfferModes::CAN_DO).await {
+                        tracing::warn!(agent = %self.agent, %service, "lesson refused: {e}");
+                    }
+                }
+                Message::Load { utilization } => self.knowledge.set_load(&env.from, utilization),
                 Message::Request {
                     service,
                     modes,
@@ -610,6 +686,12 @@ impl Negotiator {
                     let Some(b) = offer.behaviour.as_deref() else {
                         continue;
                     };
+                    if let Some(to) = self.knowledge.redirect_turn(service)
+                        && to != requester
+                        && self.talks_to(&to)
+                    {
+                        return Reply::Referral(vec![(to, OfferModes::CAN_DO)]);
+                    }
                     let result = tokio::select! {
                         r = self.runtime.run_named(b, input.clone(), 0) => r,
                         // Shutdown cancels in-flight work after its grace period.

@@ -152,6 +152,22 @@ pub enum Action {
         /// The policy's name.
         name: String,
     },
+    /// Redirect a fraction of a service's incoming requests to a neighbour (0 stops).
+    Redirect {
+        /// The service.
+        service: String,
+        /// The neighbour.
+        neighbour: String,
+        /// The fraction, 0 to 1.
+        fraction: f64,
+    },
+    /// Teach a service to a neighbour, unasked.
+    Teach {
+        /// The service.
+        service: String,
+        /// The neighbour.
+        neighbour: String,
+    },
     /// Write a line to the agent's log.
     Log {
         /// The message.

@@ -342,6 +342,12 @@ impl Policies {
         self.inner.events.set_patterns(patterns);
     }
 
+    /// Whether some loaded rule reacts to `topic`.
+    pub fn listens_to(&self, topic: &str) -> bool {
+        let index = read(&self.inner.index);
+        index.exact.contains_key(topic) || index.patterns.iter().any(|(p, _, _)| p.matches(topic))
+    }
+
     /// The queue of events the rules react to (the agent's policy task reads it).
     pub(crate) fn events(&self) -> Arc<Subscription> {
         Arc::clone(&self.inner.events)

@@ -433,6 +433,48 @@ pub(super) fn engine(
         q.push(Action::RemovePolicy { name: name.into() })
     });
     let q = shared.clone();
+    e.register_fn("redirect", move |s: &str, n: &str, fraction: f64| {
+        q.push(Action::Redirect {
+            service: s.into(),
+            neighbour: n.into(),
+            fraction,
+        });
+    });
+    let q = shared.clone();
+    e.register_fn("stop_redirect", move |s: &str| {
+        q.push(Action::Redirect {
+            service: s.into(),
+            neighbour: String::new(),
+            fraction: 0.0,
+        });
+    });
+    let q = shared.clone();
+    e.register_fn("teach", move |s: &str, n: &str| {
+        q.push(Action::Teach {
+            service: s.into(),
+            neighbour: n.into(),
+        });
+    });
+    let kn = k.clone();
+    e.register_fn("loads", move || -> rhai::Map {
+        kn.loads()
+            .into_iter()
+            .map(|(a, u)| (a.into(), Dynamic::from_float(u)))
+            .collect()
+    });
+    let kn = k.clone();
+    e.register_fn("is_redirecting", move |s: &str| kn.redirect(s).is_some());
+    let kn = k.clone();
+    e.register_fn("redirected", move |s: &str| -> Dynamic {
+        kn.redirect(s).map_or(Dynamic::UNIT, |(to, f)| {
+            Value::map([
+                ("neighbour", Value::from(to)),
+                ("fraction", Value::Float(f)),
+            ])
+            .to_dynamic()
+        })
+    });
+    let q = shared.clone();
     e.register_fn("log", move |m: Dynamic| {
         q.push(Action::Log {
             message: m.to_string(),
