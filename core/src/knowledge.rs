@@ -314,6 +314,17 @@ impl ProviderDirectory {
     }
 }
 
+/// The load-balancing model's numbers of one service, from the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Economics {
+    /// What one execution earns.
+    pub revenue: f64,
+    /// What one execution costs the agent that runs it.
+    pub cost: f64,
+    /// The response time an execution should stay under, in seconds.
+    pub threshold: Option<f64>,
+}
+
 #[derive(Debug, Clone)]
 struct Redirect {
     to: String,
@@ -341,6 +352,7 @@ struct Inner {
     ask_modes: RwLock<BTreeMap<String, Vec<OfferMode>>>,
     silenced: RwLock<std::collections::BTreeSet<String>>,
     redirects: RwLock<BTreeMap<String, Redirect>>,
+    economics: RwLock<BTreeMap<String, Economics>>,
     loads: RwLock<BTreeMap<String, f64>>,
     providers: ProviderDirectory,
 }
@@ -367,6 +379,7 @@ impl Knowledge {
                 ask_modes: RwLock::default(),
                 silenced: RwLock::default(),
                 redirects: RwLock::default(),
+                economics: RwLock::default(),
                 loads: RwLock::default(),
                 providers: ProviderDirectory::default(),
             }),
@@ -565,6 +578,16 @@ impl Knowledge {
         } else {
             None
         }
+    }
+
+    /// Sets what a service earns and costs, and its response-time threshold.
+    pub fn set_economics(&self, service: &str, economics: Economics) {
+        write(&self.inner.economics).insert(service.to_owned(), economics);
+    }
+
+    /// What a service earns and costs, and its response-time threshold.
+    pub fn economics(&self, service: &str) -> Option<Economics> {
+        read(&self.inner.economics).get(service).copied()
     }
 
     /// Records the utilization an agent (this one, or a neighbour) last reported.

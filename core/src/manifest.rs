@@ -32,7 +32,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::knowledge::{OfferMode, OfferModes, Service};
+use crate::knowledge::{Economics, OfferMode, OfferModes, Service};
 use crate::source::{LoadError, SourceFile};
 use crate::value::Value;
 
@@ -49,6 +49,8 @@ pub struct Manifest {
     pub behaviours: Vec<PathBuf>,
     /// Offered services.
     pub services: Vec<Service>,
+    /// Revenue, cost and response-time threshold of the services that declare them.
+    pub economics: BTreeMap<String, Economics>,
     /// Services the agent needs from others.
     pub requires: Vec<String>,
     /// Scripted ability files (Rhai), resolved against the manifest's directory.
@@ -184,6 +186,12 @@ struct RawService {
     modes: Spanned<Vec<OfferMode>>,
     #[serde(default)]
     requires: Vec<String>,
+    #[serde(default)]
+    revenue: Option<f64>,
+    #[serde(default)]
+    cost: Option<f64>,
+    #[serde(default)]
+    threshold: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -300,6 +308,7 @@ impl Manifest {
         let abilities = files(&raw.abilities, "ability script");
         let policies = files(&raw.policies, "policy");
         let mut services = Vec::new();
+        let mut economics = BTreeMap::new();
         for (name, s) in raw.services {
             if !is_valid_name(&name) {
                 problems.push(source.error_at_location(
@@ -313,6 +322,26 @@ impl Manifest {
                     &s.modes.referenced,
                     format!("service `{name}` needs at least one offer mode (can_do, can_teach, knows_who_can_do, knows_who_can_teach)"),
                 ));
+            }
+            if s.revenue.is_some() || s.cost.is_some() || s.threshold.is_some() {
+                let threshold = s.threshold.as_ref().and_then(|t| {
+                    let d = crate::behaviour::parse_duration(&t.value);
+                    if d.is_none() {
+                        problems.push(source.error_at_location(
+                            &t.referenced,
+                            format!("`{}` is not a duration (such as 500ms)", t.value),
+                        ));
+                    }
+                    d.map(|d| d.as_secs_f64())
+                });
+                economics.insert(
+                    name.clone(),
+                    Economics {
+                        revenue: s.revenue.unwrap_or(0.0),
+                        cost: s.cost.unwrap_or(0.0),
+                        threshold,
+                    },
+                );
             }
             services.push(Service {
                 behaviour: Some(s.behaviour.unwrap_or_else(|| name.clone())),
@@ -373,6 +402,7 @@ impl Manifest {
             main: raw.main.map(|m| m.value),
             behaviours,
             services,
+            economics,
             requires: raw.requires.into_iter().map(|r| r.value).collect(),
             abilities,
             policies,

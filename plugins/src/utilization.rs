@@ -11,20 +11,8 @@
 //! Transition probabilities a state does not annotate share what its annotated ones leave,
 //! equally — except `error` transitions, which are exceptional and get 0 unless annotated.
 
-use selflet_core::behaviour::{Behaviour, StateInfo};
-
-/// Why a behaviour's model cannot be computed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ModelError {
-    /// A state's annotated probabilities add up to more than 1.
-    #[error("the probabilities of state `{0}` add up to more than 1")]
-    Probabilities(String),
-    /// Under these probabilities some execution never ends.
-    #[error(
-        "under its probabilities, behaviour `{0}` does not end (the routing equations have no solution)"
-    )]
-    NoEnd(String),
-}
+use selflet_core::behaviour::Behaviour;
+pub use selflet_core::behaviour::ModelError;
 
 /// A behaviour's expected visits per execution and the demand of one execution.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,36 +24,17 @@ pub struct ServiceModel {
 }
 
 impl ServiceModel {
-    /// Solves the routing equations of a behaviour.
+    /// Solves the routing equations of a behaviour (see [`Behaviour::expected_visits`]).
     pub fn of(b: &Behaviour) -> Result<ServiceModel, ModelError> {
-        let states = b.state_info();
-        let n = states.len();
-        let index = |name: &str| states.iter().position(|s| s.name == name);
-        // a[i][j]: coefficient of v_j in the equation of state i, (I − Pᵀ) v = e.
-        let mut a = vec![vec![0.0; n]; n];
-        for (i, row) in a.iter_mut().enumerate() {
-            row[i] = 1.0;
-        }
-        for (i, s) in states.iter().enumerate() {
-            for (target, p) in routing(s)? {
-                if let Some(j) = index(&target) {
-                    a[j][i] -= p;
-                }
-            }
-        }
-        let mut e = vec![0.0; n];
-        if let Some(i) = index(b.initial()) {
-            e[i] = 1.0;
-        }
-        let v = solve(a, e).ok_or_else(|| ModelError::NoEnd(b.name().to_owned()))?;
-        let demand = states
-            .iter()
-            .zip(&v)
-            .map(|(s, v)| v * s.demand.unwrap_or(0.0))
-            .sum();
+        let v = b.expected_visits()?;
         Ok(ServiceModel {
-            visits: states.iter().map(|s| s.name.clone()).zip(v).collect(),
-            demand,
+            visits: b
+                .state_names()
+                .into_iter()
+                .map(str::to_owned)
+                .zip(v)
+                .collect(),
+            demand: b.demand()?,
         })
     }
 
@@ -77,69 +46,17 @@ impl ServiceModel {
     /// The M/M/1 response time of one execution when the SelfLet's total utilization is
     /// `total`; infinite at or beyond saturation.
     pub fn response_time(&self, total: f64) -> f64 {
-        if total >= 1.0 {
-            f64::INFINITY
-        } else {
-            self.demand / (1.0 - total)
-        }
+        response_time(self.demand, total)
     }
 }
 
-/// A state's outgoing probabilities by target.
-fn routing(s: &StateInfo) -> Result<Vec<(String, f64)>, ModelError> {
-    if s.is_final {
-        return Ok(Vec::new());
-    }
-    let annotated: f64 = s.transitions.iter().filter_map(|(_, _, p)| *p).sum();
-    if annotated > 1.0 + 1e-9 {
-        return Err(ModelError::Probabilities(s.name.clone()));
-    }
-    let sharing = s
-        .transitions
-        .iter()
-        .filter(|(trigger, _, p)| p.is_none() && trigger != "error")
-        .count();
-    let share = if sharing == 0 {
-        0.0
+/// The M/M/1 response time of a request of `demand` seconds at utilization `total`.
+pub fn response_time(demand: f64, total: f64) -> f64 {
+    if total >= 1.0 {
+        f64::INFINITY
     } else {
-        (1.0 - annotated).max(0.0) / sharing as f64
-    };
-    Ok(s.transitions
-        .iter()
-        .map(|(trigger, target, p)| {
-            let p = p.unwrap_or(if trigger == "error" { 0.0 } else { share });
-            (target.clone(), p)
-        })
-        .collect())
-}
-
-/// Solves `a x = b` by Gaussian elimination with partial pivoting; `None` if singular.
-fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
-    let n = b.len();
-    for col in 0..n {
-        let pivot = (col..n).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
-        if a[pivot][col].abs() < 1e-12 {
-            return None;
-        }
-        a.swap(col, pivot);
-        b.swap(col, pivot);
-        for row in col + 1..n {
-            let f = a[row][col] / a[col][col];
-            if f != 0.0 {
-                let (upper, lower) = a.split_at_mut(row);
-                for (x, p) in lower[0][col..].iter_mut().zip(&upper[col][col..]) {
-                    *x -= f * p;
-                }
-                b[row] -= f * b[col];
-            }
-        }
+        demand / (1.0 - total)
     }
-    let mut x = vec![0.0; n];
-    for row in (0..n).rev() {
-        let s: f64 = (row + 1..n).map(|k| a[row][k] * x[k]).sum();
-        x[row] = (b[row] - s) / a[row][row];
-    }
-    x.iter().all(|v| v.is_finite() && *v >= -1e-9).then_some(x)
 }
 
 #[cfg(test)]

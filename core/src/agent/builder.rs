@@ -58,6 +58,7 @@ pub struct AgentBuilder {
     kinds: Kinds,
     predictors: Vec<Box<dyn Predictor>>,
     predictor_specs: Vec<PredictorSpec>,
+    economics: BTreeMap<String, crate::knowledge::Economics>,
 }
 
 impl std::fmt::Debug for AgentBuilder {
@@ -94,6 +95,7 @@ impl AgentBuilder {
             kinds: Kinds::default(),
             predictors: Vec::new(),
             predictor_specs: Vec::new(),
+            economics: BTreeMap::new(),
         }
     }
 
@@ -103,6 +105,7 @@ impl AgentBuilder {
         b.attributes.clone_from(&m.attributes);
         b.facts.clone_from(&m.facts);
         b.services.clone_from(&m.services);
+        b.economics.clone_from(&m.economics);
         b.requires.clone_from(&m.requires);
         b.main.clone_from(&m.main);
         b.behaviour_files.clone_from(&m.behaviours);
@@ -212,6 +215,17 @@ impl AgentBuilder {
         self
     }
 
+    /// Sets a service's revenue, cost and response-time threshold (the load-balancing model's
+    /// numbers, which policies read).
+    pub fn economics(
+        mut self,
+        service: impl Into<String>,
+        economics: crate::knowledge::Economics,
+    ) -> Self {
+        self.economics.insert(service.into(), economics);
+        self
+    }
+
     /// Declares a service the agent needs from others.
     pub fn require(mut self, service: impl Into<String>) -> Self {
         self.requires.push(service.into());
@@ -297,6 +311,9 @@ impl AgentBuilder {
         let knowledge = Knowledge::new(bus.clone());
         for (k, v) in self.attributes {
             knowledge.set_attribute(&k, v);
+        }
+        for (service, e) in self.economics {
+            knowledge.set_economics(&service, e);
         }
         let policies = Policies::new(
             knowledge.clone(),

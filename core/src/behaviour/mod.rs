@@ -40,7 +40,7 @@ pub use interpreter::{
     DONE, FAILED, LoadCounters, MAX_CALL_DEPTH, MAX_EVENTLESS, STATE, TRANSITION,
 };
 pub(crate) use interpreter::{RemoteCaller, Runtime};
-pub use model::{Behaviour, StateInfo};
+pub use model::{Behaviour, ModelError, StateInfo};
 pub(crate) use validate::parse_duration;
 
 use crate::script::{self, Limits};

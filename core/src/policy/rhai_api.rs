@@ -462,6 +462,42 @@ pub(super) fn engine(
             .map(|(a, u)| (a.into(), Dynamic::from_float(u)))
             .collect()
     });
+    // The load-balancing model's numbers.
+    let (kn, bs) = (k.clone(), behaviours.clone());
+    e.register_fn("service_demand", move |s: &str| -> Dynamic {
+        let demand = kn
+            .service(s)
+            .and_then(|svc| svc.behaviour)
+            .and_then(|b| bs.get(&b))
+            .and_then(|b| b.demand().ok());
+        demand.map_or(Dynamic::UNIT, Dynamic::from_float)
+    });
+    let (kn, me) = (k.clone(), bus.agent().to_owned());
+    e.register_fn("utilization", move || {
+        kn.loads().get(&me).copied().unwrap_or(0.0)
+    });
+    let kn = k.clone();
+    e.register_fn("revenue", move |s: &str| {
+        kn.economics(s).map_or(0.0, |e| e.revenue)
+    });
+    let kn = k.clone();
+    e.register_fn("cost", move |s: &str| {
+        kn.economics(s).map_or(0.0, |e| e.cost)
+    });
+    let kn = k.clone();
+    e.register_fn("threshold", move |s: &str| -> Dynamic {
+        kn.economics(s)
+            .and_then(|e| e.threshold)
+            .map_or(Dynamic::UNIT, Dynamic::from_float)
+    });
+    // M/M/1: a request of demand D waits D / (1 − U) at utilization U.
+    e.register_fn("response_time", |demand: f64, utilization: f64| {
+        if utilization >= 1.0 {
+            f64::INFINITY
+        } else {
+            demand / (1.0 - utilization)
+        }
+    });
     let kn = k.clone();
     e.register_fn("is_redirecting", move |s: &str| kn.redirect(s).is_some());
     let kn = k.clone();
