@@ -151,31 +151,32 @@ impl Runtime {
             _ = cancel.cancelled() => Err(BehaviourError::new(&b.name, b.initial(), ErrorKind::Cancelled, "the agent is stopping")),
             r = Instance::new(self, &b, id, input, depth).run() => r,
         };
-        match &result {
-            Ok(output) if self.0.done_pub.has_subscribers() => {
-                let _ = self
-                    .0
-                    .done_pub
-                    .publish(Value::map([
-                        ("behaviour", Value::from(b.name.as_str())),
-                        ("instance", Value::Int(id as i64)),
-                        ("output", output.clone()),
-                    ]))
-                    .await;
+        let instance = |extra: Vec<(&str, Value)>| {
+            let mut m = Value::map([
+                ("behaviour", Value::from(b.name.as_str())),
+                ("instance", Value::Int(id as i64)),
+            ]);
+            if let Value::Map(map) = &mut m {
+                map.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
             }
-            Err(e) if self.0.failed_pub.has_subscribers() => {
-                let _ = self
-                    .0
-                    .failed_pub
-                    .publish(Value::map([
-                        ("behaviour", Value::from(b.name.as_str())),
-                        ("instance", Value::Int(id as i64)),
+            m
+        };
+        match &result {
+            Ok(output) => {
+                announce(&self.0.done_pub, || {
+                    instance(vec![("output", output.clone())])
+                })
+                .await
+            }
+            Err(e) => {
+                let failed = || {
+                    instance(vec![
                         ("state", Value::from(e.state())),
                         ("error", Value::from(e.to_string())),
-                    ]))
-                    .await;
+                    ])
+                };
+                announce(&self.0.failed_pub, failed).await;
             }
-            _ => {}
         }
         result
     }
