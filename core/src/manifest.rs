@@ -8,6 +8,7 @@
 //! abilities: [energy.rhai]         # scripted abilities, relative to this manifest
 //! services:                       # what the agent offers, and how
 //!   service1: { modes: [can_do, can_teach], requires: [service2] }
+//!   service4: { modes: [can_do], revenue: 1.0, cost: 0.2, threshold: 500ms }
 //! requires: [service3]            # services it needs from others
 //! policies: [teach.rhai]          # policy files, relative to this manifest
 //! predictors:
