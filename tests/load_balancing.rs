@@ -18,23 +18,22 @@ fn count(sub: &selflet::Subscription) -> usize {
     std::iter::from_fn(|| sub.try_recv().ok()).count()
 }
 
+/// An agent that offers `work`, can-do.
+async fn worker(net: &Network, name: &str) -> AgentHandle {
+    Agent::builder(name)
+        .network(net)
+        .behaviour(work())
+        .service(Service::new("work", OfferModes::CAN_DO))
+        .spawn()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_redirect_sends_exactly_its_fraction_and_never_loses_a_request() {
     let net = Network::new();
-    let hot = Agent::builder("hot")
-        .network(&net)
-        .behaviour(work())
-        .service(Service::new("work", OfferModes::CAN_DO))
-        .spawn()
-        .await
-        .unwrap();
-    let idle = Agent::builder("idle")
-        .network(&net)
-        .behaviour(work())
-        .service(Service::new("work", OfferModes::CAN_DO))
-        .spawn()
-        .await
-        .unwrap();
+    let hot = worker(&net, "hot").await;
+    let idle = worker(&net, "idle").await;
     let served_by_idle = idle.subscribe("service.executed").unwrap();
     hot.redirect("work", "idle", 0.5);
     for _ in 0..10 {

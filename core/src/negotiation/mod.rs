@@ -347,15 +347,7 @@ impl Negotiator {
                 continue;
             }
             tried.push(provider.clone());
-            let event = Value::map([
-                ("service", Value::from(service)),
-                ("provider", Value::from(provider.as_str())),
-                (
-                    "modes",
-                    Value::List(modes.iter().map(|m| Value::from(m.name())).collect()),
-                ),
-            ]);
-            let _ = self.bus.publish(REQUEST_OUTGOING, event).await;
+            self.announce_outgoing(service, &provider, modes).await;
             tracing::debug!(agent = %self.agent, %service, %provider, ?modes, "request sent");
             let body = Message::Request {
                 service: service.to_owned(),
@@ -455,15 +447,8 @@ impl Negotiator {
         service: &str,
         input: Value,
     ) -> Result<Value, String> {
-        let event = Value::map([
-            ("service", Value::from(service)),
-            ("provider", Value::from(provider)),
-            (
-                "modes",
-                Value::List(vec![Value::from(OfferMode::CanDo.name())]),
-            ),
-        ]);
-        let _ = self.bus.publish(REQUEST_OUTGOING, event).await;
+        self.announce_outgoing(service, provider, &[OfferMode::CanDo])
+            .await;
         let body = Message::Request {
             service: service.to_owned(),
             modes: vec![OfferMode::CanDo],
@@ -477,6 +462,16 @@ impl Negotiator {
             )),
             other => Err(format!("`{provider}` answered with a {}", other.kind())),
         }
+    }
+
+    /// Publishes `service.request.outgoing`, which the frequent-service predictor counts.
+    async fn announce_outgoing(&self, service: &str, provider: &str, modes: &[OfferMode]) {
+        let event = Value::map([
+            ("service", Value::from(service)),
+            ("provider", Value::from(provider)),
+            ("modes", modes_value(modes)),
+        ]);
+        let _ = self.bus.publish(REQUEST_OUTGOING, event).await;
     }
 
     /// Tells the neighbours this agent's utilization.
@@ -639,10 +634,7 @@ impl Negotiator {
                     let event = Value::map([
                         ("service", Value::from(service.as_str())),
                         ("requester", Value::from(env.from.as_str())),
-                        (
-                            "modes",
-                            Value::List(modes.iter().map(|m| Value::from(m.name())).collect()),
-                        ),
+                        ("modes", modes_value(&modes)),
                     ]);
                     let _ = self.bus.publish(REQUEST_INCOMING, event).await;
                     // Each request is in-flight work of its own, so a slow service does not
@@ -811,6 +803,10 @@ impl crate::behaviour::RemoteCaller for Negotiator {
             }
         })
     }
+}
+
+fn modes_value(modes: &[OfferMode]) -> Value {
+    Value::List(modes.iter().map(|m| Value::from(m.name())).collect())
 }
 
 fn failure(service: &str, provider: &str, error: &str) -> Value {

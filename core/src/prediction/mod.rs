@@ -392,11 +392,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic".to_owned())
 }
 
-/// Reads an optional parameter from a predictor's parameter map, with a default.
-pub fn param<'a>(params: &'a Value, key: &str) -> Option<&'a Value> {
-    params.get(key)
-}
-
 /// Reads a numeric parameter (int or float), or the default; an error for other kinds of value.
 pub fn param_f64(params: &Value, key: &str, default: f64) -> Result<f64, String> {
     match params.get(key) {
