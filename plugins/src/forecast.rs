@@ -18,15 +18,14 @@
 //! `horizon` (samples, 1), `sample_period` (how often the agent samples its load, `10s`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use selflet_core::Value;
 use selflet_core::ability::BoxError;
 use selflet_core::bus::Event;
 use selflet_core::prediction::{
-    DEFAULT_SAMPLE_PERIOD, Descriptor, Emitter, Factory, LOAD_SAMPLE, Predictor, param_duration,
-    param_f64, param_str, param_usize,
+    DEFAULT_SAMPLE_PERIOD, Descriptor, Emitter, LOAD_SAMPLE, Predictor, param_duration, param_f64,
+    param_str, param_usize,
 };
 
 /// Topic of the forecast.
@@ -211,13 +210,6 @@ pub struct LoadForecast {
     period: Duration,
     utilization: Forecaster,
     rates: BTreeMap<String, Forecaster>,
-}
-
-pub(crate) fn factory() -> Factory {
-    Arc::new(|name: &str, params: &Value| {
-        let p: Box<dyn Predictor> = Box::new(LoadForecast::from_params(name, params)?);
-        Ok(p)
-    })
 }
 
 fn smoothing(params: &Value, key: &str, default: f64) -> Result<f64, String> {

@@ -13,13 +13,19 @@ pub mod forecast;
 pub mod space_saving;
 pub mod utilization;
 
-use selflet_core::prediction::Kinds;
+use selflet_core::prediction::{Kinds, factory};
 
 /// The predictor kinds of the core (`rhai`) and of this crate (`space_saving`,
 /// `load_forecast`), by name.
 pub fn kinds() -> Kinds {
     let k = Kinds::default();
-    k.register("space_saving", space_saving::factory());
-    k.register("load_forecast", forecast::factory());
+    k.register(
+        "space_saving",
+        factory(space_saving::FrequentItems::from_params),
+    );
+    k.register(
+        "load_forecast",
+        factory(forecast::LoadForecast::from_params),
+    );
     k
 }

@@ -91,6 +91,12 @@ pub trait Predictor: Send + 'static {
 pub type Factory =
     Arc<dyn Fn(&str, &Value) -> Result<Box<dyn Predictor>, String> + Send + Sync + 'static>;
 
+/// A factory from a predictor's constructor (instance name and parameters in, predictor or a
+/// message saying what is wrong with the parameters out).
+pub fn factory<P: Predictor>(make: fn(&str, &Value) -> Result<P, String>) -> Factory {
+    Arc::new(move |name, params| Ok(Box::new(make(name, params)?) as Box<dyn Predictor>))
+}
+
 /// Predictor kinds by name. Cloning gives another handle to the same registry.
 #[derive(Clone)]
 pub struct Kinds {
@@ -109,7 +115,7 @@ impl Default for Kinds {
         let k = Kinds {
             table: Arc::default(),
         };
-        k.register("rhai", script::factory());
+        k.register("rhai", factory(script::ScriptPredictor::new));
         k
     }
 }

@@ -28,14 +28,14 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{AST, CallFnOptions, Dynamic, Engine, Scope};
 
-use super::{Descriptor, Emitter, Factory, Predictor, param_str, param_topics};
+use super::{Descriptor, Emitter, Predictor, param_topics};
 use crate::ability::BoxError;
 use crate::bus::Event;
 use crate::script::{self, Limits};
 use crate::sync::lock;
 use crate::value::Value;
 
-struct ScriptPredictor {
+pub(super) struct ScriptPredictor {
     descriptor: Descriptor,
     engine: Engine,
     ast: AST,
@@ -45,15 +45,8 @@ struct ScriptPredictor {
     start: tokio::time::Instant,
 }
 
-pub(super) fn factory() -> Factory {
-    Arc::new(|name: &str, params: &Value| {
-        let p: Box<dyn Predictor> = Box::new(ScriptPredictor::new(name, params)?);
-        Ok(p)
-    })
-}
-
 impl ScriptPredictor {
-    fn new(name: &str, params: &Value) -> Result<ScriptPredictor, String> {
+    pub(super) fn new(name: &str, params: &Value) -> Result<ScriptPredictor, String> {
         let source = match (params.get("source"), params.get("file")) {
             (Some(Value::Str(s)), None) => s.clone(),
             (None, Some(Value::Str(f))) => {
@@ -100,7 +93,6 @@ impl ScriptPredictor {
         {
             return Err("the script defines no `fn update(ev)`".into());
         }
-        let _ = param_str(params, "name", name)?;
         let state = if ast
             .iter_functions()
             .any(|f| f.name == "init" && f.params.len() == 1)

@@ -31,8 +31,7 @@ use selflet_core::Value;
 use selflet_core::ability::BoxError;
 use selflet_core::bus::Event;
 use selflet_core::prediction::{
-    Descriptor, Emitter, Factory, Predictor, param_duration, param_f64, param_str, param_topics,
-    param_usize,
+    Descriptor, Emitter, Predictor, param_duration, param_f64, param_str, param_topics, param_usize,
 };
 use tokio::time::Instant;
 
@@ -69,13 +68,6 @@ pub struct FrequentItems {
     // Oldest first; each pane covers `pane_len` from its start.
     panes: VecDeque<(Instant, SpaceSaving<Arc<str>>)>,
     reported: HashMap<Arc<str>, Instant, foldhash::fast::RandomState>,
-}
-
-pub(crate) fn factory() -> Factory {
-    Arc::new(|name: &str, params: &Value| {
-        let p: Box<dyn Predictor> = Box::new(FrequentItems::from_params(name, params)?);
-        Ok(p)
-    })
 }
 
 impl FrequentItems {
