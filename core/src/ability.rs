@@ -149,14 +149,11 @@ impl Abilities {
     }
 
     fn compile(&self, source: &SourceFile) -> Result<(AST, Vec<String>), LoadError> {
-        let ast = self.inner.engine.compile(source.text()).map_err(|e| {
-            let pos = e.position();
-            source.error_at(
-                pos.line().unwrap_or(1),
-                pos.position().unwrap_or(1),
-                e.to_string(),
-            )
-        })?;
+        let ast = self
+            .inner
+            .engine
+            .compile(source.text())
+            .map_err(|e| source.error_at_script(e.position(), e.to_string()))?;
         let names: Vec<String> = ast
             .iter_functions()
             .filter(|f| f.params.len() == 1)

@@ -82,6 +82,19 @@ impl SourceFile {
         e
     }
 
+    /// A diagnostic at a position a Rhai error or call reports (the file as a whole when the
+    /// position is unknown).
+    pub(crate) fn error_at_script(
+        &self,
+        pos: rhai::Position,
+        message: impl Into<String>,
+    ) -> Located {
+        match (pos.line(), pos.position()) {
+            (Some(l), c) => self.error_at(l, c.unwrap_or(1), message),
+            _ => self.error(message),
+        }
+    }
+
     /// Converts a YAML deserialization error into a located diagnostic.
     pub(crate) fn yaml_error(&self, err: &serde_saphyr::Error) -> Located {
         let plain = err.without_snippet();

@@ -27,7 +27,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use rhai::{AST, Dynamic, Engine, FnPtr, Position};
+use rhai::{AST, Dynamic, Engine, FnPtr};
 
 pub use action::{Action, BehaviourChange};
 
@@ -35,7 +35,7 @@ use crate::behaviour::Behaviours;
 use crate::bus::{Bus, Event, Overflow, Pattern, SubscribeOptions, Subscription};
 use crate::knowledge::Knowledge;
 use crate::script::{self, Limits};
-use crate::source::{LoadError, Located, SourceFile};
+use crate::source::{LoadError, SourceFile};
 use crate::sync::{read, write};
 
 /// How many events may wait for the policy engine before the oldest are dropped (and counted
@@ -227,8 +227,7 @@ impl Policies {
         let file = p.compile(source)?;
         let mut problems = Vec::new();
         for (name, pos) in rhai_api::unknown_calls(p.engine(), &file.ast) {
-            problems.push(located(
-                source,
+            problems.push(source.error_at_script(
                 pos,
                 format!(
                     "`{name}` is neither an action, a read function nor a function of this file"
@@ -257,39 +256,36 @@ impl Policies {
         let engine = self.engine();
         let mut ast = engine
             .compile(source.text())
-            .map_err(|e| located(source, e.position(), e.to_string()))?;
+            .map_err(|e| source.error_at_script(e.position(), e.to_string()))?;
         ast.set_source(source.name());
         let defs = {
             let _loading = self.inner.api.start_loading();
             let run = script::with_budget(self.inner.limits.budget, || engine.run_ast(&ast));
             let defs = self.inner.api.take_loaded();
-            run.map_err(|e| located(source, e.position(), script::describe(&e)))?;
+            run.map_err(|e| source.error_at_script(e.position(), script::describe(&e)))?;
             defs
         };
         let mut rules = Vec::new();
         let mut problems = Vec::new();
         for d in defs {
-            let at = located(source, d.pos, "");
+            let at = source.error_at_script(d.pos, "");
             let at = format!("{}:{}:{}", at.file(), at.line(), at.column());
             let mut topics = Vec::new();
             for t in &d.topics {
                 match Pattern::parse(t) {
                     Ok(p) => topics.push(p),
-                    Err(e) => {
-                        problems.push(located(source, d.pos, format!("rule `{}`: {e}", d.name)))
-                    }
+                    Err(e) => problems
+                        .push(source.error_at_script(d.pos, format!("rule `{}`: {e}", d.name))),
                 }
             }
             if topics.is_empty() {
-                problems.push(located(
-                    source,
+                problems.push(source.error_at_script(
                     d.pos,
                     format!("rule `{}` reacts to no topic: add `.on(\"topic\")`", d.name),
                 ));
             }
             if rules.iter().any(|r: &Arc<Rule>| r.name == d.name) {
-                problems.push(located(
-                    source,
+                problems.push(source.error_at_script(
                     d.pos,
                     format!("a rule named `{}` is already declared in this file", d.name),
                 ));
@@ -434,12 +430,4 @@ fn event_value(event: &Event) -> Dynamic {
     // Shared, so that handing it to each rule's condition and actions copies a pointer, not
     // the map.
     Dynamic::from_map(script::event_map(event)).into_shared()
-}
-
-fn located(source: &SourceFile, pos: Position, message: impl Into<String>) -> Located {
-    match (pos.line(), pos.position()) {
-        (Some(l), Some(c)) => source.error_at(l, c, message),
-        (Some(l), None) => source.error_at(l, 1, message),
-        _ => source.error(message),
-    }
 }
