@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use selflet::agent::{AgentError, LIFECYCLE};
-use selflet::transport::Transport;
+use selflet::transport::{JoinError, Transport};
 use selflet::{Agent, Lifecycle, Network, Value};
 
 #[tokio::test]
@@ -100,7 +100,7 @@ async fn names_are_validated_and_unique_on_a_network() {
     let a = Agent::builder("a").network(&net).spawn().await.unwrap();
     assert!(matches!(
         Agent::builder("a").network(&net).spawn().await,
-        Err(AgentError::NameTaken(_))
+        Err(AgentError::Join(JoinError::NameTaken(_)))
     ));
     assert!(matches!(
         Agent::builder("no spaces").spawn().await,

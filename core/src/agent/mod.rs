@@ -33,7 +33,7 @@ pub use handle::{AgentHandle, CancellationToken, SubscribeError};
 pub use lifecycle::Lifecycle;
 
 use crate::manifest::Manifest;
-use crate::transport::NameTaken;
+use crate::transport::JoinError;
 
 /// Topic on which an agent announces its lifecycle (`{state: "running"}`, ...).
 pub const LIFECYCLE: &str = "agent.lifecycle";
@@ -63,9 +63,9 @@ pub enum AgentError {
         "invalid agent name `{0}`: a name starts with a letter and has only letters, digits, `_` and `-`"
     )]
     InvalidName(String),
-    /// Another agent on the same network has the name.
+    /// The agent could not join its network (another agent there has the name, ...).
     #[error(transparent)]
-    NameTaken(#[from] NameTaken),
+    Join(#[from] JoinError),
     /// A behaviour, ability script or manifest file could not be loaded.
     #[error(transparent)]
     Load(#[from] crate::source::LoadError),

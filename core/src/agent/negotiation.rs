@@ -6,8 +6,8 @@ use std::sync::Arc;
 use crate::agent::AgentHandle;
 use crate::bus::{Overflow, Pattern, SubscribeOptions};
 use crate::knowledge::{OfferMode, SERVICE_CHANGED};
-use crate::negotiation::{CallError, Outcome};
-use crate::transport::{MessageCounters, Transport};
+use crate::negotiation::{CallError, NEIGHBOUR_JOINED, NEIGHBOUR_LEFT, Outcome};
+use crate::transport::{MemberChange, MessageCounters, Transport};
 use crate::value::Value;
 
 impl AgentHandle {
@@ -108,9 +108,9 @@ impl AgentHandle {
     /// Serves the inbox, and advertises now and whenever the agent's offers change.
     pub(crate) fn start_negotiation(&self) {
         let inner = self.inner();
-        let Some(inbox) = crate::sync::lock(&inner.membership)
+        let Some((inbox, members)) = crate::sync::lock(&inner.membership)
             .as_ref()
-            .map(|m| m.inbox.clone())
+            .map(|m| (m.inbox.clone(), m.changes.clone()))
         else {
             return;
         };
@@ -120,6 +120,34 @@ impl AgentHandle {
         let work = inner.tasks.clone();
         tokio::spawn(negotiator.serve(inbox, inner.cancel.clone(), work));
         inner.negotiator.advertise();
+        let negotiator = Arc::clone(&inner.negotiator);
+        let bus = inner.bus.clone();
+        let stop = self.loops_token();
+        self.spawn_task(|_| async move {
+            loop {
+                let change = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    c = members.recv() => match c {
+                        Ok(c) => c,
+                        Err(_) => break,
+                    },
+                };
+                let (topic, agent) = match change {
+                    MemberChange::Joined(a) => {
+                        negotiator.member_joined(&a);
+                        (NEIGHBOUR_JOINED, a)
+                    }
+                    MemberChange::Left(a) => {
+                        negotiator.member_left(&a);
+                        (NEIGHBOUR_LEFT, a)
+                    }
+                };
+                tracing::info!(%agent, "{topic}");
+                let _ = bus
+                    .publish(topic, Value::map([("agent", Value::from(agent))]))
+                    .await;
+            }
+        });
         let options = SubscribeOptions {
             capacity: 64,
             overflow: Overflow::DropOldest,

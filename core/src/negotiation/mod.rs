@@ -12,9 +12,11 @@
 //! over while others are known. Which known provider to ask is a [`ProviderChoice`].
 //!
 //! Every call ends with a result, an error or a time-out; a failed or silent provider is
-//! retried on the next one. Bus events: `service.request.outgoing`,
-//! `service.request.incoming`, `service.executed`, `service.failed`, `service.learned`,
-//! `service.taught`.
+//! retried on the next one; a provider that leaves the network (on transports that tell, such
+//! as Zenoh) is forgotten and the requests waiting for it fail at once. Bus events:
+//! `service.request.outgoing`, `service.request.incoming`, `service.executed`,
+//! `service.failed`, `service.learned`, `service.taught`, `neighbour.joined`,
+//! `neighbour.left`.
 
 mod choice;
 
@@ -49,6 +51,10 @@ pub const FAILED: &str = "service.failed";
 pub const LEARNED: &str = "service.learned";
 /// Published when the agent taught a service: `{service, learner}`.
 pub const TAUGHT: &str = "service.taught";
+/// Published when another agent appeared on the network: `{agent}`.
+pub const NEIGHBOUR_JOINED: &str = "neighbour.joined";
+/// Published when another agent left the network or its process is gone: `{agent}`.
+pub const NEIGHBOUR_LEFT: &str = "neighbour.left";
 
 /// How an agent negotiates: time-outs, retries, whom it learns from, whom it talks to.
 #[derive(Clone)]
@@ -146,7 +152,8 @@ pub(crate) struct Negotiator {
     behaviours: Behaviours,
     abilities: Abilities,
     config: Config,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Envelope>>>,
+    // Requests waiting for their reply, by id: the provider asked, and where the reply goes.
+    pending: Mutex<HashMap<u64, (String, oneshot::Sender<Envelope>)>>,
     next_id: AtomicU64,
     self_ref: std::sync::OnceLock<std::sync::Weak<Negotiator>>,
     // Agents this one has exchanged adverts with.
@@ -247,11 +254,48 @@ impl Negotiator {
         }
     }
 
+    /// A neighbour left the network: it provides nothing any more, and the requests waiting
+    /// for it fail now (and are retried elsewhere) rather than at their time-out.
+    pub(crate) fn member_left(&self, agent: &str) {
+        self.knowledge.providers().forget(agent);
+        lock(&self.peers).remove(agent);
+        let mut pending = lock(&self.pending);
+        let ids: Vec<u64> = pending
+            .iter()
+            .filter(|(_, (to, _))| to == agent)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some((_, tx)) = pending.remove(&id) {
+                let body = Message::Reply(Reply::Failed(format!("`{agent}` left the network")));
+                let _ = tx.send(Envelope {
+                    from: agent.to_owned(),
+                    to: self.agent.clone(),
+                    id,
+                    body,
+                });
+            }
+        }
+    }
+
+    /// A neighbour joined: it hears what this agent offers, if anything.
+    pub(crate) fn member_joined(&self, agent: &str) {
+        if !self.talks_to(agent) {
+            return;
+        }
+        let services = self.offers();
+        if services.iter().any(|(_, m)| !m.is_empty()) {
+            lock(&self.peers).insert(agent.to_owned());
+            let body = Message::Advert { services };
+            let _ = self.transport.send(self.envelope(agent, 0, body));
+        }
+    }
+
     /// Sends a request and waits for its reply (or the time-out).
     async fn ask(&self, to: &str, body: Message) -> Result<Envelope, String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id, tx);
+        lock(&self.pending).insert(id, (to.to_owned(), tx));
         if let Err(e) = self.transport.send(self.envelope(to, id, body)) {
             lock(&self.pending).remove(&id);
             return Err(e.to_string());
@@ -268,36 +312,38 @@ impl Negotiator {
         }
     }
 
+    /// The known providers of `service` in `modes`, best first.
+    fn known(&self, service: &str, modes: &[OfferMode]) -> Vec<String> {
+        let now = tokio::time::Instant::now();
+        let (healthy, failing): (Vec<_>, Vec<_>) = self
+            .knowledge
+            .providers()
+            .providers(service)
+            .into_iter()
+            .filter(|p| self.talks_to(&p.agent) && modes.iter().any(|m| p.modes.contains(*m)))
+            .partition(|p| {
+                p.last_failure
+                    .is_none_or(|t| now.duration_since(t) >= self.config.cool_down)
+            });
+        // Providers that failed recently come last, whatever the strategy prefers.
+        let mut order = Vec::new();
+        for mut rest in [healthy, failing] {
+            while !rest.is_empty() {
+                let i = self
+                    .config
+                    .choice
+                    .choose(service, &rest)
+                    .unwrap_or(0)
+                    .min(rest.len() - 1);
+                order.push(rest.remove(i).agent);
+            }
+        }
+        order
+    }
+
     /// Providers to try for `service` in `modes`, best first; discovers some if none is known.
     async fn candidates(&self, service: &str, modes: &[OfferMode]) -> Vec<String> {
-        let known = |this: &Self| {
-            let now = tokio::time::Instant::now();
-            let (healthy, failing): (Vec<_>, Vec<_>) = this
-                .knowledge
-                .providers()
-                .providers(service)
-                .into_iter()
-                .filter(|p| this.talks_to(&p.agent) && modes.iter().any(|m| p.modes.contains(*m)))
-                .partition(|p| {
-                    p.last_failure
-                        .is_none_or(|t| now.duration_since(t) >= this.config.cool_down)
-                });
-            // Providers that failed recently come last, whatever the strategy prefers.
-            let mut order = Vec::new();
-            for mut rest in [healthy, failing] {
-                while !rest.is_empty() {
-                    let i = this
-                        .config
-                        .choice
-                        .choose(service, &rest)
-                        .unwrap_or(0)
-                        .min(rest.len() - 1);
-                    order.push(rest.remove(i).agent);
-                }
-            }
-            order
-        };
-        let found = known(self);
+        let found = self.known(service, modes);
         if !found.is_empty() {
             return found;
         }
@@ -316,7 +362,7 @@ impl Negotiator {
         let deadline = tokio::time::Instant::now() + self.config.timeout;
         loop {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            let found = known(self);
+            let found = self.known(service, modes);
             if !found.is_empty() || tokio::time::Instant::now() >= deadline {
                 return found;
             }
@@ -341,9 +387,17 @@ impl Negotiator {
         }
         let mut tried: Vec<String> = Vec::new();
         let mut last = String::new();
-        while let Some(provider) = queue.first().cloned() {
-            queue.remove(0);
-            if tried.contains(&provider) || tried.len() > self.config.retries as usize {
+        while tried.len() <= self.config.retries as usize {
+            if queue.is_empty() {
+                // Providers heard of while this request went on: a newcomer, a changed offer.
+                queue = self.known(service, modes);
+                queue.retain(|p| !tried.contains(p));
+            }
+            if queue.is_empty() {
+                break;
+            }
+            let provider = queue.remove(0);
+            if tried.contains(&provider) {
                 continue;
             }
             tried.push(provider.clone());
@@ -584,8 +638,16 @@ impl Negotiator {
             }
             match env.body {
                 Message::Reply(_) => {
-                    if let Some(tx) = lock(&self.pending).remove(&env.id) {
-                        let _ = tx.send(env);
+                    let waiting = lock(&self.pending).remove(&env.id);
+                    // Only the agent asked may answer: an id is not a capability.
+                    match waiting {
+                        Some((to, tx)) if to == env.from => {
+                            let _ = tx.send(env);
+                        }
+                        Some(other) => {
+                            lock(&self.pending).insert(env.id, other);
+                        }
+                        None => {}
                     }
                 }
                 Message::Advert { services } => {

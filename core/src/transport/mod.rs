@@ -3,20 +3,29 @@
 //! Agents exchange [`Envelope`]s through a [`Transport`]. The trait is small on purpose: direct
 //! sends, publication to whoever offers a service (so a requester need not know who that is,
 //! as REDS gives the SelfLet papers), broadcast of adverts, and membership. [`Network`] is the
-//! in-process implementation, the embedded default; a Zenoh one follows the same trait.
+//! in-process implementation, the embedded default; [`Zenoh`] (cargo feature `zenoh`) carries
+//! the same envelopes across processes and machines, as JSON documented in `docs/protocol.md`.
 //!
-//! The network counts every message it carries, per kind and per agent pair
+//! A transport counts every message it carries, per kind and per agent pair
 //! ([`Transport::counters`]): the teaching demo's table reads these counters.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::sync::{Arc, Mutex};
+mod config;
+mod network;
+#[cfg(feature = "zenoh")]
+mod zenoh;
 
-use async_channel::{Receiver, Sender, TrySendError};
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_channel::Receiver;
 use serde::{Deserialize, Serialize};
 
+pub use config::{DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_NAMESPACE, ZenohConfig, ZenohMode};
+pub use network::Network;
+#[cfg(feature = "zenoh")]
+pub use zenoh::{Zenoh, ZenohError};
+
 use crate::knowledge::{OfferMode, OfferModes};
-use crate::sync::lock;
 use crate::value::Value;
 
 /// How many envelopes may wait in an agent's inbox; beyond that sends fail (and are counted).
@@ -123,6 +132,7 @@ pub struct TeachingPackage {
 
 /// A send that did not go through. The envelope is handed back.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// No agent of that name is on the network.
     #[error("no agent `{}` on the network", .0.to)]
@@ -130,6 +140,9 @@ pub enum SendError {
     /// Its inbox is full.
     #[error("the inbox of `{}` is full", .0.to)]
     Full(Box<Envelope>),
+    /// The transport could not carry it (too large, connection lost, ...).
+    #[error("cannot send to `{}`: {}", .0.to, .1)]
+    Failed(Box<Envelope>, String),
 }
 
 /// Messages carried, by kind and by (from, to) pair.
@@ -141,6 +154,8 @@ pub struct MessageCounters {
     pub by_pair: BTreeMap<(String, String), u64>,
     /// Sends that failed (unknown receiver, full inbox).
     pub undelivered: u64,
+    /// Messages received and thrown away: malformed, oversized, or not for this agent.
+    pub rejected: u64,
 }
 
 impl MessageCounters {
@@ -160,11 +175,40 @@ impl MessageCounters {
     }
 }
 
-/// An agent's place on a transport: its inbox, and its name held until dropped.
+/// An agent's place on a transport: its inbox, news of other members, and its name held
+/// until dropped.
 pub struct Membership {
     /// Envelopes addressed to the agent.
     pub inbox: Receiver<Envelope>,
+    /// Agents that joined or left the network since. A transport on which members can vanish
+    /// without a word (a process killed, a machine unplugged) reports it here; the in-process
+    /// network, whose members leave only by stopping, closes this channel at once.
+    pub changes: Receiver<MemberChange>,
     leave: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl Membership {
+    /// A membership whose `leave` runs when it is dropped (the agent stopped).
+    pub fn new(
+        inbox: Receiver<Envelope>,
+        changes: Receiver<MemberChange>,
+        leave: impl FnOnce() + Send + Sync + 'static,
+    ) -> Membership {
+        Membership {
+            inbox,
+            changes,
+            leave: Some(Box::new(leave)),
+        }
+    }
+}
+
+/// Another agent appeared on the network or disappeared from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    /// It joined.
+    Joined(String),
+    /// It left, or its process or machine is gone.
+    Left(String),
 }
 
 impl fmt::Debug for Membership {
@@ -183,16 +227,23 @@ impl Drop for Membership {
     }
 }
 
-/// Another agent on the network already has this name.
+/// Why an agent could not join a network.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("an agent named `{0}` is already on this network")]
-pub struct NameTaken(pub String);
+#[non_exhaustive]
+pub enum JoinError {
+    /// Another agent on the network already has this name.
+    #[error("an agent named `{0}` is already on this network")]
+    NameTaken(String),
+    /// The transport failed to declare the agent.
+    #[error("cannot join the network: {0}")]
+    Failed(String),
+}
 
 /// How agents reach each other.
 pub trait Transport: Send + Sync + 'static {
     /// Joins under a name no current member has; the membership's inbox receives what is sent
     /// to it, and dropping the membership leaves.
-    fn join(&self, agent: &str) -> Result<Membership, NameTaken>;
+    fn join(&self, agent: &str) -> Result<Membership, JoinError>;
 
     /// Sends to one agent.
     fn send(&self, envelope: Envelope) -> Result<(), SendError>;
@@ -212,133 +263,4 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Messages carried so far.
     fn counters(&self) -> MessageCounters;
-}
-
-/// The in-process network. Cloning gives another handle to the same network.
-#[derive(Clone, Default)]
-pub struct Network {
-    inner: Arc<Mutex<NetworkInner>>,
-}
-
-#[derive(Default)]
-struct NetworkInner {
-    members: BTreeMap<String, Sender<Envelope>>,
-    offers: BTreeMap<String, BTreeSet<String>>,
-    counters: MessageCounters,
-}
-
-impl fmt::Debug for Network {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Network")
-            .field("members", &self.members())
-            .finish()
-    }
-}
-
-impl Network {
-    /// An empty network.
-    pub fn new() -> Network {
-        Network::default()
-    }
-
-    fn deliver(inner: &mut NetworkInner, envelope: Envelope) -> Result<(), SendError> {
-        let Some(tx) = inner.members.get(&envelope.to) else {
-            inner.counters.undelivered += 1;
-            return Err(SendError::Unknown(Box::new(envelope)));
-        };
-        let kind = envelope.body.kind();
-        let pair = (envelope.from.clone(), envelope.to.clone());
-        // The inbox is unbounded so that an idle agent holds no preallocated buffer; its
-        // bound is kept here, under the network's lock.
-        if tx.len() >= INBOX_CAPACITY {
-            inner.counters.undelivered += 1;
-            return Err(SendError::Full(Box::new(envelope)));
-        }
-        match tx.try_send(envelope) {
-            Ok(()) => {
-                *inner.counters.by_kind.entry(kind.to_owned()).or_default() += 1;
-                *inner.counters.by_pair.entry(pair).or_default() += 1;
-                Ok(())
-            }
-            Err(TrySendError::Full(e) | TrySendError::Closed(e)) => {
-                inner.counters.undelivered += 1;
-                Err(SendError::Full(Box::new(e)))
-            }
-        }
-    }
-
-    fn fan_out(&self, envelope: Envelope, to: impl Fn(&NetworkInner) -> Vec<String>) -> usize {
-        let mut inner = lock(&self.inner);
-        let targets = to(&inner);
-        targets
-            .into_iter()
-            .filter(|t| *t != envelope.from)
-            .filter(|t| {
-                let mut e = envelope.clone();
-                e.to = t.clone();
-                Network::deliver(&mut inner, e).is_ok()
-            })
-            .count()
-    }
-}
-
-impl Transport for Network {
-    fn join(&self, agent: &str) -> Result<Membership, NameTaken> {
-        let (tx, rx) = async_channel::unbounded();
-        {
-            let mut inner = lock(&self.inner);
-            if inner.members.contains_key(agent) {
-                return Err(NameTaken(agent.to_owned()));
-            }
-            inner.members.insert(agent.to_owned(), tx);
-        }
-        let network = self.clone();
-        let name = agent.to_owned();
-        Ok(Membership {
-            inbox: rx,
-            leave: Some(Box::new(move || {
-                let mut inner = lock(&network.inner);
-                inner.members.remove(&name);
-                for agents in inner.offers.values_mut() {
-                    agents.remove(&name);
-                }
-            })),
-        })
-    }
-
-    fn send(&self, envelope: Envelope) -> Result<(), SendError> {
-        Network::deliver(&mut lock(&self.inner), envelope)
-    }
-
-    fn publish(&self, service: &str, envelope: Envelope) -> usize {
-        self.fan_out(envelope, |inner| {
-            inner
-                .offers
-                .get(service)
-                .map(|s| s.iter().cloned().collect())
-                .unwrap_or_default()
-        })
-    }
-
-    fn broadcast(&self, envelope: Envelope) -> usize {
-        self.fan_out(envelope, |inner| inner.members.keys().cloned().collect())
-    }
-
-    fn offer(&self, agent: &str, service: &str, offered: bool) {
-        let mut inner = lock(&self.inner);
-        let set = inner.offers.entry(service.to_owned()).or_default();
-        if offered {
-            set.insert(agent.to_owned());
-        } else {
-            set.remove(agent);
-        }
-    }
-
-    fn members(&self) -> Vec<String> {
-        lock(&self.inner).members.keys().cloned().collect()
-    }
-
-    fn counters(&self) -> MessageCounters {
-        lock(&self.inner).counters.clone()
-    }
 }

@@ -1,0 +1,168 @@
+//! Settings of the Zenoh transport. Plain data, available without the `zenoh` feature, so a
+//! manifest can be checked on any build.
+
+use std::fmt;
+
+/// How a process takes part in a Zenoh network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ZenohMode {
+    /// Talks to other peers directly, over the endpoints it listens on and connects to.
+    #[default]
+    Peer,
+    /// Talks only through the router (`zenohd`) or peer it connects to.
+    Client,
+}
+
+impl ZenohMode {
+    /// `peer` or `client`, as written in manifests and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ZenohMode::Peer => "peer",
+            ZenohMode::Client => "client",
+        }
+    }
+
+    /// The mode of that name.
+    pub fn from_name(name: &str) -> Option<ZenohMode> {
+        match name {
+            "peer" => Some(ZenohMode::Peer),
+            "client" => Some(ZenohMode::Client),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ZenohMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where and how a process joins a Zenoh network.
+///
+/// Every key selflet uses lies under `selflet/<namespace>/`, so several systems share one
+/// Zenoh network without seeing each other. Multicast scouting is off unless asked for:
+/// explicit endpoints work on every network, and loopback tests find nobody by surprise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZenohConfig {
+    /// Peer or client.
+    pub mode: ZenohMode,
+    /// Endpoints to listen on, such as `tcp/0.0.0.0:7447`.
+    pub listen: Vec<String>,
+    /// Endpoints to connect to, such as `tcp/192.168.1.10:7447`.
+    pub connect: Vec<String>,
+    /// The key space's namespace.
+    pub namespace: String,
+    /// Whether to find peers by UDP multicast as well.
+    pub multicast_scouting: bool,
+    /// Larger incoming messages are rejected (and counted) unread.
+    pub max_message_bytes: usize,
+}
+
+/// The namespace when none is given.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The largest message accepted when no limit is given: 1 MiB, far above any teaching package.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+impl Default for ZenohConfig {
+    fn default() -> Self {
+        ZenohConfig {
+            mode: ZenohMode::Peer,
+            listen: Vec::new(),
+            connect: Vec::new(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            multicast_scouting: false,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+impl ZenohConfig {
+    /// Checks an endpoint such as `tcp/127.0.0.1:7447`: the protocols this build carries are
+    /// `tcp` only, and the address needs a port.
+    pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+        let Some((protocol, address)) = endpoint.split_once('/') else {
+            return Err(format!(
+                "`{endpoint}` is not an endpoint: write `tcp/<host>:<port>`"
+            ));
+        };
+        if protocol != "tcp" {
+            return Err(format!(
+                "endpoint protocol `{protocol}` is not supported: this build carries `tcp` only"
+            ));
+        }
+        let address = address.split('#').next().unwrap_or(address);
+        match address.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+            _ => Err(format!(
+                "`{endpoint}` needs a host and a port, as in `tcp/127.0.0.1:7447`"
+            )),
+        }
+    }
+
+    /// Checks a namespace: a name (letters, digits, `_`, `-`), so that it is one chunk of a
+    /// key expression.
+    pub fn check_namespace(namespace: &str) -> Result<(), String> {
+        if crate::manifest::is_valid_name(namespace) {
+            Ok(())
+        } else {
+            Err(format!(
+                "invalid namespace `{namespace}`: a namespace starts with a letter and has only letters, digits, `_` and `-`"
+            ))
+        }
+    }
+
+    /// Checks every field, giving each problem found.
+    pub fn check(&self) -> Result<(), Vec<String>> {
+        let mut problems: Vec<String> = self
+            .listen
+            .iter()
+            .chain(&self.connect)
+            .filter_map(|e| ZenohConfig::check_endpoint(e).err())
+            .collect();
+        if let Err(e) = ZenohConfig::check_namespace(&self.namespace) {
+            problems.push(e);
+        }
+        if self.max_message_bytes == 0 {
+            problems.push("the largest message size must be above 0".to_owned());
+        }
+        if self.mode == ZenohMode::Client && self.connect.is_empty() {
+            problems.push("a client needs an endpoint to connect to".to_owned());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_checked_for_protocol_host_and_port() {
+        assert!(ZenohConfig::check_endpoint("tcp/127.0.0.1:7447").is_ok());
+        assert!(ZenohConfig::check_endpoint("tcp/[::1]:7447").is_ok());
+        assert!(ZenohConfig::check_endpoint("tcp/localhost:7447").is_ok());
+        let udp = ZenohConfig::check_endpoint("udp/127.0.0.1:7447").unwrap_err();
+        assert!(udp.contains("`udp` is not supported"), "{udp}");
+        assert!(ZenohConfig::check_endpoint("127.0.0.1:7447").is_err());
+        assert!(ZenohConfig::check_endpoint("tcp/127.0.0.1").is_err());
+        assert!(ZenohConfig::check_endpoint("tcp/:7447").is_err());
+    }
+
+    #[test]
+    fn a_client_needs_somewhere_to_connect() {
+        let c = ZenohConfig {
+            mode: ZenohMode::Client,
+            ..ZenohConfig::default()
+        };
+        assert_eq!(
+            c.check().unwrap_err(),
+            vec!["a client needs an endpoint to connect to"]
+        );
+    }
+}
