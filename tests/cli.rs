@@ -1,9 +1,12 @@
 //! The `selflet` binary: `check` and `run`, as a user runs them.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+#[path = "support/process.rs"]
+mod process;
+
+use std::process::Command;
 use std::time::Duration;
+
+use process::Running;
 
 const BIN: &str = env!("CARGO_BIN_EXE_selflet");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -80,69 +83,6 @@ fn check_fails_on_a_missing_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read no/such/file.yaml"));
 }
 
-/// A `selflet run` process whose log (stderr) is read line by line.
-struct Running {
-    child: std::process::Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Running {
-    fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .current_dir(ROOT)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Running {
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// Reads the log until a line contains `needle` (30 s at most).
-    fn wait_for(&mut self, needle: &str) {
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(30)) {
-            let hit = line.contains(needle);
-            self.log.push(line);
-            if hit {
-                return;
-            }
-        }
-        let _ = self.child.kill();
-        panic!(
-            "`{needle}` never appeared in the log:\n{}",
-            self.log.join("\n")
-        );
-    }
-
-    /// Sends SIGINT and expects a clean exit.
-    fn interrupt(mut self) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-        assert!(killed.success());
-        self.wait_for("stopped");
-        let status = wait_with_deadline(&mut self.child, Duration::from_secs(30));
-        assert!(
-            status.success(),
-            "exit status {status}\n{}",
-            self.log.join("\n")
-        );
-    }
-}
-
 #[test]
 fn run_starts_a_shipped_manifest_logs_and_stops_cleanly_on_sigint() {
     let mut run = Running::start(&["run", "examples/home/kitchen.yaml"]);
@@ -179,21 +119,4 @@ fn run_watch_reloads_a_changed_policy_and_keeps_the_old_one_when_the_new_one_is_
     run.wait_for("policy not reloaded");
     run.wait_for("watched.rhai:1:");
     run.interrupt();
-}
-
-fn wait_with_deadline(
-    child: &mut std::process::Child,
-    limit: Duration,
-) -> std::process::ExitStatus {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("selflet run did not exit within {limit:?} of SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

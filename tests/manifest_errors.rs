@@ -153,3 +153,33 @@ fn shipped_manifests_load() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     Manifest::load(root.join("examples/home/kitchen.yaml")).unwrap();
 }
+
+#[test]
+fn zenoh_settings_load_with_defaults_for_what_is_not_said() {
+    let m = parse(
+        "name: a\nnetwork:\n  zenoh:\n    listen: [tcp/127.0.0.1:7447]\n    namespace: home\n",
+    )
+    .unwrap();
+    let z = m.network.zenoh.expect("zenoh settings");
+    assert_eq!(z.listen, vec!["tcp/127.0.0.1:7447"]);
+    assert_eq!(z.namespace, "home");
+    assert_eq!(z.mode, selflet::transport::ZenohMode::Peer);
+    assert!(
+        !z.multicast_scouting,
+        "multicast scouting is off by default"
+    );
+    assert!(parse("name: a\n").unwrap().network.zenoh.is_none());
+}
+
+#[test]
+fn bad_zenoh_settings_are_located() {
+    let found = problems(
+        "name: a\nnetwork:\n  zenoh:\n    mode: router\n    connect: [udp/127.0.0.1:7447, tcp/host]\n    namespace: 'a/b'\n",
+    );
+    let at: Vec<(usize, usize)> = found.iter().map(|(l, c, _)| (*l, *c)).collect();
+    assert_eq!(at, vec![(4, 11), (5, 15), (5, 35), (6, 16)], "{found:?}");
+    assert!(found[0].2.contains("expected peer or client"), "{found:?}");
+    assert!(found[1].2.contains("`udp` is not supported"), "{found:?}");
+    assert!(found[2].2.contains("needs a host and a port"), "{found:?}");
+    assert!(found[3].2.contains("invalid namespace"), "{found:?}");
+}

@@ -16,7 +16,15 @@
 //!     params: { k: 64, min_events: 20, min_support: 0.2 }
 //! attributes: { room: kitchen }
 //! facts: { threshold: 3 }
-//! network: { neighbours: [agent-b] }
+//! network:
+//!   neighbours: [agent-b]              # agents it talks to (default: any)
+//!   zenoh:                             # across processes (`selflet run` uses Zenoh then)
+//!     mode: peer                       # or client (through a zenohd router)
+//!     listen: [tcp/0.0.0.0:7447]
+//!     connect: [tcp/192.168.1.10:7447]
+//!     namespace: home                  # keys live under selflet/home/
+//!     multicast_scouting: false        # the default: explicit endpoints only
+//!     max_message_bytes: 1048576       # larger incoming messages are rejected
 //! trust: { teachers: [agent-b] }       # accept teaching only from these (default: anyone)
 //! negotiation: { timeout: 5s, retries: 2, choice: least_recently_failed }
 //! ```
@@ -35,6 +43,7 @@ use serde_saphyr::Spanned;
 
 use crate::knowledge::{Economics, OfferMode, OfferModes, Service};
 use crate::source::{LoadError, SourceFile};
+use crate::transport::{ZenohConfig, ZenohMode};
 use crate::value::Value;
 
 /// A validated agent manifest.
@@ -145,6 +154,8 @@ pub struct PredictorSpec {
 pub struct NetworkSpec {
     /// Agents this one may talk to; empty means any.
     pub neighbours: Vec<String>,
+    /// How to reach agents in other processes, if the manifest says.
+    pub zenoh: Option<ZenohConfig>,
 }
 
 #[derive(Deserialize)]
@@ -210,6 +221,25 @@ struct RawPredictor {
 struct RawNetwork {
     #[serde(default)]
     neighbours: Vec<Spanned<String>>,
+    #[serde(default)]
+    zenoh: Option<Spanned<RawZenoh>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZenoh {
+    #[serde(default)]
+    mode: Option<Spanned<String>>,
+    #[serde(default)]
+    listen: Vec<Spanned<String>>,
+    #[serde(default)]
+    connect: Vec<Spanned<String>>,
+    #[serde(default)]
+    namespace: Option<Spanned<String>>,
+    #[serde(default)]
+    multicast_scouting: bool,
+    #[serde(default)]
+    max_message_bytes: Option<Spanned<usize>>,
 }
 
 /// Whether a name is usable for an agent, a service, a behaviour or a predictor: letters,
@@ -394,6 +424,49 @@ impl Manifest {
             }
             d
         });
+        let zenoh = raw.network.zenoh.map(|z| {
+            let at = z.referenced;
+            let z = z.value;
+            let mut config = ZenohConfig::default();
+            if let Some(m) = &z.mode {
+                match ZenohMode::from_name(&m.value) {
+                    Some(mode) => config.mode = mode,
+                    None => problems.push(source.error_at_location(
+                        &m.referenced,
+                        format!("unknown mode `{}`, expected peer or client", m.value),
+                    )),
+                }
+            }
+            for e in z.listen.iter().chain(&z.connect) {
+                if let Err(msg) = ZenohConfig::check_endpoint(&e.value) {
+                    problems.push(source.error_at_location(&e.referenced, msg));
+                }
+            }
+            if let Some(ns) = &z.namespace {
+                if let Err(msg) = ZenohConfig::check_namespace(&ns.value) {
+                    problems.push(source.error_at_location(&ns.referenced, msg));
+                }
+                config.namespace.clone_from(&ns.value);
+            }
+            if let Some(max) = &z.max_message_bytes {
+                if max.value == 0 {
+                    problems.push(source.error_at_location(
+                        &max.referenced,
+                        "the largest message size must be above 0",
+                    ));
+                }
+                config.max_message_bytes = max.value;
+            }
+            if config.mode == ZenohMode::Client && z.connect.is_empty() {
+                problems.push(
+                    source.error_at_location(&at, "a client needs an endpoint to `connect` to"),
+                );
+            }
+            config.listen = z.listen.into_iter().map(|e| e.value).collect();
+            config.connect = z.connect.into_iter().map(|e| e.value).collect();
+            config.multicast_scouting = z.multicast_scouting;
+            config
+        });
         if !problems.is_empty() {
             return Err(LoadError::Invalid(problems));
         }
@@ -417,6 +490,7 @@ impl Manifest {
                     .into_iter()
                     .map(|n| n.value)
                     .collect(),
+                zenoh,
             },
             trust: raw.trust,
             negotiation: NegotiationSpec {

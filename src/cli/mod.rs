@@ -2,11 +2,12 @@
 
 mod check;
 mod run;
+mod summary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Run and check SelfLet agents.
 #[derive(Debug, Parser)]
@@ -18,7 +19,12 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run agents from manifests, in this process, until Ctrl-C.
+    /// Run agents from manifests, in this process, until Ctrl-C; then print a summary of
+    /// what each did.
+    ///
+    /// Agents in other processes or on other machines are reached over Zenoh: for example
+    /// `selflet run --listen tcp/127.0.0.1:7447 a.yaml` in one terminal and
+    /// `selflet run --connect tcp/127.0.0.1:7447 b.yaml` in another.
     Run {
         /// Agent manifests (YAML).
         #[arg(required = true)]
@@ -27,6 +33,8 @@ enum Command {
         /// leaves the running version in place).
         #[arg(long)]
         watch: bool,
+        #[command(flatten)]
+        network: NetworkArgs,
     },
     /// Validate manifests, behaviours (YAML) and policies (.rhai); print every problem as
     /// file:line:col and exit non-zero if any.
@@ -45,6 +53,46 @@ enum Command {
     },
 }
 
+/// Where the agents of `selflet run` meet others. Flags override the manifests'
+/// `network.zenoh` settings.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Network")]
+struct NetworkArgs {
+    /// `local`: the agents of this process only; `zenoh`: across processes and machines.
+    /// Default: zenoh if a manifest has `network.zenoh` settings or a Zenoh flag is given,
+    /// local otherwise.
+    #[arg(long, value_enum)]
+    network: Option<NetworkKind>,
+    /// Zenoh mode: peer (direct connections) or client (through a router or peer).
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    /// An endpoint to listen on, such as `tcp/0.0.0.0:7447` (repeat for several).
+    #[arg(long, value_name = "ENDPOINT")]
+    listen: Vec<String>,
+    /// An endpoint to connect to, such as `tcp/127.0.0.1:7447` (repeat for several).
+    #[arg(long, value_name = "ENDPOINT")]
+    connect: Vec<String>,
+    /// The key-space namespace: keys are `selflet/<namespace>/...`.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Also find peers by UDP multicast (off by default: explicit endpoints work
+    /// everywhere).
+    #[arg(long)]
+    multicast_scouting: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum NetworkKind {
+    Local,
+    Zenoh,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    Peer,
+    Client,
+}
+
 pub(crate) fn main(cli: Cli) -> ExitCode {
     // Wide enough that `file:line:col: message` stays on one line for ordinary messages.
     let _ = miette::set_hook(Box::new(|_| {
@@ -52,7 +100,11 @@ pub(crate) fn main(cli: Cli) -> ExitCode {
     }));
     match cli.command {
         Command::Check { files } => check::check(&files),
-        Command::Run { manifests, watch } => run::run(&manifests, watch),
+        Command::Run {
+            manifests,
+            watch,
+            network,
+        } => run::run(&manifests, watch, &network),
         Command::Graph { behaviour, dot } => {
             match selflet::behaviour::Behaviour::load(&behaviour) {
                 Ok(b) => {

@@ -2,12 +2,105 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use selflet::transport::{Transport, ZenohConfig, ZenohMode};
 use selflet::{Agent, AgentHandle, Manifest, Network, SourceFile};
 
-pub(super) fn run(paths: &[PathBuf], watch: bool) -> ExitCode {
+use super::{ModeArg, NetworkArgs, NetworkKind};
+
+/// Where the agents meet: the settings of the manifests, overridden by the flags.
+fn network_settings(
+    manifests: &[Manifest],
+    paths: &[PathBuf],
+    args: &NetworkArgs,
+) -> Result<Option<ZenohConfig>, String> {
+    // Zenoh settings belong to the process, not to one agent: manifests run together must
+    // agree on them.
+    let mut from_manifests: Option<(&ZenohConfig, &PathBuf)> = None;
+    for (m, p) in manifests.iter().zip(paths) {
+        if let Some(z) = &m.network.zenoh {
+            match from_manifests {
+                Some((first, first_path)) if first != z => {
+                    return Err(format!(
+                        "{} and {} give different Zenoh settings; agents of one process share one Zenoh session",
+                        first_path.display(),
+                        p.display()
+                    ));
+                }
+                Some(_) => {}
+                None => from_manifests = Some((z, p)),
+            }
+        }
+    }
+    let flags = args.mode.is_some()
+        || !args.listen.is_empty()
+        || !args.connect.is_empty()
+        || args.namespace.is_some()
+        || args.multicast_scouting;
+    let zenoh = match args.network {
+        Some(NetworkKind::Local) if flags => {
+            return Err("Zenoh flags were given with `--network local`".into());
+        }
+        Some(NetworkKind::Local) => false,
+        Some(NetworkKind::Zenoh) => true,
+        None => flags || from_manifests.is_some(),
+    };
+    if !zenoh {
+        return Ok(None);
+    }
+    let mut config = from_manifests.map(|(z, _)| z.clone()).unwrap_or_default();
+    if let Some(mode) = args.mode {
+        config.mode = match mode {
+            ModeArg::Peer => ZenohMode::Peer,
+            ModeArg::Client => ZenohMode::Client,
+        };
+    }
+    if !args.listen.is_empty() {
+        config.listen.clone_from(&args.listen);
+    }
+    if !args.connect.is_empty() {
+        config.connect.clone_from(&args.connect);
+    }
+    if let Some(ns) = &args.namespace {
+        config.namespace.clone_from(ns);
+    }
+    config.multicast_scouting |= args.multicast_scouting;
+    config.check().map_err(|p| p.join("; "))?;
+    Ok(Some(config))
+}
+
+/// The network the agents join, and the Zenoh session to close at the end, if any.
+#[cfg(feature = "zenoh")]
+async fn open(
+    settings: Option<ZenohConfig>,
+) -> Result<(Arc<dyn Transport>, Option<selflet::transport::Zenoh>), String> {
+    let Some(config) = settings else {
+        return Ok((Arc::new(Network::new()), None));
+    };
+    let zenoh = selflet::transport::Zenoh::open(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        mode = %config.mode,
+        listen = ?config.listen,
+        connect = ?config.connect,
+        keys = %format!("{}/**", zenoh.prefix()),
+        "on Zenoh"
+    );
+    Ok((Arc::new(zenoh.clone()), Some(zenoh)))
+}
+
+#[cfg(not(feature = "zenoh"))]
+async fn open(settings: Option<ZenohConfig>) -> Result<(Arc<dyn Transport>, Option<()>), String> {
+    match settings {
+        None => Ok((Arc::new(Network::new()), None)),
+        Some(_) => Err("this selflet was built without the `zenoh` feature".into()),
+    }
+}
+
+pub(super) fn run(paths: &[PathBuf], watch: bool, network: &NetworkArgs) -> ExitCode {
     // Every manifest is validated before anything starts: a bad one starts nothing.
     let mut manifests = Vec::new();
     let mut bad = false;
@@ -23,6 +116,13 @@ pub(super) fn run(paths: &[PathBuf], watch: bool) -> ExitCode {
     if bad {
         return ExitCode::FAILURE;
     }
+    let settings = match network_settings(&manifests, paths, network) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -31,11 +131,17 @@ pub(super) fn run(paths: &[PathBuf], watch: bool) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let network = Network::new();
+        let (transport, session) = match open(settings).await {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let mut agents = Vec::new();
         for m in &manifests {
             let builder = Agent::from_manifest(m)
-                .network(&network)
+                .transport(Arc::clone(&transport))
                 .predictor_kinds(selflet::plugins::kinds());
             match builder.spawn().await {
                 Ok(a) => agents.push(a),
@@ -48,6 +154,7 @@ pub(super) fn run(paths: &[PathBuf], watch: bool) -> ExitCode {
                 }
             }
         }
+        let summary = super::summary::Summary::watch(&agents);
         if watch {
             let watched: Vec<_> = agents
                 .iter()
@@ -74,6 +181,13 @@ pub(super) fn run(paths: &[PathBuf], watch: bool) -> ExitCode {
         for a in &agents {
             a.shutdown().await;
         }
+        summary.print(transport.counters());
+        #[cfg(feature = "zenoh")]
+        if let Some(zenoh) = session {
+            zenoh.close().await;
+        }
+        #[cfg(not(feature = "zenoh"))]
+        let _ = session;
         ExitCode::SUCCESS
     })
 }

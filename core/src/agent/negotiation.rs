@@ -122,6 +122,7 @@ impl AgentHandle {
         inner.negotiator.advertise();
         let negotiator = Arc::clone(&inner.negotiator);
         let bus = inner.bus.clone();
+        let name = self.name().to_owned();
         let stop = self.loops_token();
         self.spawn_task(|_| async move {
             loop {
@@ -142,7 +143,7 @@ impl AgentHandle {
                         (NEIGHBOUR_LEFT, a)
                     }
                 };
-                tracing::info!(%agent, "{topic}");
+                tracing::info!(agent = %name, neighbour = %agent, "{topic}");
                 let _ = bus
                     .publish(topic, Value::map([("agent", Value::from(agent))]))
                     .await;

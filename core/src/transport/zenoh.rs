@@ -562,7 +562,7 @@ impl Transport for Zenoh {
             return 0;
         };
         // One publisher per key, kept: its matching status tells, without a round trip,
-        // whether anybody offers the service at all.
+        // whether anybody is known to offer the service.
         let cached = lock(&shared.state).publishers.get(&key).cloned();
         let publisher = match cached {
             Some(p) => p,
@@ -578,20 +578,21 @@ impl Transport for Zenoh {
                 }
             },
         };
+        // Matching is eventually consistent: an agent that just appeared may not have its
+        // offers' subscribers known here yet, but it announces its offers to everyone when
+        // it starts. So with other agents around, the requester waits for adverts.
         let matching = publisher
             .matching_status()
             .wait()
             .map(|m| m.matching())
             .unwrap_or(true);
-        if !matching {
-            return 0;
-        }
+        let others = !lock(&shared.state).remote.is_empty();
         match publisher.put(bytes).wait() {
-            Ok(()) => {
+            Ok(()) if matching || others => {
                 shared.count(&envelope);
                 1
             }
-            Err(_) => 0,
+            _ => 0,
         }
     }
 

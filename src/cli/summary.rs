@@ -1,0 +1,140 @@
+//! What the agents of `selflet run` did, told from their buses: remote requests, services run
+//! for others, services learned, neighbours come and gone. Logged every minute, printed in
+//! full when the run ends, one `key=value` line per agent so scripts can read it too.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use selflet::negotiation::{EXECUTED, LEARNED, NEIGHBOUR_JOINED, NEIGHBOUR_LEFT, REQUEST_OUTGOING};
+use selflet::transport::MessageCounters;
+use selflet::{AgentHandle, Value};
+use tokio::time::Instant;
+
+/// How often a running `selflet run` says what its agents did lately.
+const STATUS_PERIOD: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+struct Tally {
+    remote_requests: u64,
+    last_remote_request: Option<Duration>,
+    served: u64,
+    learned: Vec<(String, String, Duration)>,
+    joined: Vec<String>,
+    left: Vec<String>,
+}
+
+pub(super) struct Summary {
+    start: Instant,
+    agents: Vec<(String, Arc<Mutex<Tally>>)>,
+}
+
+fn text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::Str(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+impl Summary {
+    /// Starts counting what `agents` do.
+    pub(super) fn watch(agents: &[AgentHandle]) -> Summary {
+        let start = Instant::now();
+        let mut tallies = Vec::new();
+        for agent in agents {
+            let tally = Arc::new(Mutex::new(Tally::default()));
+            tallies.push((agent.name().to_owned(), Arc::clone(&tally)));
+            for pattern in ["service.*", "neighbour.*"] {
+                let Ok(events) = agent.subscribe(pattern) else {
+                    continue;
+                };
+                let tally = Arc::clone(&tally);
+                tokio::spawn(async move {
+                    while let Some(ev) = events.recv().await {
+                        let at = ev.time().duration_since(start);
+                        let p = ev.payload();
+                        let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
+                        match ev.topic() {
+                            REQUEST_OUTGOING => {
+                                t.remote_requests += 1;
+                                t.last_remote_request = Some(at);
+                            }
+                            EXECUTED => t.served += 1,
+                            LEARNED => t.learned.push((text(p, "service"), text(p, "teacher"), at)),
+                            NEIGHBOUR_JOINED => t.joined.push(text(p, "agent")),
+                            NEIGHBOUR_LEFT => t.left.push(text(p, "agent")),
+                            _ => {}
+                        }
+                    }
+                });
+            }
+        }
+        let summary = Summary {
+            start,
+            agents: tallies,
+        };
+        summary.spawn_status();
+        summary
+    }
+
+    fn spawn_status(&self) {
+        let agents = self.agents.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STATUS_PERIOD);
+            tick.tick().await;
+            let mut before: Vec<u64> = vec![0; agents.len()];
+            loop {
+                tick.tick().await;
+                for ((name, tally), last) in agents.iter().zip(before.iter_mut()) {
+                    let t = tally.lock().unwrap_or_else(|e| e.into_inner());
+                    tracing::info!(
+                        agent = %name,
+                        remote_requests = t.remote_requests - *last,
+                        served = t.served,
+                        learned = t.learned.len(),
+                        "in the last {}s",
+                        STATUS_PERIOD.as_secs()
+                    );
+                    *last = t.remote_requests;
+                }
+            }
+        });
+    }
+
+    /// Prints one line per agent and one for the messages this process sent.
+    pub(super) fn print(&self, counters: MessageCounters) {
+        let secs = |d: Duration| format!("{:.2}s", d.as_secs_f64());
+        println!(
+            "summary: ran={} agents={}",
+            secs(self.start.elapsed()),
+            self.agents.len()
+        );
+        for (name, tally) in &self.agents {
+            let t = tally.lock().unwrap_or_else(|e| e.into_inner());
+            let learned: Vec<String> = t
+                .learned
+                .iter()
+                .map(|(s, from, at)| format!("{s}@{}<-{from}", secs(*at)))
+                .collect();
+            println!(
+                "summary: agent={name} remote_requests={} last_remote_request={} served={} learned=[{}] joined=[{}] left=[{}]",
+                t.remote_requests,
+                t.last_remote_request.map_or("-".into(), secs),
+                t.served,
+                learned.join(","),
+                t.joined.join(","),
+                t.left.join(","),
+            );
+        }
+        let kinds: Vec<String> = counters
+            .by_kind
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        println!(
+            "summary: sent [{}] undelivered={} rejected={}",
+            kinds.join(" "),
+            counters.undelivered,
+            counters.rejected
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! `selflet run` processes on one machine, meeting over Zenoh on loopback: teaching across
+//! two processes, calls across three, and a provider process killed in the middle of a call.
+#![cfg(feature = "zenoh")]
+
+#[path = "support/process.rs"]
+mod process;
+
+use std::time::Duration;
+
+use process::Running;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// `selflet run` on Zenoh in `namespace`, listening or connecting as `how`.
+fn run(how: &str, endpoint: &str, namespace: &str, manifest: &str) -> Running {
+    let mut p = Running::start(&[
+        "run",
+        "--network",
+        "zenoh",
+        how,
+        endpoint,
+        "--namespace",
+        namespace,
+        &format!("tests/fixtures/zenoh/{manifest}"),
+    ]);
+    p.wait_for("press Ctrl-C to stop");
+    p
+}
+
+/// The value of `key` in the summary line of `agent`.
+fn summary(out: &str, agent: &str, key: &str) -> String {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("summary: agent={agent} ")))
+        .unwrap_or_else(|| panic!("no summary of `{agent}` in:\n{out}"));
+    let start = line
+        .find(&format!(" {key}="))
+        .unwrap_or_else(|| panic!("no `{key}` in {line}"))
+        + key.len()
+        + 2;
+    let rest = &line[start..];
+    let end = if rest.starts_with('[') {
+        rest.find(']').map_or(rest.len(), |e| e + 1)
+    } else {
+        rest.find(' ').unwrap_or(rest.len())
+    };
+    rest[..end].to_owned()
+}
+
+fn seconds(s: &str) -> f64 {
+    s.trim_end_matches('s')
+        .parse()
+        .unwrap_or_else(|_| panic!("`{s}` is not a time"))
+}
+
+#[test]
+fn two_processes_reproduce_the_teaching_scenario() {
+    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let mut a = run("--listen", &endpoint, "teach", "a.yaml");
+    let mut b = run("--connect", &endpoint, "teach", "b.yaml");
+    a.wait_for_all(&["neighbour.joined", "neighbour=b"]);
+    a.wait_for_each(&[
+        "service learned agent=a service=service1",
+        "service learned agent=a service=service2",
+        "service learned agent=a service=service3",
+    ]);
+    // Forty more request periods: A runs everything itself now.
+    std::thread::sleep(Duration::from_secs(2));
+    let a_out = a.interrupt();
+    let b_out = b.interrupt();
+
+    let learned = summary(&a_out, "a", "learned");
+    let times: Vec<f64> = learned
+        .trim_matches(['[', ']'])
+        .split(',')
+        .map(|l| {
+            assert!(l.ends_with("<-b"), "taught by b: {learned}");
+            seconds(l.split('@').nth(1).unwrap().trim_end_matches("<-b"))
+        })
+        .collect();
+    assert_eq!(times.len(), 3, "all three services learned: {learned}");
+    let last_learned = times.iter().copied().fold(0.0, f64::max);
+    let last_request = seconds(&summary(&a_out, "a", "last_remote_request"));
+    assert!(
+        last_request <= last_learned,
+        "no remote request after the last service was learned ({last_request} s > {last_learned} s)\n{a_out}"
+    );
+    assert!(
+        summary(&b_out, "b", "served").parse::<u64>().unwrap() > 0,
+        "{b_out}"
+    );
+    assert!(
+        b_out.contains("teaching=3"),
+        "B taught three times:\n{b_out}"
+    );
+}
+
+#[test]
+fn three_processes_a_killed_provider_is_seen_leaving_and_calls_fail_over() {
+    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let mut caller = run("--listen", &endpoint, "failover", "caller.yaml");
+    let p1 = run("--connect", &endpoint, "failover", "p1.yaml");
+    caller.wait_for_all(&["neighbour.joined", "neighbour=p1"]);
+    // The caller asks the first provider it heard of while that one works: p1.
+    std::thread::sleep(Duration::from_millis(600));
+    let mut p2 = run("--connect", &endpoint, "failover", "p2.yaml");
+    caller.wait_for_all(&["neighbour.joined", "neighbour=p2"]);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Each call takes 200 ms, so one is almost surely in flight; the caller's time-out is
+    // 120 s, so only the news of p1's departure can end it within this test.
+    let killed_at = caller.log.len();
+    p1.kill();
+    caller.wait_for_all(&["neighbour.left", "neighbour=p1"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let caller_out = caller.interrupt();
+    let p2_out = p2.interrupt();
+
+    let served = summary(&p2_out, "p2", "served").parse::<u64>().unwrap();
+    assert!(served > 0, "p2 took over the calls:\n{p2_out}");
+    assert_eq!(summary(&caller_out, "caller", "left"), "[p1]");
+    let failed: Vec<&String> = caller.log[killed_at..]
+        .iter()
+        .filter(|l| l.contains("greet failed"))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "no call failed: the one in flight went to p2; yet {failed:?}"
+    );
+}
