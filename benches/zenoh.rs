@@ -1,0 +1,300 @@
+//! Across two processes over Zenoh on loopback: a service call's round trip and a teaching
+//! package's transfer, against a bare Zenoh query round trip measured in the same run.
+//!
+//! The bench re-runs its own executable as the other process (`SELFLET_BENCH_PEER` set):
+//! there, one Zenoh session carries a provider agent and, beside it, a bare queryable that
+//! answers every query with its own payload. Here, a requester agent calls the provider, and
+//! a bare session queries the echo with payloads the size of the call's envelope and of the
+//! teaching package, so each selflet figure has a reference of the same size.
+//!
+//! Criterion gives means and medians; the p50/p99 of each kind are printed first, from
+//! `SAMPLES` round trips each.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use selflet::behaviour::Behaviour;
+use selflet::negotiation::Outcome;
+use selflet::transport::{Transport, Zenoh, ZenohConfig};
+use selflet::{Agent, AgentHandle, OfferMode, OfferModes, Service, Value};
+use zenoh::Wait;
+
+const PEER: &str = "SELFLET_BENCH_PEER";
+const NAMESPACE: &str = "bench";
+const ECHO: &str = "bench/echo";
+const SAMPLES: usize = 2_000;
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn shipped(name: &str) -> Behaviour {
+    Behaviour::load(format!("{ROOT}/behaviors/{name}.yaml")).expect("shipped behaviour")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// The other process: a provider agent and a bare echo queryable, until stdin closes.
+fn peer(endpoint: String) {
+    runtime().block_on(async move {
+        let config = ZenohConfig {
+            listen: vec![endpoint.clone()],
+            namespace: NAMESPACE.into(),
+            ..ZenohConfig::default()
+        };
+        let zenoh = Zenoh::open(&config).await.expect("zenoh opens");
+        let echo = Behaviour::parse(selflet::SourceFile::new(
+            "echo.yaml",
+            "behaviour: echo\ninitial: e\nstates:\n  e: { final: true, output: input }\n",
+        ))
+        .expect("valid");
+        let both = OfferModes::CAN_DO | OfferModes::CAN_TEACH;
+        let mut s1 = Service::new("service1", OfferModes::CAN_TEACH);
+        s1.requires = vec!["service2".into(), "service3".into()];
+        let provider = Agent::builder("provider")
+            .transport(Arc::new(zenoh.clone()))
+            .behaviour(echo)
+            .behaviour(shipped("service1"))
+            .behaviour(shipped("service2"))
+            .behaviour(shipped("service3"))
+            .service(Service::new("echo", OfferModes::CAN_DO))
+            .service(s1)
+            .service(Service::new("service2", both))
+            .service(Service::new("service3", both))
+            .spawn()
+            .await
+            .expect("provider spawns");
+        let mut bare = zenoh::Config::default();
+        bare.insert_json5("connect/endpoints", &format!("[\"{endpoint}\"]"))
+            .expect("config");
+        bare.insert_json5("scouting/multicast/enabled", "false")
+            .expect("config");
+        let bare = zenoh::open(bare).await.expect("bare session");
+        let _queryable = bare
+            .declare_queryable(ECHO)
+            .callback(|q| {
+                let payload = q.payload().cloned().unwrap_or_default();
+                let _ = q.reply(q.key_expr().clone(), payload).wait();
+            })
+            .await
+            .expect("queryable");
+        println!("ready");
+        // The parent holds our stdin; when it ends, so do we.
+        let _ = tokio::task::spawn_blocking(|| {
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        })
+        .await;
+        provider.shutdown().await;
+        zenoh.close().await;
+    });
+}
+
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_peer(endpoint: &str) -> Peer {
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .env(PEER, endpoint)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("peer starts");
+    let mut out = child.stdout.take().expect("piped");
+    let mut ready = [0u8; 5];
+    out.read_exact(&mut ready).expect("peer says ready");
+    Peer(child)
+}
+
+struct Side {
+    requester: AgentHandle,
+    bare: zenoh::Session,
+    zenoh: Zenoh,
+}
+
+async fn connect(endpoint: &str) -> Side {
+    let config = ZenohConfig {
+        connect: vec![endpoint.to_owned()],
+        namespace: NAMESPACE.into(),
+        ..ZenohConfig::default()
+    };
+    let zenoh = Zenoh::open(&config).await.expect("zenoh opens");
+    let requester = Agent::builder("requester")
+        .transport(Arc::new(zenoh.clone()))
+        .spawn()
+        .await
+        .expect("requester spawns");
+    while !zenoh.members().iter().any(|m| m == "provider") {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut bare = zenoh::Config::default();
+    bare.insert_json5("connect/endpoints", &format!("[\"{endpoint}\"]"))
+        .expect("config");
+    bare.insert_json5("scouting/multicast/enabled", "false")
+        .expect("config");
+    let bare = zenoh::open(bare).await.expect("bare session");
+    // Declarations travel like anything else: ask until the echo is there.
+    loop {
+        let replies = bare.get(ECHO).payload("x").await.expect("query sent");
+        if replies.recv_async().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Side {
+        requester,
+        bare,
+        zenoh,
+    }
+}
+
+async fn bare_query(session: &zenoh::Session, payload: &[u8]) {
+    let replies = session
+        .get(ECHO)
+        .payload(payload.to_vec())
+        .await
+        .expect("query sent");
+    let reply = replies.recv_async().await.expect("an answer");
+    let sample = reply.result().expect("echoed");
+    assert_eq!(sample.payload().len(), payload.len());
+}
+
+async fn call(side: &Side) {
+    let out = side
+        .requester
+        .call("echo", Value::map([("n", Value::Int(7))]))
+        .await
+        .expect("the call succeeds");
+    assert_eq!(out, Value::map([("n", Value::Int(7))]));
+}
+
+async fn teach(side: &Side) {
+    let learned = side
+        .requester
+        .request_service("service1", &[OfferMode::CanTeach], Value::Null)
+        .await
+        .expect("taught");
+    assert!(matches!(learned, Outcome::Learned { .. }));
+}
+
+/// The JSON sizes of the call's request and of the teaching package's reply.
+fn sizes() -> (usize, usize) {
+    use selflet::transport::{Envelope, Message, Reply, TeachingPackage};
+    let request = Envelope {
+        from: "requester".into(),
+        to: "provider".into(),
+        id: 1,
+        body: Message::Request {
+            service: "echo".into(),
+            modes: vec![OfferMode::CanDo],
+            input: Value::map([("n", Value::Int(7))]),
+        },
+    };
+    let behaviour = shipped("service1");
+    let package = Envelope {
+        from: "provider".into(),
+        to: "requester".into(),
+        id: 1,
+        body: Message::Reply(Reply::Teach(TeachingPackage {
+            service: "service1".into(),
+            behaviour: "service1".into(),
+            behaviour_source: behaviour.source().text().to_owned(),
+            scripts: Vec::new(),
+            requires: behaviour.requires().to_vec(),
+        })),
+    };
+    let len = |e: &Envelope| serde_json::to_vec(e).expect("serializable").len();
+    (len(&request), len(&package))
+}
+
+/// `SAMPLES` timings of `f`.
+async fn sample<F, Fut>(f: F) -> Vec<Duration>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut times = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let start = Instant::now();
+        f().await;
+        times.push(start.elapsed());
+    }
+    times
+}
+
+fn percentiles(name: &str, mut samples: Vec<Duration>) {
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    println!(
+        "{name:<40} p50 {:>8.1} µs   p99 {:>8.1} µs",
+        at(0.50).as_secs_f64() * 1e6,
+        at(0.99).as_secs_f64() * 1e6
+    );
+}
+
+fn main() {
+    if let Ok(endpoint) = std::env::var(PEER) {
+        peer(endpoint);
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port");
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let _peer = start_peer(&endpoint);
+    let rt = runtime();
+    let side = rt.block_on(connect(&endpoint));
+    let (request_bytes, package_bytes) = sizes();
+    let small = vec![b'x'; request_bytes];
+    let large = vec![b'x'; package_bytes];
+
+    // Warm up every path, then p50/p99 from many round trips of each.
+    rt.block_on(async {
+        for _ in 0..100 {
+            bare_query(&side.bare, &small).await;
+            call(&side).await;
+            teach(&side).await;
+        }
+    });
+    println!(
+        "round trips across two processes on loopback ({SAMPLES} each; request {request_bytes} B, teaching package {package_bytes} B)"
+    );
+    let bare_small = rt.block_on(sample(|| bare_query(&side.bare, &small)));
+    let calls = rt.block_on(sample(|| call(&side)));
+    let bare_large = rt.block_on(sample(|| bare_query(&side.bare, &large)));
+    let teachings = rt.block_on(sample(|| teach(&side)));
+    percentiles(&format!("bare zenoh query, {request_bytes} B"), bare_small);
+    percentiles("selflet service call (echo)", calls);
+    percentiles(&format!("bare zenoh query, {package_bytes} B"), bare_large);
+    percentiles("selflet teaching (request, package, install)", teachings);
+
+    let mut c = Criterion::default().configure_from_args();
+    let mut g = c.benchmark_group("zenoh_round_trip");
+    g.bench_function("bare_query_request_size", |b| {
+        b.to_async(&rt).iter(|| bare_query(&side.bare, &small))
+    });
+    g.bench_function("service_call", |b| b.to_async(&rt).iter(|| call(&side)));
+    g.bench_function("bare_query_package_size", |b| {
+        b.to_async(&rt).iter(|| bare_query(&side.bare, &large))
+    });
+    g.bench_function("teaching", |b| b.to_async(&rt).iter(|| teach(&side)));
+    g.finish();
+    c.final_summary();
+    rt.block_on(async {
+        side.requester.shutdown().await;
+        side.zenoh.close().await;
+        let _ = side.bare.close().await;
+    });
+}
