@@ -133,3 +133,53 @@ fn three_processes_a_killed_provider_is_seen_leaving_and_calls_fail_over() {
         "no call failed: the one in flight went to p2; yet {failed:?}"
     );
 }
+
+#[test]
+fn garbage_on_an_agents_keys_is_rejected_and_counted_and_the_agent_serves_on() {
+    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let mut b = run("--listen", &endpoint, "garbage", "b.yaml");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer = runtime.block_on(async {
+        let mut config = zenoh::Config::default();
+        config
+            .insert_json5("connect/endpoints", &format!("[\"{endpoint}\"]"))
+            .unwrap();
+        config
+            .insert_json5("scouting/multicast/enabled", "false")
+            .unwrap();
+        let raw = zenoh::open(config).await.unwrap();
+        let request = "selflet/garbage/agents/b/request";
+        // A query, unlike a put, says when it was refused: ask until the agent is reachable.
+        let refusal = loop {
+            let replies = raw.get(request).payload("{ not json").await.unwrap();
+            if let Ok(reply) = replies.recv_async().await {
+                break reply.into_result().expect_err("refused");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let reason = String::from_utf8_lossy(&refusal.payload().to_bytes()).into_owned();
+        assert!(reason.contains("not a selflet envelope"), "{reason}");
+        // Above the default limit of 1 MiB.
+        let huge = vec![b'{'; (1 << 20) + 1];
+        let replies = raw.get(request).payload(huge).await.unwrap();
+        let refusal = replies.recv_async().await.unwrap().into_result();
+        let refusal = refusal.expect_err("refused");
+        let reason = String::from_utf8_lossy(&refusal.payload().to_bytes()).into_owned();
+        assert!(reason.contains("above the limit"), "{reason}");
+        let call = r#"{"from":"client","to":"b","id":1,"body":{"kind":"request","service":"service2","modes":["can_do"],"input":{"n":3}}}"#;
+        let replies = raw.get(request).payload(call).await.unwrap();
+        let reply = replies.recv_async().await.unwrap().into_result().unwrap();
+        let answer: serde_json::Value =
+            serde_json::from_slice(&reply.payload().to_bytes()).unwrap();
+        raw.close().await.unwrap();
+        answer
+    });
+    assert_eq!(answer["body"]["reply"], "done", "{answer}");
+    let out = b.interrupt();
+    assert!(out.contains("rejected=2"), "two rejected, counted:\n{out}");
+    assert_eq!(summary(&out, "b", "served"), "1");
+}

@@ -18,7 +18,7 @@
 //! | [`policy`] | Autonomic Manager | Rhai rules indexed by topic, the SelfLet action list, sandbox, hot reload |
 //! | [`negotiation`] | Negotiation Manager | offer modes, requests and replies, teaching, referrals, adverts, provider choice |
 //! | [`prediction`] | Prediction Manager | the `Predictor` plugin trait, descriptors, kinds, plug/unplug at run time |
-//! | [`transport`] | Message Handler | the `Transport` trait, the in-process network, message accounting |
+//! | [`transport`] | Message Handler | the `Transport` trait, the in-process network, the Zenoh transport (feature `zenoh`), message accounting |
 //! | [`manifest`] | deployment | agent manifest YAML → a configured agent |
 //! | [`agent`] | the SelfLet | builder, handle, lifecycle (statig), the wiring of the parts above |
 //!
