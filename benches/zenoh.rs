@@ -32,6 +32,14 @@ fn shipped(name: &str) -> Behaviour {
     Behaviour::load(format!("{ROOT}/behaviors/{name}.yaml")).expect("shipped behaviour")
 }
 
+fn echo() -> Behaviour {
+    Behaviour::parse(selflet::SourceFile::new(
+        "echo.yaml",
+        "behaviour: echo\ninitial: e\nstates:\n  e: { final: true, output: input }\n",
+    ))
+    .expect("valid")
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -49,17 +57,12 @@ fn peer(endpoint: String) {
             ..ZenohConfig::default()
         };
         let zenoh = Zenoh::open(&config).await.expect("zenoh opens");
-        let echo = Behaviour::parse(selflet::SourceFile::new(
-            "echo.yaml",
-            "behaviour: echo\ninitial: e\nstates:\n  e: { final: true, output: input }\n",
-        ))
-        .expect("valid");
         let both = OfferModes::CAN_DO | OfferModes::CAN_TEACH;
         let mut s1 = Service::new("service1", OfferModes::CAN_TEACH);
         s1.requires = vec!["service2".into(), "service3".into()];
         let provider = Agent::builder("provider")
             .transport(Arc::new(zenoh.clone()))
-            .behaviour(echo)
+            .behaviour(echo())
             .behaviour(shipped("service1"))
             .behaviour(shipped("service2"))
             .behaviour(shipped("service3"))
@@ -119,6 +122,8 @@ fn start_peer(endpoint: &str) -> Peer {
 
 struct Side {
     requester: AgentHandle,
+    // The same call between two agents of this process: the cost of selflet's own path.
+    local: AgentHandle,
     bare: zenoh::Session,
     zenoh: Zenoh,
 }
@@ -144,6 +149,19 @@ async fn connect(endpoint: &str) -> Side {
     bare.insert_json5("scouting/multicast/enabled", "false")
         .expect("config");
     let bare = zenoh::open(bare).await.expect("bare session");
+    let network = selflet::Network::new();
+    let _local_provider = Agent::builder("local_provider")
+        .network(&network)
+        .behaviour(echo())
+        .service(Service::new("echo", OfferModes::CAN_DO))
+        .spawn()
+        .await
+        .expect("provider spawns");
+    let local = Agent::builder("local")
+        .network(&network)
+        .spawn()
+        .await
+        .expect("requester spawns");
     // Declarations travel like anything else: ask until the echo is there.
     loop {
         let replies = bare.get(ECHO).payload("x").await.expect("query sent");
@@ -154,6 +172,7 @@ async fn connect(endpoint: &str) -> Side {
     }
     Side {
         requester,
+        local,
         bare,
         zenoh,
     }
@@ -171,8 +190,11 @@ async fn bare_query(session: &zenoh::Session, payload: &[u8]) {
 }
 
 async fn call(side: &Side) {
-    let out = side
-        .requester
+    call_from(&side.requester).await;
+}
+
+async fn call_from(requester: &AgentHandle) {
+    let out = requester
         .call("echo", Value::map([("n", Value::Int(7))]))
         .await
         .expect("the call succeeds");
@@ -265,6 +287,7 @@ fn main() {
         for _ in 0..100 {
             bare_query(&side.bare, &small).await;
             call(&side).await;
+            call_from(&side.local).await;
             teach(&side).await;
         }
     });
@@ -273,10 +296,12 @@ fn main() {
     );
     let bare_small = rt.block_on(sample(|| bare_query(&side.bare, &small)));
     let calls = rt.block_on(sample(|| call(&side)));
+    let local_calls = rt.block_on(sample(|| call_from(&side.local)));
     let bare_large = rt.block_on(sample(|| bare_query(&side.bare, &large)));
     let teachings = rt.block_on(sample(|| teach(&side)));
     percentiles(&format!("bare zenoh query, {request_bytes} B"), bare_small);
     percentiles("selflet service call (echo)", calls);
+    percentiles("  the same call within this process", local_calls);
     percentiles(&format!("bare zenoh query, {package_bytes} B"), bare_large);
     percentiles("selflet teaching (request, package, install)", teachings);
 
@@ -286,6 +311,9 @@ fn main() {
         b.to_async(&rt).iter(|| bare_query(&side.bare, &small))
     });
     g.bench_function("service_call", |b| b.to_async(&rt).iter(|| call(&side)));
+    g.bench_function("service_call_in_process", |b| {
+        b.to_async(&rt).iter(|| call_from(&side.local))
+    });
     g.bench_function("bare_query_package_size", |b| {
         b.to_async(&rt).iter(|| bare_query(&side.bare, &large))
     });

@@ -93,7 +93,6 @@ struct Shared {
     session: zenoh::Session,
     prefix: String,
     max_message_bytes: usize,
-    runtime: tokio::runtime::Handle,
     state: Mutex<State>,
 }
 
@@ -147,7 +146,6 @@ impl Zenoh {
             session,
             prefix: format!("selflet/{}", config.namespace),
             max_message_bytes: config.max_message_bytes,
-            runtime: tokio::runtime::Handle::current(),
             state: Mutex::default(),
         });
         let alive = format!("{}/agents/*/alive", shared.prefix);
@@ -367,57 +365,72 @@ impl Shared {
             Err(reason) => self.reject(key, &reason),
         }
     }
+}
 
-    /// Waits for the answer to a request sent by query and hands it to the requester.
-    async fn await_reply(
-        weak: Weak<Shared>,
-        replies: zenoh::handlers::FifoChannelHandler<zenoh::query::Reply>,
-        ask: (String, String, u64),
-    ) {
-        let answer = replies.recv_async().await;
-        let Some(shared) = weak.upgrade() else {
+/// The requester's side of one request sent by query. Zenoh calls it with each answer, on its
+/// own threads, and drops it when the query is over: an answer goes straight to the
+/// requester's inbox, and a query over with no answer (nobody by that name, or its process
+/// went away with the request) becomes a failure reply at once.
+struct Answer {
+    shared: Weak<Shared>,
+    ask: (String, String, u64),
+}
+
+impl Answer {
+    fn on_reply(&self, reply: zenoh::query::Reply) {
+        let Some(shared) = self.shared.upgrade() else {
             return;
         };
-        let (requester, provider, id) = ask.clone();
-        let reply = match answer {
-            Ok(reply) => match reply.into_result() {
-                Ok(sample) => match shared.decode(sample.payload()) {
-                    Ok(env)
-                        if env.from == provider
-                            && env.id == id
-                            && matches!(env.body, Message::Reply(_)) =>
-                    {
-                        env.body
-                    }
-                    Ok(_) => {
-                        shared.reject(sample.key_expr().as_str(), "not the reply asked for");
-                        failed(&format!("`{provider}` answered with something else"))
-                    }
-                    Err(reason) => {
-                        shared.reject(sample.key_expr().as_str(), &reason);
-                        failed(&format!("`{provider}` answered unreadably: {reason}"))
-                    }
-                },
-                Err(e) => failed(&format!(
-                    "`{provider}` could not take the request: {}",
-                    String::from_utf8_lossy(&e.payload().to_bytes())
-                )),
+        let (_, provider, id) = &self.ask;
+        let body = match reply.into_result() {
+            Ok(sample) => match shared.decode(sample.payload()) {
+                Ok(env)
+                    if env.from == *provider
+                        && env.id == *id
+                        && matches!(env.body, Message::Reply(_)) =>
+                {
+                    env.body
+                }
+                Ok(_) => {
+                    shared.reject(sample.key_expr().as_str(), "not the reply asked for");
+                    failed(&format!("`{provider}` answered with something else"))
+                }
+                Err(reason) => {
+                    shared.reject(sample.key_expr().as_str(), &reason);
+                    failed(&format!("`{provider}` answered unreadably: {reason}"))
+                }
             },
-            // The query ended with no answer at all: nobody by that name, or its process
-            // went away with the request.
-            Err(_) => failed(&format!("`{provider}` is gone; the request got no answer")),
+            Err(e) => failed(&format!(
+                "`{provider}` could not take the request: {}",
+                String::from_utf8_lossy(&e.payload().to_bytes())
+            )),
         };
-        if !lock(&shared.state).asked.remove(&ask) {
+        self.answer(&shared, body);
+    }
+
+    /// Hands the requester its answer, unless it had one already.
+    fn answer(&self, shared: &Shared, body: Message) {
+        if !lock(&shared.state).asked.remove(&self.ask) {
             return;
         }
+        let (requester, provider, id) = self.ask.clone();
         let env = Envelope {
             from: provider,
             to: requester,
             id,
-            body: reply,
+            body,
         };
         if let Err(e) = shared.deliver(env) {
             tracing::debug!("reply not delivered: {e}");
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            let reason = format!("`{}` is gone; the request got no answer", self.ask.1);
+            self.answer(&shared, failed(&reason));
         }
     }
 }
@@ -516,25 +529,30 @@ impl Transport for Zenoh {
         }
         if let Message::Request { .. } = envelope.body {
             let ask = (envelope.from.clone(), envelope.to.clone(), envelope.id);
-            let replies = shared
+            // Asked before the query leaves: its answer may come back at once.
+            lock(&shared.state).asked.insert(ask.clone());
+            let answer = Answer {
+                shared: Arc::downgrade(shared),
+                ask: ask.clone(),
+            };
+            let sent = shared
                 .session
                 .get(shared.agent_key(&envelope.to, "request"))
                 .payload(bytes)
                 .target(QueryTarget::All)
                 .consolidation(ConsolidationMode::None)
                 .timeout(REQUEST_LIFETIME)
+                .callback(move |reply| answer.on_reply(reply))
                 .wait();
-            return match replies {
-                Ok(replies) => {
-                    lock(&shared.state).asked.insert(ask.clone());
+            return match sent {
+                Ok(()) => {
                     shared.count(&envelope);
-                    let weak = Arc::downgrade(shared);
-                    shared
-                        .runtime
-                        .spawn(Shared::await_reply(weak, replies, ask));
                     Ok(())
                 }
-                Err(e) => fail(envelope, e.to_string()),
+                Err(e) => {
+                    lock(&shared.state).asked.remove(&ask);
+                    fail(envelope, e.to_string())
+                }
             };
         }
         match shared
