@@ -40,6 +40,18 @@ fn echo() -> Behaviour {
     .expect("valid")
 }
 
+/// A plain Zenoh session connected to `endpoint`, as any Zenoh application would open.
+async fn bare_session(endpoint: &str) -> zenoh::Session {
+    let mut config = zenoh::Config::default();
+    config
+        .insert_json5("connect/endpoints", &format!("[\"{endpoint}\"]"))
+        .expect("config");
+    config
+        .insert_json5("scouting/multicast/enabled", "false")
+        .expect("config");
+    zenoh::open(config).await.expect("bare session")
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -73,12 +85,7 @@ fn peer(endpoint: String) {
             .spawn()
             .await
             .expect("provider spawns");
-        let mut bare = zenoh::Config::default();
-        bare.insert_json5("connect/endpoints", &format!("[\"{endpoint}\"]"))
-            .expect("config");
-        bare.insert_json5("scouting/multicast/enabled", "false")
-            .expect("config");
-        let bare = zenoh::open(bare).await.expect("bare session");
+        let bare = bare_session(&endpoint).await;
         let _queryable = bare
             .declare_queryable(ECHO)
             .callback(|q| {
@@ -143,12 +150,7 @@ async fn connect(endpoint: &str) -> Side {
     while !zenoh.members().iter().any(|m| m == "provider") {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut bare = zenoh::Config::default();
-    bare.insert_json5("connect/endpoints", &format!("[\"{endpoint}\"]"))
-        .expect("config");
-    bare.insert_json5("scouting/multicast/enabled", "false")
-        .expect("config");
-    let bare = zenoh::open(bare).await.expect("bare session");
+    let bare = bare_session(endpoint).await;
     let network = selflet::Network::new();
     let _local_provider = Agent::builder("local_provider")
         .network(&network)

@@ -120,3 +120,34 @@ fn run_watch_reloads_a_changed_policy_and_keeps_the_old_one_when_the_new_one_is_
     run.wait_for("watched.rhai:1:");
     run.interrupt();
 }
+
+#[test]
+fn run_refuses_bad_network_settings_before_starting_anything() {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--listen", "udp/127.0.0.1:7447"],
+            "endpoint protocol `udp` is not supported",
+        ),
+        (
+            &["--network", "local", "--connect", "tcp/127.0.0.1:7447"],
+            "Zenoh flags were given with `--network local`",
+        ),
+        (
+            &["--mode", "client"],
+            "a client needs an endpoint to connect to",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let out = Command::new(BIN)
+            .arg("run")
+            .args(flags)
+            .arg("examples/home/kitchen.yaml")
+            .current_dir(ROOT)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flags:?} must fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+        assert!(!stderr.contains("running"), "nothing started: {stderr}");
+    }
+}

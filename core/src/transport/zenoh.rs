@@ -715,9 +715,10 @@ fn declare_agent(shared: &Arc<Shared>, agent: &str) -> Result<Vec<Declared>, Str
         .declare_token(shared.agent_key(agent, "alive"))
         .wait()
         .map_err(err)?;
+    // Dropped in order: the agent is seen leaving before it stops listening.
     Ok(vec![
+        Declared::Token(token),
         Declared::Queryable(queryable),
         Declared::Subscriber(inbox),
-        Declared::Token(token),
     ])
 }
