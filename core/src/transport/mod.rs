@@ -3,7 +3,7 @@
 //! Agents exchange [`Envelope`]s through a [`Transport`]. The trait is small on purpose: direct
 //! sends, publication to whoever offers a service (so a requester need not know who that is,
 //! as REDS gives the SelfLet papers), broadcast of adverts, and membership. [`Network`] is the
-//! in-process implementation, the embedded default; [`Zenoh`] (cargo feature `zenoh`) carries
+//! in-process implementation, the embedded default; `Zenoh` (cargo feature `zenoh`) carries
 //! the same envelopes across processes and machines, as JSON documented in `docs/protocol.md`.
 //!
 //! A transport counts every message it carries, per kind and per agent pair
