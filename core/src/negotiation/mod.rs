@@ -259,22 +259,17 @@ impl Negotiator {
     pub(crate) fn member_left(&self, agent: &str) {
         self.knowledge.providers().forget(agent);
         lock(&self.peers).remove(agent);
-        let mut pending = lock(&self.pending);
-        let ids: Vec<u64> = pending
-            .iter()
-            .filter(|(_, (to, _))| to == agent)
-            .map(|(id, _)| *id)
+        let waiting: Vec<_> = lock(&self.pending)
+            .extract_if(|_, (to, _)| to == agent)
             .collect();
-        for id in ids {
-            if let Some((_, tx)) = pending.remove(&id) {
-                let body = Message::Reply(Reply::Failed(format!("`{agent}` left the network")));
-                let _ = tx.send(Envelope {
-                    from: agent.to_owned(),
-                    to: self.agent.clone(),
-                    id,
-                    body,
-                });
-            }
+        for (id, (_, tx)) in waiting {
+            let body = Message::Reply(Reply::Failed(format!("`{agent}` left the network")));
+            let _ = tx.send(Envelope {
+                from: agent.to_owned(),
+                to: self.agent.clone(),
+                id,
+                body,
+            });
         }
     }
 
