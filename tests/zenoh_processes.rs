@@ -98,6 +98,11 @@ fn two_processes_reproduce_the_teaching_scenario() {
         b_out.contains("teaching=3"),
         "B taught three times:\n{b_out}"
     );
+    assert_eq!(
+        summary(&b_out, "b", "joined"),
+        "[a]",
+        "B heard of A, which was there first"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use selflet::bus::Bus;
 use selflet::transport::{Transport, ZenohConfig, ZenohMode};
 use selflet::{Agent, AgentHandle, Manifest, Network, SourceFile};
 
@@ -138,9 +139,12 @@ pub(super) fn run(paths: &[PathBuf], watch: bool, network: &NetworkArgs) -> Exit
                 return ExitCode::FAILURE;
             }
         };
+        let buses: Vec<Bus> = manifests.iter().map(|m| Bus::new(&m.name)).collect();
+        let summary = super::summary::Summary::watch(&buses);
         let mut agents = Vec::new();
-        for m in &manifests {
+        for (m, bus) in manifests.iter().zip(buses) {
             let builder = Agent::from_manifest(m)
+                .bus(bus)
                 .transport(Arc::clone(&transport))
                 .predictor_kinds(selflet::plugins::kinds());
             match builder.spawn().await {
@@ -154,7 +158,6 @@ pub(super) fn run(paths: &[PathBuf], watch: bool, network: &NetworkArgs) -> Exit
                 }
             }
         }
-        let summary = super::summary::Summary::watch(&agents);
         if watch {
             let watched: Vec<_> = agents
                 .iter()

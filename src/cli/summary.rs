@@ -5,9 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use selflet::Value;
+use selflet::bus::{Bus, Overflow, Pattern, SubscribeOptions};
 use selflet::negotiation::{EXECUTED, LEARNED, NEIGHBOUR_JOINED, NEIGHBOUR_LEFT, REQUEST_OUTGOING};
 use selflet::transport::MessageCounters;
-use selflet::{AgentHandle, Value};
 use tokio::time::Instant;
 
 /// How often a running `selflet run` says what its agents did lately.
@@ -36,15 +37,21 @@ fn text(v: &Value, key: &str) -> String {
 }
 
 impl Summary {
-    /// Starts counting what `agents` do.
-    pub(super) fn watch(agents: &[AgentHandle]) -> Summary {
+    /// Starts counting what happens on the buses of agents about to be spawned, so that
+    /// nothing from their start on is missed.
+    pub(super) fn watch(buses: &[Bus]) -> Summary {
         let start = Instant::now();
         let mut tallies = Vec::new();
-        for agent in agents {
+        // A reporter that falls behind loses events; it never holds an agent up.
+        let options = SubscribeOptions {
+            capacity: 4096,
+            overflow: Overflow::DropOldest,
+        };
+        for bus in buses {
             let tally = Arc::new(Mutex::new(Tally::default()));
-            tallies.push((agent.name().to_owned(), Arc::clone(&tally)));
-            for pattern in ["service.*", "neighbour.*"] {
-                let Ok(events) = agent.subscribe(pattern) else {
+            tallies.push((bus.agent().to_owned(), Arc::clone(&tally)));
+            for pattern in ["service.", "neighbour."].map(|p| Pattern::Prefix(p.into())) {
+                let Ok(events) = bus.subscribe_with(pattern, options) else {
                     continue;
                 };
                 let tally = Arc::clone(&tally);

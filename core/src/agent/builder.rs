@@ -44,6 +44,7 @@ pub struct AgentBuilder {
     services: Vec<Service>,
     requires: Vec<String>,
     transport: Option<Arc<dyn Transport>>,
+    bus: Option<Bus>,
     negotiation: NegotiationConfig,
     grace: Duration,
     main: Option<String>,
@@ -81,6 +82,7 @@ impl AgentBuilder {
             services: Vec::new(),
             requires: Vec::new(),
             transport: None,
+            bus: None,
             negotiation: NegotiationConfig::default(),
             grace: DEFAULT_SHUTDOWN_GRACE,
             main: None,
@@ -237,6 +239,28 @@ impl AgentBuilder {
         self.transport(Arc::new(network.clone()))
     }
 
+    /// The bus the agent uses (by default a new one). Subscribing to it before `spawn` sees
+    /// every event from the agent's first on, such as the neighbours already on the network.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use selflet_core::Agent;
+    /// use selflet_core::bus::{Bus, Pattern};
+    ///
+    /// let bus = Bus::new("a");
+    /// let lifecycle = bus.subscribe(Pattern::parse("agent.lifecycle")?)?;
+    /// let a = Agent::builder("a").bus(bus).spawn().await?;
+    /// let first = lifecycle.recv().await.expect("an event");
+    /// assert_eq!(first.payload().get("state"), Some(&"starting".into()));
+    /// # a.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn bus(mut self, bus: Bus) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
     /// Joins the agents on a transport.
     pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
         self.transport = Some(transport);
@@ -307,7 +331,7 @@ impl AgentBuilder {
         }
         let transport = self.transport.unwrap_or_else(|| Arc::new(Network::new()));
         let membership = transport.join(&self.name)?;
-        let bus = Bus::new(&self.name);
+        let bus = self.bus.unwrap_or_else(|| Bus::new(&self.name));
         let knowledge = Knowledge::new(bus.clone());
         for (k, v) in self.attributes {
             knowledge.set_attribute(&k, v);

@@ -273,14 +273,15 @@ impl Negotiator {
         }
     }
 
-    /// A neighbour joined: it hears what this agent offers, if anything.
+    /// A neighbour joined: it hears what this agent offers, if anything and if it has not
+    /// already.
     pub(crate) fn member_joined(&self, agent: &str) {
         if !self.talks_to(agent) {
             return;
         }
         let services = self.offers();
-        if services.iter().any(|(_, m)| !m.is_empty()) {
-            lock(&self.peers).insert(agent.to_owned());
+        if services.iter().any(|(_, m)| !m.is_empty()) && lock(&self.peers).insert(agent.to_owned())
+        {
             let body = Message::Advert { services };
             let _ = self.transport.send(self.envelope(agent, 0, body));
         }

@@ -180,9 +180,10 @@ impl MessageCounters {
 pub struct Membership {
     /// Envelopes addressed to the agent.
     pub inbox: Receiver<Envelope>,
-    /// Agents that joined or left the network since. A transport on which members can vanish
-    /// without a word (a process killed, a machine unplugged) reports it here; the in-process
-    /// network, whose members leave only by stopping, closes this channel at once.
+    /// Other agents as they join (first those already there) and leave. A transport on which
+    /// members can vanish without a word (a process killed, a machine unplugged) reports it
+    /// here; the in-process network, whose members leave only by stopping, closes this channel
+    /// at once.
     pub changes: Receiver<MemberChange>,
     leave: Option<Box<dyn FnOnce() + Send + Sync>>,
 }

@@ -449,6 +449,10 @@ impl Transport for Zenoh {
             if state.local.contains_key(agent) || state.remote.contains(agent) {
                 return Err(JoinError::NameTaken(agent.to_owned()));
             }
+            // The agents already there are news to the newcomer as much as later arrivals.
+            for other in &state.remote {
+                let _ = changes_tx.try_send(MemberChange::Joined(other.clone()));
+            }
             state.local.insert(
                 agent.to_owned(),
                 Local {
