@@ -159,6 +159,15 @@ pub struct MessageCounters {
 }
 
 impl MessageCounters {
+    /// Counts one message carried, by its kind and by its sender and receiver.
+    pub fn record(&mut self, kind: &str, from: &str, to: &str) {
+        *self.by_kind.entry(kind.to_owned()).or_default() += 1;
+        *self
+            .by_pair
+            .entry((from.to_owned(), to.to_owned()))
+            .or_default() += 1;
+    }
+
     /// Every message carried.
     pub fn total(&self) -> u64 {
         self.by_kind.values().sum()

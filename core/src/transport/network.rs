@@ -44,7 +44,7 @@ impl Network {
             return Err(SendError::Unknown(Box::new(envelope)));
         };
         let kind = envelope.body.kind();
-        let pair = (envelope.from.clone(), envelope.to.clone());
+        let (from, to) = (envelope.from.clone(), envelope.to.clone());
         // The inbox is unbounded so that an idle agent holds no preallocated buffer; its
         // bound is kept here, under the network's lock.
         if tx.len() >= INBOX_CAPACITY {
@@ -53,8 +53,7 @@ impl Network {
         }
         match tx.try_send(envelope) {
             Ok(()) => {
-                *inner.counters.by_kind.entry(kind.to_owned()).or_default() += 1;
-                *inner.counters.by_pair.entry(pair).or_default() += 1;
+                inner.counters.record(kind, &from, &to);
                 Ok(())
             }
             Err(TrySendError::Full(e) | TrySendError::Closed(e)) => {

@@ -293,12 +293,9 @@ impl Shared {
     }
 
     fn count(&self, env: &Envelope) {
-        let mut state = lock(&self.state);
-        let c = &mut state.counters;
-        *c.by_kind.entry(env.body.kind().to_owned()).or_default() += 1;
-        *c.by_pair
-            .entry((env.from.clone(), env.to.clone()))
-            .or_default() += 1;
+        lock(&self.state)
+            .counters
+            .record(env.body.kind(), &env.from, &env.to);
     }
 
     fn encode(&self, env: &Envelope) -> Result<Vec<u8>, String> {
