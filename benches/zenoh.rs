@@ -22,6 +22,11 @@ use selflet::transport::{Transport, Zenoh, ZenohConfig};
 use selflet::{Agent, AgentHandle, OfferMode, OfferModes, Service, Value};
 use zenoh::Wait;
 
+#[path = "../tests/support/loopback.rs"]
+mod loopback;
+
+use loopback::{bare_session, free_endpoint};
+
 const PEER: &str = "SELFLET_BENCH_PEER";
 const NAMESPACE: &str = "bench";
 const ECHO: &str = "bench/echo";
@@ -38,18 +43,6 @@ fn echo() -> Behaviour {
         "behaviour: echo\ninitial: e\nstates:\n  e: { final: true, output: input }\n",
     ))
     .expect("valid")
-}
-
-/// A plain Zenoh session connected to `endpoint`, as any Zenoh application would open.
-async fn bare_session(endpoint: &str) -> zenoh::Session {
-    let mut config = zenoh::Config::default();
-    config
-        .insert_json5("connect/endpoints", &format!("[\"{endpoint}\"]"))
-        .expect("config");
-    config
-        .insert_json5("scouting/multicast/enabled", "false")
-        .expect("config");
-    zenoh::open(config).await.expect("bare session")
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -272,11 +265,7 @@ fn main() {
         peer(endpoint);
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port");
-    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let endpoint = free_endpoint();
     let _peer = start_peer(&endpoint);
     let rt = runtime();
     let side = rt.block_on(connect(&endpoint));

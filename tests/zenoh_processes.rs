@@ -2,19 +2,15 @@
 //! two processes, calls across three, and a provider process killed in the middle of a call.
 #![cfg(feature = "zenoh")]
 
+#[path = "support/loopback.rs"]
+mod loopback;
 #[path = "support/process.rs"]
 mod process;
 
 use std::time::Duration;
 
+use loopback::{bare_session, free_endpoint};
 use process::Running;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
 
 /// `selflet run` on Zenoh in `namespace`, listening or connecting as `how`.
 fn run(how: &str, endpoint: &str, namespace: &str, manifest: &str) -> Running {
@@ -60,7 +56,7 @@ fn seconds(s: &str) -> f64 {
 
 #[test]
 fn two_processes_reproduce_the_teaching_scenario() {
-    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let endpoint = free_endpoint();
     let mut a = run("--listen", &endpoint, "teach", "a.yaml");
     let mut b = run("--connect", &endpoint, "teach", "b.yaml");
     a.wait_for_all(&["neighbour.joined", "neighbour=b"]);
@@ -107,7 +103,7 @@ fn two_processes_reproduce_the_teaching_scenario() {
 
 #[test]
 fn three_processes_a_killed_provider_is_seen_leaving_and_calls_fail_over() {
-    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let endpoint = free_endpoint();
     let mut caller = run("--listen", &endpoint, "failover", "caller.yaml");
     let p1 = run("--connect", &endpoint, "failover", "p1.yaml");
     caller.wait_for_all(&["neighbour.joined", "neighbour=p1"]);
@@ -141,7 +137,7 @@ fn three_processes_a_killed_provider_is_seen_leaving_and_calls_fail_over() {
 
 #[test]
 fn garbage_on_an_agents_keys_is_rejected_and_counted_and_the_agent_serves_on() {
-    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let endpoint = free_endpoint();
     let mut b = run("--listen", &endpoint, "garbage", "b.yaml");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -149,14 +145,7 @@ fn garbage_on_an_agents_keys_is_rejected_and_counted_and_the_agent_serves_on() {
         .build()
         .unwrap();
     let answer = runtime.block_on(async {
-        let mut config = zenoh::Config::default();
-        config
-            .insert_json5("connect/endpoints", &format!("[\"{endpoint}\"]"))
-            .unwrap();
-        config
-            .insert_json5("scouting/multicast/enabled", "false")
-            .unwrap();
-        let raw = zenoh::open(config).await.unwrap();
+        let raw = bare_session(&endpoint).await;
         let request = "selflet/garbage/agents/b/request";
         // A query, unlike a put, says when it was refused: ask until the agent is reachable.
         let refusal = loop {

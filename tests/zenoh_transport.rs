@@ -3,6 +3,9 @@
 //! happens to malformed and oversized messages. Zenoh needs tokio's multi-thread runtime.
 #![cfg(feature = "zenoh")]
 
+#[path = "support/loopback.rs"]
+mod loopback;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,21 +14,16 @@ use selflet::negotiation::Outcome;
 use selflet::transport::{Transport, Zenoh, ZenohConfig};
 use selflet::{Agent, AgentHandle, OfferMode, OfferModes, Service, SourceFile, Value};
 
+use loopback::{bare_session, free_endpoint};
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Every test ends within this, or fails: a hanging call is a bug, not a slow machine.
 const BOUND: Duration = Duration::from_secs(30);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 /// A session listening on a fresh loopback port, and its endpoint.
 async fn listener(namespace: &str) -> (Zenoh, String) {
-    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let endpoint = free_endpoint();
     let config = ZenohConfig {
         listen: vec![endpoint.clone()],
         namespace: namespace.into(),
@@ -250,7 +248,7 @@ async fn a_provider_that_vanishes_mid_call_is_failed_over_and_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversized_messages_are_rejected_counted_and_harmless() {
     tokio::time::timeout(BOUND, async {
-        let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+        let endpoint = free_endpoint();
         let config = ZenohConfig {
             listen: vec![endpoint.clone()],
             namespace: "garbage".into(),
@@ -261,12 +259,7 @@ async fn malformed_and_oversized_messages_are_rejected_counted_and_harmless() {
         let b = provider_of_123(&zb).await;
 
         // A bare Zenoh session, as a buggy or hostile client would use.
-        let mut raw = zenoh::Config::default();
-        raw.insert_json5("connect/endpoints", &format!("[\"{endpoint}\"]"))
-            .unwrap();
-        raw.insert_json5("scouting/multicast/enabled", "false")
-            .unwrap();
-        let raw = zenoh::open(raw).await.unwrap();
+        let raw = bare_session(&endpoint).await;
         let inbox = "selflet/garbage/agents/b/inbox";
         let request = "selflet/garbage/agents/b/request";
         while zb.counters().rejected == 0 {
