@@ -1,10 +1,8 @@
 //! Internal knowledge: facts with change events, services, providers.
 
 use selflet::bus::{Bus, Pattern};
-use selflet::knowledge::{
-    FACT_CHANGED, FACT_REMOVED, OfferMode, OfferModes, SERVICE_CHANGED, Service,
-};
-use selflet::{Knowledge, Value};
+use selflet::knowledge::{FACT_CHANGED, FACT_REMOVED, SERVICE_CHANGED, Service};
+use selflet::{Knowledge, OfferMode, OfferModes, Value};
 
 #[tokio::test]
 async fn setting_and_removing_facts_publishes_changes_with_old_and_new_values() {

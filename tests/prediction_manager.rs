@@ -31,7 +31,7 @@ fn counter(name: &str) -> Box<dyn Predictor> {
             &mut self,
             ev: &Event,
             out: &mut Emitter,
-        ) -> Result<(), selflet::ability::BoxError> {
+        ) -> Result<(), selflet::error::BoxError> {
             match ev.payload().as_str() {
                 Some("panic") => panic!("a bug in a predictor"),
                 Some("err") => return Err("a bad sample".into()),

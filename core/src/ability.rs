@@ -21,13 +21,11 @@ use std::time::Duration;
 
 use rhai::{AST, Dynamic, Engine, Scope};
 
+use crate::error::BoxError;
 use crate::script::{self, Limits};
 use crate::source::{LoadError, SourceFile};
 use crate::sync::{read, write};
 use crate::value::Value;
-
-/// The error type native abilities return.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 type NativeFn =
     dyn Fn(Value) -> Pin<Box<dyn Future<Output = Result<Value, BoxError>> + Send>> + Send + Sync;

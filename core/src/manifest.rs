@@ -41,7 +41,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::knowledge::{Economics, OfferMode, OfferModes, Service};
+use crate::knowledge::{Economics, Service};
+use crate::name::{NAME_RULE, is_valid_name};
+use crate::offer::{OfferMode, OfferModes};
 use crate::source::{LoadError, SourceFile};
 use crate::transport::{ZenohConfig, ZenohMode};
 use crate::value::Value;
@@ -242,17 +244,6 @@ struct RawZenoh {
     max_message_bytes: Option<Spanned<usize>>,
 }
 
-/// Whether a name is usable for an agent, a service, a behaviour or a predictor: letters,
-/// digits, `_` and `-`, starting with a letter. Such names are safe in topics, file names and
-/// Zenoh key expressions.
-pub fn is_valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-const NAME_RULE: &str = "a name starts with a letter and has only letters, digits, `_` and `-`";
-
 impl Manifest {
     /// Checks that every predictor names a kind of `kinds` with parameters it accepts, so a
     /// checker can report what would otherwise only fail when the agent spawns.
@@ -356,14 +347,12 @@ impl Manifest {
             }
             if s.revenue.is_some() || s.cost.is_some() || s.threshold.is_some() {
                 let threshold = s.threshold.as_ref().and_then(|t| {
-                    let d = crate::behaviour::parse_duration(&t.value);
-                    if d.is_none() {
-                        problems.push(source.error_at_location(
-                            &t.referenced,
-                            format!("`{}` is not a duration (such as 500ms)", t.value),
-                        ));
-                    }
-                    d.map(|d| d.as_secs_f64())
+                    crate::duration::parse(&t.value)
+                        .map_err(|e| {
+                            problems.push(source.error_at_location(&t.referenced, e.to_string()))
+                        })
+                        .ok()
+                        .map(|d| d.as_secs_f64())
                 });
                 economics.insert(
                     name.clone(),
@@ -415,14 +404,9 @@ impl Manifest {
             })
             .collect();
         let timeout = raw.negotiation.timeout.as_ref().and_then(|t| {
-            let d = crate::behaviour::parse_duration(&t.value);
-            if d.is_none() {
-                problems.push(source.error_at_location(
-                    &t.referenced,
-                    format!("`{}` is not a duration (such as 500ms, 5s)", t.value),
-                ));
-            }
-            d
+            crate::duration::parse(&t.value)
+                .map_err(|e| problems.push(source.error_at_location(&t.referenced, e.to_string())))
+                .ok()
         });
         let zenoh = raw.network.zenoh.map(|z| {
             let at = z.referenced;

@@ -96,7 +96,11 @@ pub(crate) fn shared(limits: &Limits) -> std::sync::Arc<Engine> {
 
 /// Runs `f` (one script evaluation) with the wall-clock budget armed.
 pub(crate) fn with_budget<T>(budget: Duration, f: impl FnOnce() -> T) -> T {
-    let previous = DEADLINE.replace(Some(std::time::Instant::now() + budget));
+    let now = std::time::Instant::now();
+    let deadline = now
+        .checked_add(budget)
+        .unwrap_or(now + crate::duration::MAX);
+    let previous = DEADLINE.replace(Some(deadline));
     let out = f();
     DEADLINE.set(previous);
     out

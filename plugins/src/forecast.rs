@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use selflet_core::Value;
-use selflet_core::ability::BoxError;
 use selflet_core::bus::Event;
+use selflet_core::error::BoxError;
 use selflet_core::prediction::{
     DEFAULT_SAMPLE_PERIOD, Descriptor, Emitter, LOAD_SAMPLE, Predictor, param_duration, param_f64,
     param_str, param_usize,

@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use std::future::Future;
 
-use crate::ability::{Abilities, BoxError};
+use crate::ability::Abilities;
 use crate::agent::AgentError;
 use crate::agent::handle::{AgentHandle, AgentInner};
 use crate::agent::handle::{Lifecycle, Tracker};
 use crate::behaviour::{Behaviour, Behaviours, Runtime};
 use crate::bus::Bus;
+use crate::error::BoxError;
 use crate::knowledge::{Knowledge, Service};
+use crate::manifest::Manifest;
 use crate::manifest::PredictorSpec;
-use crate::manifest::{Manifest, is_valid_name};
+use crate::name::is_valid_name;
 use crate::negotiation::{Config as NegotiationConfig, Negotiator};
 use crate::policy::Policies;
 use crate::prediction::{Kinds, Predictor, Predictors};

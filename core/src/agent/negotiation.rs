@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use crate::agent::AgentHandle;
 use crate::bus::{Overflow, Pattern, SubscribeOptions};
-use crate::knowledge::{OfferMode, SERVICE_CHANGED};
+use crate::knowledge::SERVICE_CHANGED;
 use crate::negotiation::{CallError, NEIGHBOUR_JOINED, NEIGHBOUR_LEFT, Outcome};
+use crate::offer::OfferMode;
 use crate::transport::{MemberChange, MessageCounters, Transport};
 use crate::value::Value;
 

@@ -60,7 +60,7 @@ impl AgentHandle {
         let stop = self.loops_token();
         self.spawn_task(|_| async move {
             let mut last = agent.load_counters();
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            let mut tick = tokio::time::interval_at(crate::duration::deadline(period), period);
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,

@@ -330,8 +330,11 @@ impl<'a> Instance<'a> {
         let b = self.b;
         let st = &b.states[state];
         let entered = Instant::now();
-        let mut timers: Vec<Option<Instant>> =
-            st.after.iter().map(|(d, _)| Some(entered + *d)).collect();
+        let mut timers: Vec<Option<Instant>> = st
+            .after
+            .iter()
+            .map(|(d, _)| Some(crate::duration::after(entered, *d)))
+            .collect();
         let mut activity: Option<Activity> = match &st.activity {
             Some(a) => match self.start(state, a)? {
                 Some(f) => Some(f),

@@ -41,7 +41,6 @@ pub use interpreter::{
 };
 pub(crate) use interpreter::{RemoteCaller, Runtime};
 pub use model::{Behaviour, ModelError, StateInfo};
-pub(crate) use validate::parse_duration;
 
 use crate::script::{self, Limits};
 use crate::source::{LoadError, SourceFile};

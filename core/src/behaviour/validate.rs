@@ -1,7 +1,6 @@
 //! From the YAML's shape to the model the interpreter runs, with every problem located.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::time::Duration;
 
 use rhai::Engine;
 use serde_saphyr::{Location, Spanned};
@@ -9,7 +8,7 @@ use serde_saphyr::{Location, Spanned};
 use super::format::{RawAction, RawArgs, RawBehaviour, RawTransition};
 use super::model::{Action, Args, Behaviour, Expr, Final, State, Transition};
 use crate::bus::Pattern;
-use crate::manifest::is_valid_name;
+use crate::name::is_valid_name;
 use crate::source::{LoadError, Located, SourceFile};
 
 /// Names a behaviour's variables may not take: the interpreter sets them.
@@ -185,22 +184,6 @@ impl Checker<'_> {
     }
 }
 
-/// Parses durations written as `250ms`, `2s`, `1.5s`, `3m` or `1h`.
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (num, unit) = text.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(secs).ok()
-}
-
 pub(crate) fn validate(source: SourceFile, engine: &Engine) -> Result<Behaviour, LoadError> {
     let raw: RawBehaviour =
         serde_saphyr::from_str(source.text()).map_err(|e| source.yaml_error(&e))?;
@@ -299,15 +282,9 @@ pub(crate) fn validate(source: SourceFile, engine: &Engine) -> Result<Behaviour,
         let mut after = Vec::new();
         for (d, list) in &s.after.0 {
             let ts = transitions(&mut c, &list.0);
-            match parse_duration(&d.value) {
-                Some(dur) => after.push((dur, ts)),
-                None => c.at(
-                    &d.referenced,
-                    format!(
-                        "`{}` is not a duration (such as 250ms, 2s, 1.5m, 1h)",
-                        d.value
-                    ),
-                ),
+            match crate::duration::parse(&d.value) {
+                Ok(dur) => after.push((dur, ts)),
+                Err(e) => c.at(&d.referenced, e.to_string()),
             }
         }
         let always = transitions(&mut c, &s.always.0);
@@ -445,20 +422,4 @@ pub(crate) fn validate(source: SourceFile, engine: &Engine) -> Result<Behaviour,
         topics,
         source,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_in_the_usual_units() {
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5m"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("2"), None);
-        assert_eq!(parse_duration("s"), None);
-        assert_eq!(parse_duration("2 weeks"), None);
-    }
 }

@@ -33,7 +33,8 @@ pub use choice::{FirstKnown, LeastRecentlyFailed, ProviderChoice, RoundRobin};
 use crate::ability::Abilities;
 use crate::behaviour::{Behaviour, Behaviours, Runtime};
 use crate::bus::Bus;
-use crate::knowledge::{Knowledge, OfferMode, OfferModes, Service};
+use crate::knowledge::{Knowledge, Service};
+use crate::offer::{OfferMode, OfferModes};
 use crate::source::SourceFile;
 use crate::sync::lock;
 use crate::transport::{Envelope, Message, Reply, TeachingPackage, Transport};
@@ -355,7 +356,7 @@ impl Negotiator {
         if self.transport.publish(service, discover) == 0 {
             return Vec::new();
         }
-        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let deadline = crate::duration::deadline(self.config.timeout);
         loop {
             tokio::time::sleep(Duration::from_millis(10)).await;
             let found = self.known(service, modes);

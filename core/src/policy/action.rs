@@ -4,7 +4,8 @@
 //! and the agent applies a rule's actions, in order, after the rule returned without error.
 //! A rule that fails therefore changes nothing.
 
-use crate::knowledge::{OfferMode, OfferModes, Service};
+use crate::knowledge::Service;
+use crate::offer::{OfferMode, OfferModes};
 use crate::value::Value;
 
 /// A change to a behaviour, from the "modify a behaviour" action.

@@ -10,7 +10,8 @@ use rhai::{
 use super::action::{Action, BehaviourChange};
 use crate::behaviour::Behaviours;
 use crate::bus::{Bus, Pattern};
-use crate::knowledge::{Knowledge, OfferMode, OfferModes, Service};
+use crate::knowledge::{Knowledge, Service};
+use crate::offer::{OfferMode, OfferModes};
 use crate::script::{self, Limits};
 use crate::sync::lock;
 use crate::value::Value;

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::ability::BoxError;
 use crate::bus::{Bus, Event, Overflow, Pattern, SubscribeOptions};
+use crate::error::BoxError;
 use crate::sync::{lock, read, write};
 use crate::value::Value;
 
@@ -331,8 +331,10 @@ enum Step {
 impl Run {
     async fn run(mut self, events: crate::bus::Subscription, stop: CancellationToken) {
         let name = self.predictor.descriptor().name.clone();
-        let mut ticker = self.predictor.tick_interval().map(|d| {
-            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+        // A zero period would make tokio panic; a predictor's own code may return one.
+        let period = self.predictor.tick_interval().filter(|d| !d.is_zero());
+        let mut ticker = period.map(|d| {
+            let mut t = tokio::time::interval_at(crate::duration::deadline(d), d);
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             t
         });
@@ -430,12 +432,12 @@ pub fn param_str<'a>(params: &'a Value, key: &str, default: &'a str) -> Result<&
 pub fn param_duration(params: &Value, key: &str, default: Duration) -> Result<Duration, String> {
     match params.get(key) {
         None => Ok(default),
-        Some(Value::Str(s)) => crate::behaviour::parse_duration(s)
-            .ok_or_else(|| format!("`{key}`: `{s}` is not a duration")),
+        Some(Value::Str(s)) => crate::duration::parse(s).map_err(|e| format!("`{key}`: {e}")),
         Some(v) => v
             .as_f64()
+            .filter(|s| (0.0..=crate::duration::MAX.as_secs_f64()).contains(s))
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .ok_or_else(|| format!("`{key}` is a duration, not {v}")),
+            .ok_or_else(|| format!("`{key}` is a duration of at most 365 days, not {v}")),
     }
 }
 

@@ -29,8 +29,8 @@ use std::sync::{Arc, Mutex};
 use rhai::{AST, CallFnOptions, Dynamic, Engine, Scope};
 
 use super::{Descriptor, Emitter, Predictor, param_topics};
-use crate::ability::BoxError;
 use crate::bus::Event;
+use crate::error::BoxError;
 use crate::script::{self, Limits};
 use crate::sync::lock;
 use crate::value::Value;

@@ -104,7 +104,7 @@ impl ZenohConfig {
     /// Checks a namespace: a name (letters, digits, `_`, `-`), so that it is one chunk of a
     /// key expression.
     pub fn check_namespace(namespace: &str) -> Result<(), String> {
-        if crate::manifest::is_valid_name(namespace) {
+        if crate::name::is_valid_name(namespace) {
             Ok(())
         } else {
             Err(format!(

@@ -25,7 +25,7 @@ pub use network::Network;
 #[cfg(feature = "zenoh")]
 pub use zenoh::{Zenoh, ZenohError};
 
-use crate::knowledge::{OfferMode, OfferModes};
+use crate::offer::{OfferMode, OfferModes};
 use crate::value::Value;
 
 /// How many envelopes may wait in an agent's inbox; beyond that sends fail (and are counted).

@@ -38,7 +38,7 @@ use super::{
     Envelope, INBOX_CAPACITY, JoinError, MemberChange, Membership, Message, MessageCounters, Reply,
     SendError, Transport, ZenohConfig,
 };
-use crate::manifest::is_valid_name;
+use crate::name::is_valid_name;
 use crate::sync::lock;
 
 /// How long a request may wait for its reply at the most. Each agent's own negotiation

@@ -28,8 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use selflet_core::Value;
-use selflet_core::ability::BoxError;
 use selflet_core::bus::Event;
+use selflet_core::error::BoxError;
 use selflet_core::prediction::{
     Descriptor, Emitter, Predictor, param_duration, param_f64, param_str, param_topics, param_usize,
 };
