@@ -216,6 +216,7 @@ fn sizes() -> (usize, usize) {
             service: "echo".into(),
             modes: vec![OfferMode::CanDo],
             input: Value::map([("n", Value::Int(7))]),
+            hops: 0,
         },
     };
     let behaviour = shipped("service1");

@@ -105,13 +105,15 @@ async fn events_move_an_instance_and_exact_topics_beat_prefixes() {
 async fn eventless_transitions_run_and_their_loops_are_bounded() {
     let a = agent_with(&[
         "behaviour: count\ninitial: s\nvars: { n: 0 }\nstates:\n  s:\n    always:\n      - { target: s, guard: \"n < 10\", do: { set: { n: \"n + 1\" } } }\n      - { target: f }\n  f: { final: true, output: n }\n",
-        "behaviour: spin\ninitial: s\nstates:\n  s: { always: s, on: { done: f } }\n  f: { final: true }\n",
+        // A guard validation cannot see through: the loop is stopped at run time.
+        "behaviour: spin\ninitial: s\nstates:\n  s: { always: { target: s, guard: \"true\" }, on: { done: f } }\n  f: { final: true }\n",
     ]).await;
     assert_eq!(a.run_behaviour("count", ()).await.unwrap(), Value::Int(10));
-    assert_eq!(
-        a.run_behaviour("spin", ()).await.unwrap_err().kind(),
-        ErrorKind::EventlessLoop
-    );
+    let err = a.run_behaviour("spin", ()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Limit);
+    assert_eq!(err.state(), "s");
+    assert!(err.message().contains("limit `steps`"), "{err}");
+    assert_eq!(a.load_counters().stopped_by_limits, 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -70,9 +70,10 @@ async fn services_can_be_offered_reconfigured_and_withdrawn_with_events() {
 async fn the_provider_directory_tracks_modes_freshness_failures_and_departures() {
     let k = Knowledge::new(Bus::new("a"));
     let dir = k.providers();
-    dir.heard("service1", "b", OfferModes::CAN_DO);
+    dir.heard("service1", "b", OfferModes::CAN_DO).unwrap();
     tokio::time::advance(std::time::Duration::from_secs(3)).await;
-    dir.heard("service1", "c", OfferMode::CanTeach.into());
+    dir.heard("service1", "c", OfferMode::CanTeach.into())
+        .unwrap();
     dir.failed("service1", "b");
     dir.failed("service1", "b");
     let ps = dir.providers("service1");
@@ -81,10 +82,11 @@ async fn the_provider_directory_tracks_modes_freshness_failures_and_departures()
     assert!(ps[0].last_failure.is_some());
     assert!(ps[1].last_heard > ps[0].last_heard);
     // Hearing from b again clears its failures.
-    dir.heard("service1", "b", OfferModes::CAN_DO | OfferModes::CAN_TEACH);
+    dir.heard("service1", "b", OfferModes::CAN_DO | OfferModes::CAN_TEACH)
+        .unwrap();
     assert_eq!(dir.providers("service1")[0].failures, 0);
     dir.forget("b");
     assert_eq!(dir.providers("service1").len(), 1);
-    dir.heard("service1", "c", OfferModes::NONE);
+    dir.heard("service1", "c", OfferModes::NONE).unwrap();
     assert!(dir.services().is_empty());
 }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use selflet::behaviour::Behaviour;
-use selflet::negotiation::{CallError, Outcome};
-use selflet::transport::{Envelope, Message, Reply, TeachingPackage, Transport};
+use selflet::negotiation::{Attempt, AttemptError, CallError, Outcome};
+use selflet::transport::{Envelope, Incoming, Message, Reply, TeachingPackage, Transport};
 use selflet::{Agent, AgentHandle, Network, OfferMode, OfferModes, Service, SourceFile, Value};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -93,7 +93,8 @@ async fn after_teaching_the_service_runs_locally_and_no_request_leaves_the_learn
     assert_eq!(
         outcome,
         Outcome::Learned {
-            teacher: "b".into()
+            teacher: "b".into(),
+            via: vec![]
         }
     );
     assert_eq!(
@@ -133,25 +134,31 @@ async fn a_referral_is_followed_to_the_referred_provider() {
     // c knows who can do service2, and only offers that knowledge.
     let c = Agent::builder("c")
         .network(&net)
-        .service(Service {
-            name: "service2".into(),
-            behaviour: None,
-            modes: OfferModes::KNOWS_WHO_CAN_DO,
-            requires: vec![],
-        })
+        .service(Service::known("service2", OfferModes::KNOWS_WHO_CAN_DO))
         .spawn()
         .await
         .unwrap();
-    c.knowledge().providers().heard("service2", "b", both());
+    c.knowledge()
+        .providers()
+        .heard("service2", "b", both())
+        .unwrap();
     // a only talks to c at first: it knows of no one else.
     let a = Agent::builder("a").network(&net).spawn().await.unwrap();
     a.knowledge().providers().forget("b");
     a.knowledge()
         .providers()
-        .heard("service2", "c", OfferModes::KNOWS_WHO_CAN_DO);
+        .heard("service2", "c", OfferModes::KNOWS_WHO_CAN_DO)
+        .unwrap();
     let modes = [OfferMode::CanDo, OfferMode::KnowsWhoCanDo];
     let outcome = a.request_service("service2", &modes, n(5)).await.unwrap();
-    assert_eq!(outcome, Outcome::Done(Value::Int(10)));
+    assert_eq!(
+        outcome,
+        Outcome::Done {
+            value: Value::Int(10),
+            provider: "b".into(),
+            via: vec!["c".into()]
+        }
+    );
     assert_eq!(net.counters().by_kind.get("referral"), Some(&1));
     assert!(
         a.knowledge()
@@ -176,14 +183,15 @@ async fn with_no_known_provider_the_request_is_published_to_whoever_offers_the_s
     // Nobody offers service9: the call ends with an error, not silence.
     assert!(matches!(
         a.call("service9", ()).await,
-        Err(CallError::NoProvider(_))
+        Err(CallError::NoProvider { .. })
     ));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_silent_provider_times_out_and_the_call_is_retried_on_another() {
     let net = Network::new();
-    let b1 = provider(&net, "b1").await;
+    // b1 is on the network and never answers.
+    let _b1 = net.join("b1").unwrap();
     let _b2 = provider(&net, "b2").await;
     let a = Agent::builder("a")
         .network(&net)
@@ -194,14 +202,12 @@ async fn a_silent_provider_times_out_and_the_call_is_retried_on_another() {
         .spawn()
         .await
         .unwrap();
-    // The first call discovers both providers.
-    a.call("service2", n(1)).await.unwrap();
-    assert_eq!(
-        a.knowledge().providers().providers("service2")[0].agent,
-        "b1"
-    );
-    // b1 stops answering a.
-    b1.knowledge().set_neighbour_enabled("a", false);
+    let providers = a.knowledge().providers();
+    providers.forget("b2");
+    providers
+        .heard("service2", "b1", OfferModes::CAN_DO)
+        .unwrap();
+    providers.heard("service2", "b2", both()).unwrap();
     let failures = a.subscribe("service.failed").unwrap();
     let start = tokio::time::Instant::now();
     assert_eq!(a.call("service2", n(3)).await.unwrap(), Value::Int(6));
@@ -213,8 +219,7 @@ async fn a_silent_provider_times_out_and_the_call_is_retried_on_another() {
     let f = failures.try_recv().unwrap();
     assert_eq!(f.payload().get("provider"), Some(&Value::from("b1")));
     assert_eq!(
-        a.knowledge()
-            .providers()
+        providers
             .providers("service2")
             .iter()
             .find(|p| p.agent == "b1")
@@ -241,11 +246,17 @@ async fn a_refused_package_and_an_invalid_package_leave_the_learner_unchanged() 
         .spawn()
         .await
         .unwrap();
+    let teachings = net.counters().by_kind.get("teaching").copied();
     let err = a
         .request_service("service2", &[OfferMode::CanTeach], ())
         .await
         .unwrap_err();
-    assert!(matches!(err, CallError::NotLearned { .. }), "{err}");
+    // b is not a trusted teacher: a does not even ask it to teach.
+    assert!(
+        matches!(err.attempts(), [Attempt { provider, error: AttemptError::NotTrusted }] if provider == "b"),
+        "{err}"
+    );
+    assert_eq!(net.counters().by_kind.get("teaching").copied(), teachings);
     assert!(!a.knowledge().can_run("service2"));
     assert!(a.behaviours().names().is_empty());
 
@@ -265,7 +276,7 @@ async fn a_refused_package_and_an_invalid_package_leave_the_learner_unchanged() 
     tokio::time::sleep(Duration::from_millis(1)).await;
     let net2 = net.clone();
     tokio::spawn(async move {
-        while let Ok(env) = mallory.inbox.recv().await {
+        while let Some(Incoming::Message { envelope: env, .. }) = mallory.inbox.recv().await {
             if let Message::Request { .. } = env.body {
                 let pkg = TeachingPackage {
                     service: "service9".into(),
@@ -327,7 +338,7 @@ async fn offer_mode_changes_are_advertised() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("refused") || matches!(err, CallError::NoProvider(_)),
+        matches!(err.attempts(), [Attempt { error: AttemptError::Refused(reason), .. }] if reason.contains("can_do only")),
         "{err}"
     );
 }

@@ -14,7 +14,12 @@ use process::Running;
 
 /// `selflet run` on Zenoh in `namespace`, listening or connecting as `how`.
 fn run(how: &str, endpoint: &str, namespace: &str, manifest: &str) -> Running {
-    let mut p = Running::start(&[
+    run_with(how, endpoint, namespace, manifest, &[])
+}
+
+fn run_with(how: &str, endpoint: &str, namespace: &str, manifest: &str, extra: &[&str]) -> Running {
+    let manifest = format!("tests/fixtures/zenoh/{manifest}");
+    let mut args = vec![
         "run",
         "--network",
         "zenoh",
@@ -22,10 +27,19 @@ fn run(how: &str, endpoint: &str, namespace: &str, manifest: &str) -> Running {
         endpoint,
         "--namespace",
         namespace,
-        &format!("tests/fixtures/zenoh/{manifest}"),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    args.push(&manifest);
+    let mut p = Running::start(&args);
     p.wait_for("press Ctrl-C to stop");
     p
+}
+
+/// A fresh key directory, shared by the processes of one test as by those of one machine.
+fn key_dir(test: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("selflet-keys-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir.display().to_string()
 }
 
 /// The value of `key` in the summary line of `agent`.
@@ -55,10 +69,12 @@ fn seconds(s: &str) -> f64 {
 }
 
 #[test]
-fn two_processes_reproduce_the_teaching_scenario() {
+fn two_processes_reproduce_the_teaching_scenario_in_secure_mode() {
     let endpoint = free_endpoint();
-    let mut a = run("--listen", &endpoint, "teach", "a.yaml");
-    let mut b = run("--connect", &endpoint, "teach", "b.yaml");
+    let keys = key_dir("teach");
+    let secure = ["--security", "secure", "--keys", &keys];
+    let mut a = run_with("--listen", &endpoint, "teach", "a.yaml", &secure);
+    let mut b = run_with("--connect", &endpoint, "teach", "b.yaml", &secure);
     a.wait_for_all(&["neighbour.joined", "neighbour=b"]);
     a.wait_for_each(&[
         "service learned agent=a service=service1",

@@ -80,6 +80,19 @@ impl Script {
     }
 }
 
+/// A compiled file of scripted abilities, not installed yet.
+pub(crate) struct Prepared {
+    script: Arc<Script>,
+    names: Vec<String>,
+}
+
+impl Prepared {
+    /// The abilities it would install.
+    pub(crate) fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
 /// The abilities installed in one agent. Cloning gives another handle to the same set.
 #[derive(Clone)]
 pub struct Abilities {
@@ -143,10 +156,11 @@ impl Abilities {
     /// Compiles a file of scripted abilities without installing anything; returns the names
     /// it would install.
     pub fn check_script(&self, source: &SourceFile) -> Result<Vec<String>, LoadError> {
-        self.compile(source).map(|(_, names)| names)
+        self.prepare(source.clone()).map(|p| p.names)
     }
 
-    fn compile(&self, source: &SourceFile) -> Result<(AST, Vec<String>), LoadError> {
+    /// Compiles a file of scripted abilities, ready to install; nothing is installed yet.
+    pub(crate) fn prepare(&self, source: SourceFile) -> Result<Prepared, LoadError> {
         let ast = self
             .inner
             .engine
@@ -162,25 +176,32 @@ impl Abilities {
                 .error("no ability here: an ability is a function of one argument, `fn name(input) { ... }`")
                 .into());
         }
-        Ok((ast, names))
+        Ok(Prepared {
+            script: Arc::new(Script { source, ast }),
+            names,
+        })
+    }
+
+    /// Installs each one-argument function of a compiled file, replacing abilities of the
+    /// same names; returns the names.
+    pub(crate) fn install(&self, prepared: Prepared) -> Vec<String> {
+        let mut table = write(&self.inner.table);
+        for n in &prepared.names {
+            table.insert(
+                n.clone(),
+                Ability::Script {
+                    script: Arc::clone(&prepared.script),
+                    function: n.clone(),
+                },
+            );
+        }
+        prepared.names
     }
 
     /// Compiles a file of scripted abilities and installs each one-argument function in it.
     /// Returns the names installed. A file that does not compile installs nothing.
     pub fn load_script(&self, source: SourceFile) -> Result<Vec<String>, LoadError> {
-        let (ast, names) = self.compile(&source)?;
-        let script = Arc::new(Script { source, ast });
-        let mut table = write(&self.inner.table);
-        for n in &names {
-            table.insert(
-                n.clone(),
-                Ability::Script {
-                    script: Arc::clone(&script),
-                    function: n.clone(),
-                },
-            );
-        }
-        Ok(names)
+        Ok(self.install(self.prepare(source)?))
     }
 
     /// Removes an ability; returns whether it existed.

@@ -12,11 +12,10 @@
 //! The behaviour repository lives with the behaviours themselves
 //! ([`crate::behaviour`]), which own their validation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, RwLock};
-
-use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 use crate::offer::{OfferMode, OfferModes};
 use tokio::time::Instant;
@@ -33,16 +32,19 @@ pub const FACT_REMOVED: &str = "knowledge.fact.removed";
 pub const SERVICE_CHANGED: &str = "knowledge.service.changed";
 
 /// A service in the repository: how it is offered and what implements it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     /// The service name.
     pub name: String,
-    /// The behaviour that implements it locally, if the agent has one.
+    /// The behaviour that implements it locally, if the agent has one. An agent that only
+    /// knows who provides a service has none.
     pub behaviour: Option<String>,
     /// How the agent offers it to others.
     pub modes: OfferModes,
     /// Services the implementing behaviour calls.
     pub requires: Vec<String>,
+    /// How long one run of it may take here (the agent's default when `None`).
+    pub time_limit: Option<Duration>,
 }
 
 impl Service {
@@ -54,7 +56,36 @@ impl Service {
             name,
             modes,
             requires: Vec::new(),
+            time_limit: None,
         }
+    }
+
+    /// A service the agent does not run, only knows about: offered in knows-who modes, it is
+    /// answered with referrals to the providers the agent has heard of.
+    ///
+    /// ```
+    /// use selflet_core::{OfferModes, Service};
+    ///
+    /// let s = Service::known("translate", OfferModes::KNOWS_WHO_CAN_DO);
+    /// assert_eq!(s.behaviour, None);
+    /// ```
+    pub fn known(name: impl Into<String>, modes: OfferModes) -> Service {
+        Service {
+            behaviour: None,
+            ..Service::new(name, modes)
+        }
+    }
+
+    /// The same service, declaring the services its behaviour calls.
+    pub fn requiring(mut self, services: impl IntoIterator<Item = impl Into<String>>) -> Service {
+        self.requires = services.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The same service, with a time limit for each run of it.
+    pub fn time_limit(mut self, limit: Duration) -> Service {
+        self.time_limit = Some(limit);
+        self
     }
 
     fn to_value(&self) -> Value {
@@ -90,7 +121,20 @@ pub struct Provider {
     pub last_failure: Option<Instant>,
 }
 
-/// Per service, the agents known to provide it.
+/// How many providers the directory keeps per service.
+pub const MAX_PROVIDERS_PER_SERVICE: usize = 64;
+
+/// How many services the directory keeps providers for.
+pub const MAX_DIRECTORY_SERVICES: usize = 4096;
+
+/// The directory is full: an entry was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the provider directory is full")]
+pub struct DirectoryFull;
+
+/// Per service, the agents known to provide it. Peers feed it, so it is bounded: at most
+/// [`MAX_PROVIDERS_PER_SERVICE`] providers for each of at most [`MAX_DIRECTORY_SERVICES`]
+/// services, and an agent is forgotten everywhere when it leaves.
 #[derive(Debug, Default)]
 pub struct ProviderDirectory {
     by_service: RwLock<BTreeMap<String, Vec<Provider>>>,
@@ -98,26 +142,57 @@ pub struct ProviderDirectory {
 
 impl ProviderDirectory {
     /// Records that `agent` offers `service` in `modes` (from an advert, a reply or a referral);
-    /// resets its failure count. Modes `NONE` removes it.
-    pub fn heard(&self, service: &str, agent: &str, modes: OfferModes) {
+    /// resets its failure count. Modes `NONE` removes it. A new entry that does not fit is not
+    /// recorded; a full list first makes room by dropping its provider failing longest.
+    pub fn heard(
+        &self,
+        service: &str,
+        agent: &str,
+        modes: OfferModes,
+    ) -> Result<(), DirectoryFull> {
         let mut all = write(&self.by_service);
+        if modes.is_empty() {
+            if let Some(list) = all.get_mut(service) {
+                list.retain(|p| p.agent != agent);
+                if list.is_empty() {
+                    all.remove(service);
+                }
+            }
+            return Ok(());
+        }
+        if !all.contains_key(service) && all.len() >= MAX_DIRECTORY_SERVICES {
+            return Err(DirectoryFull);
+        }
         let list = all.entry(service.to_owned()).or_default();
         let now = Instant::now();
-        match list.iter_mut().find(|p| p.agent == agent) {
-            _ if modes.is_empty() => list.retain(|p| p.agent != agent),
-            Some(p) => {
-                p.modes = modes;
-                p.last_heard = now;
-                p.failures = 0;
-            }
-            None => list.push(Provider {
-                agent: agent.to_owned(),
-                modes,
-                last_heard: now,
-                failures: 0,
-                last_failure: None,
-            }),
+        if let Some(p) = list.iter_mut().find(|p| p.agent == agent) {
+            p.modes = modes;
+            p.last_heard = now;
+            p.failures = 0;
+            return Ok(());
         }
+        if list.len() >= MAX_PROVIDERS_PER_SERVICE {
+            let failing = list
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.failures > 0)
+                .min_by_key(|(_, p)| p.last_failure)
+                .map(|(i, _)| i);
+            match failing {
+                Some(i) => {
+                    list.remove(i);
+                }
+                None => return Err(DirectoryFull),
+            }
+        }
+        list.push(Provider {
+            agent: agent.to_owned(),
+            modes,
+            last_heard: now,
+            failures: 0,
+            last_failure: None,
+        });
+        Ok(())
     }
 
     /// Records that a call to `agent` for `service` failed or timed out.
@@ -133,9 +208,11 @@ impl ProviderDirectory {
 
     /// Forgets an agent everywhere (it left the network).
     pub fn forget(&self, agent: &str) {
-        for list in write(&self.by_service).values_mut() {
+        let mut all = write(&self.by_service);
+        for list in all.values_mut() {
             list.retain(|p| p.agent != agent);
         }
+        all.retain(|_, list| !list.is_empty());
     }
 
     /// The known providers of a service, in the order they were first heard of.
@@ -197,6 +274,24 @@ struct Inner {
     economics: RwLock<BTreeMap<String, Economics>>,
     loads: RwLock<BTreeMap<String, f64>>,
     providers: ProviderDirectory,
+    learned: RwLock<BTreeMap<String, Learned>>,
+    upgradable: RwLock<BTreeSet<String>>,
+}
+
+/// A service the agent was taught: who taught it, when, and what its lesson installed, so
+/// that it can be listed, upgraded and forgotten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Learned {
+    /// The agent that taught it.
+    pub teacher: String,
+    /// When it was installed.
+    pub at: Instant,
+    /// The behaviour the lesson installed.
+    pub behaviour: String,
+    /// The scripted abilities the lesson installed.
+    pub abilities: Vec<String>,
+    /// How many times a later lesson replaced it (with a policy's leave).
+    pub upgrades: u32,
 }
 
 impl fmt::Debug for Knowledge {
@@ -224,6 +319,8 @@ impl Knowledge {
                 economics: RwLock::default(),
                 loads: RwLock::default(),
                 providers: ProviderDirectory::default(),
+                learned: RwLock::default(),
+                upgradable: RwLock::default(),
             }),
         }
     }
@@ -353,13 +450,13 @@ impl Knowledge {
         }
     }
 
-    /// How the agent asks for a service by default, in order of preference (`can_do` unless
-    /// set otherwise).
+    /// How the agent asks for a service by default, in order of preference: to have it done,
+    /// or else to be told who does it (`can_do`, `knows_who_can_do`) unless set otherwise.
     pub fn ask_modes(&self, service: &str) -> Vec<OfferMode> {
         read(&self.inner.ask_modes)
             .get(service)
             .cloned()
-            .unwrap_or_else(|| vec![OfferMode::CanDo])
+            .unwrap_or_else(|| vec![OfferMode::CanDo, OfferMode::KnowsWhoCanDo])
     }
 
     /// Changes how the agent asks for a service by default.
@@ -440,6 +537,45 @@ impl Knowledge {
     /// The utilizations last reported, by agent.
     pub fn loads(&self) -> BTreeMap<String, f64> {
         read(&self.inner.loads).clone()
+    }
+
+    /// Forgets what an agent reported (it left the network).
+    pub fn forget_load(&self, agent: &str) {
+        write(&self.inner.loads).remove(agent);
+    }
+
+    /// The services the agent was taught, by name.
+    pub fn learned(&self) -> BTreeMap<String, Learned> {
+        read(&self.inner.learned).clone()
+    }
+
+    /// What the agent was taught of `service`, if it was.
+    pub fn learned_service(&self, service: &str) -> Option<Learned> {
+        read(&self.inner.learned).get(service).cloned()
+    }
+
+    pub(crate) fn record_learned(&self, service: &str, learned: Learned) {
+        write(&self.inner.learned).insert(service.to_owned(), learned);
+    }
+
+    pub(crate) fn forget_learned(&self, service: &str) -> Option<Learned> {
+        write(&self.inner.learned).remove(service)
+    }
+
+    /// Lets a later lesson replace what the agent was taught of `service` (or stops letting
+    /// it). Without this a lesson never replaces anything the agent has.
+    pub fn allow_upgrade(&self, service: &str, allowed: bool) {
+        let mut u = write(&self.inner.upgradable);
+        if allowed {
+            u.insert(service.to_owned());
+        } else {
+            u.remove(service);
+        }
+    }
+
+    /// Whether a later lesson may replace what the agent was taught of `service`.
+    pub fn upgrade_allowed(&self, service: &str) -> bool {
+        read(&self.inner.upgradable).contains(service)
     }
 
     /// The provider directory.

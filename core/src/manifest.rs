@@ -43,9 +43,10 @@ use serde_saphyr::Spanned;
 
 use crate::knowledge::{Economics, Service};
 use crate::name::{NAME_RULE, is_valid_name};
+use crate::negotiation::Choice;
 use crate::offer::{OfferMode, OfferModes};
 use crate::source::{LoadError, SourceFile};
-use crate::transport::{ZenohConfig, ZenohMode};
+use crate::transport::{Security, ZenohConfig, ZenohMode};
 use crate::value::Value;
 
 /// A validated agent manifest.
@@ -79,6 +80,9 @@ pub struct Manifest {
     pub network: NetworkSpec,
     /// Whom the agent accepts teaching from.
     pub trust: TrustSpec,
+    /// Whether messages between processes prove their sender (`security: secure`), and where
+    /// the keys are.
+    pub security: Security,
     /// Time-outs, retries, provider choice.
     pub negotiation: NegotiationSpec,
 }
@@ -101,30 +105,6 @@ pub struct NegotiationSpec {
     pub retries: Option<u32>,
     /// Which known provider to ask.
     pub choice: Option<Choice>,
-}
-
-/// A provider-choice strategy named in a manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Choice {
-    /// [`FirstKnown`](crate::negotiation::FirstKnown).
-    FirstKnown,
-    /// [`RoundRobin`](crate::negotiation::RoundRobin).
-    RoundRobin,
-    /// [`LeastRecentlyFailed`](crate::negotiation::LeastRecentlyFailed).
-    LeastRecentlyFailed,
-}
-
-impl Choice {
-    /// The strategy.
-    pub fn strategy(self) -> std::sync::Arc<dyn crate::negotiation::ProviderChoice> {
-        use crate::negotiation::{FirstKnown, LeastRecentlyFailed, RoundRobin};
-        match self {
-            Choice::FirstKnown => std::sync::Arc::new(FirstKnown),
-            Choice::RoundRobin => std::sync::Arc::new(RoundRobin::default()),
-            Choice::LeastRecentlyFailed => std::sync::Arc::new(LeastRecentlyFailed::default()),
-        }
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -190,6 +170,8 @@ struct RawManifest {
     trust: TrustSpec,
     #[serde(default)]
     negotiation: RawNegotiation,
+    #[serde(default)]
+    security: Option<Spanned<RawSecurity>>,
 }
 
 #[derive(Deserialize)]
@@ -225,6 +207,48 @@ struct RawNetwork {
     neighbours: Vec<Spanned<String>>,
     #[serde(default)]
     zenoh: Option<Spanned<RawZenoh>>,
+}
+
+/// `security: secure`, or `security: { mode: secure, keys: dir }`.
+struct RawSecurity {
+    mode: String,
+    keys: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawSecurity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            mode: String,
+            #[serde(default)]
+            keys: Option<String>,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawSecurity;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`open`, `secure`, or a map with `mode` and `keys`")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<RawSecurity, E> {
+                Ok(RawSecurity {
+                    mode: v.to_owned(),
+                    keys: None,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawSecurity, A::Error> {
+                let f = Full::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawSecurity {
+                    mode: f.mode,
+                    keys: f.keys,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -368,6 +392,7 @@ impl Manifest {
                 name,
                 modes,
                 requires: s.requires,
+                time_limit: None,
             });
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -451,6 +476,30 @@ impl Manifest {
             config.multicast_scouting = z.multicast_scouting;
             config
         });
+        let security =
+            match raw.security {
+                None => Security::Open,
+                Some(s) => match (s.value.mode.as_str(), s.value.keys) {
+                    ("open", None) => Security::Open,
+                    ("secure", keys) => Security::Secure {
+                        keys: base.join(keys.unwrap_or_else(|| "keys".into())),
+                    },
+                    ("open", Some(_)) => {
+                        problems.push(source.error_at_location(
+                            &s.referenced,
+                            "`keys` belongs to `security: secure`",
+                        ));
+                        Security::Open
+                    }
+                    (other, _) => {
+                        problems.push(source.error_at_location(
+                            &s.referenced,
+                            format!("unknown security `{other}`, expected open or secure"),
+                        ));
+                        Security::Open
+                    }
+                },
+            };
         if !problems.is_empty() {
             return Err(LoadError::Invalid(problems));
         }
@@ -477,6 +526,7 @@ impl Manifest {
                 zenoh,
             },
             trust: raw.trust,
+            security,
             negotiation: NegotiationSpec {
                 timeout,
                 retries: raw.negotiation.retries,

@@ -1,6 +1,7 @@
 //! Command-line parsing and the subcommands.
 
 mod check;
+mod keys;
 mod run;
 mod summary;
 
@@ -33,8 +34,22 @@ enum Command {
         /// leaves the running version in place).
         #[arg(long)]
         watch: bool,
+        /// How long in-flight work may take to finish once stopping begins, before it is
+        /// cancelled (a second Ctrl-C or SIGTERM exits at once).
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+        grace: std::time::Duration,
         #[command(flatten)]
         network: NetworkArgs,
+    },
+    /// Make the key of each manifest's agent if it has none yet, and print its public key:
+    /// the `<agent>.pub` file to give to the agents that should trust it (`security: secure`).
+    Keys {
+        /// Agent manifests (YAML).
+        #[arg(required = true)]
+        manifests: Vec<PathBuf>,
+        /// The key directory (default: the manifest's `security.keys`, or `keys` beside it).
+        #[arg(long, value_name = "DIR")]
+        keys: Option<PathBuf>,
     },
     /// Validate manifests, behaviours (YAML) and policies (.rhai); print every problem as
     /// file:line:col and exit non-zero if any.
@@ -79,6 +94,24 @@ struct NetworkArgs {
     /// everywhere).
     #[arg(long)]
     multicast_scouting: bool,
+    /// `secure`: every message proves its sender with the sender's key, and nothing else is
+    /// accepted; `open`: names are claims, and code is never taught across processes.
+    /// Default: the manifests' `security`, or open.
+    #[arg(long, value_enum)]
+    security: Option<SecurityArg>,
+    /// The key directory in secure mode (default: the manifests' `security.keys`).
+    #[arg(long, value_name = "DIR")]
+    keys: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SecurityArg {
+    Open,
+    Secure,
+}
+
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    selflet::duration::parse(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,8 +136,10 @@ pub(crate) fn main(cli: Cli) -> ExitCode {
         Command::Run {
             manifests,
             watch,
+            grace,
             network,
-        } => run::run(&manifests, watch, &network),
+        } => run::run(&manifests, watch, grace, &network),
+        Command::Keys { manifests, keys } => keys::keys(&manifests, keys.as_deref()),
         Command::Graph { behaviour, dot } => {
             match selflet::behaviour::Behaviour::load(&behaviour) {
                 Ok(b) => {

@@ -1,4 +1,4 @@
-//! `selflet run`: start agents from manifests and run them until Ctrl-C.
+//! `selflet run`: start agents from manifests and run them until Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,10 +6,39 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use selflet::bus::Bus;
-use selflet::transport::{Transport, ZenohConfig, ZenohMode};
+use selflet::transport::{Security, Transport, ZenohConfig, ZenohMode};
 use selflet::{Agent, AgentHandle, Manifest, Network, SourceFile};
 
-use super::{ModeArg, NetworkArgs, NetworkKind};
+use super::{ModeArg, NetworkArgs, NetworkKind, SecurityArg};
+
+/// The exit status after a second signal cut the shutdown short (128 + SIGINT).
+const INTERRUPTED: i32 = 130;
+
+/// Settings every manifest of one process must agree on, since its agents share one
+/// session: the first manifest that gives them, or an error naming the two that differ.
+fn agreed<'a, T: PartialEq>(
+    manifests: &'a [Manifest],
+    paths: &[PathBuf],
+    what: &str,
+    get: impl Fn(&'a Manifest) -> Option<&'a T>,
+) -> Result<Option<&'a T>, String> {
+    let mut first: Option<(&T, &PathBuf)> = None;
+    for (m, p) in manifests.iter().zip(paths) {
+        let Some(v) = get(m) else { continue };
+        match first {
+            Some((f, fp)) if f != v => {
+                return Err(format!(
+                    "{} and {} give different {what}; agents of one process share one Zenoh session",
+                    fp.display(),
+                    p.display()
+                ));
+            }
+            Some(_) => {}
+            None => first = Some((v, p)),
+        }
+    }
+    Ok(first.map(|(v, _)| v))
+}
 
 /// Where the agents meet: the settings of the manifests, overridden by the flags.
 fn network_settings(
@@ -17,24 +46,12 @@ fn network_settings(
     paths: &[PathBuf],
     args: &NetworkArgs,
 ) -> Result<Option<ZenohConfig>, String> {
-    // Zenoh settings belong to the process, not to one agent: manifests run together must
-    // agree on them.
-    let mut from_manifests: Option<(&ZenohConfig, &PathBuf)> = None;
-    for (m, p) in manifests.iter().zip(paths) {
-        if let Some(z) = &m.network.zenoh {
-            match from_manifests {
-                Some((first, first_path)) if first != z => {
-                    return Err(format!(
-                        "{} and {} give different Zenoh settings; agents of one process share one Zenoh session",
-                        first_path.display(),
-                        p.display()
-                    ));
-                }
-                Some(_) => {}
-                None => from_manifests = Some((z, p)),
-            }
-        }
-    }
+    let from_manifests = agreed(manifests, paths, "Zenoh settings", |m| {
+        m.network.zenoh.as_ref()
+    })?;
+    let security = agreed(manifests, paths, "security settings", |m| {
+        (m.security != Security::Open).then_some(&m.security)
+    })?;
     let flags = args.mode.is_some()
         || !args.listen.is_empty()
         || !args.connect.is_empty()
@@ -49,9 +66,15 @@ fn network_settings(
         None => flags || from_manifests.is_some(),
     };
     if !zenoh {
+        if security.is_some() || args.security == Some(SecurityArg::Secure) {
+            tracing::info!(
+                "agents of one process trust each other: `security: secure` applies to Zenoh"
+            );
+        }
         return Ok(None);
     }
-    let mut config = from_manifests.map(|(z, _)| z.clone()).unwrap_or_default();
+    let mut config = from_manifests.cloned().unwrap_or_default();
+    config.security = security.cloned().unwrap_or_default();
     if let Some(mode) = args.mode {
         config.mode = match mode {
             ModeArg::Peer => ZenohMode::Peer,
@@ -68,8 +91,37 @@ fn network_settings(
         config.namespace.clone_from(ns);
     }
     config.multicast_scouting |= args.multicast_scouting;
+    config.security = security_override(config.security, args)?;
     config.check().map_err(|p| p.join("; "))?;
     Ok(Some(config))
+}
+
+/// The manifests' security, as `--security` and `--keys` change it.
+fn security_override(from_manifests: Security, args: &NetworkArgs) -> Result<Security, String> {
+    let keys_of = |s: &Security| match s {
+        Security::Secure { keys } => Some(keys.clone()),
+        _ => None,
+    };
+    match (args.security, &args.keys) {
+        (Some(SecurityArg::Open), Some(_)) => {
+            Err("`--keys` was given with `--security open`".into())
+        }
+        (Some(SecurityArg::Open), None) => Ok(Security::Open),
+        (Some(SecurityArg::Secure), keys) => {
+            let keys = keys
+                .clone()
+                .or_else(|| keys_of(&from_manifests))
+                .unwrap_or_else(|| PathBuf::from("keys"));
+            Ok(Security::Secure { keys })
+        }
+        (None, Some(keys)) => match from_manifests {
+            Security::Open => {
+                Err("`--keys` needs `--security secure` or `security: secure` in a manifest".into())
+            }
+            _ => Ok(Security::Secure { keys: keys.clone() }),
+        },
+        (None, None) => Ok(from_manifests),
+    }
 }
 
 /// The network the agents join, and the Zenoh session to close at the end, if any.
@@ -87,10 +139,41 @@ async fn open(
         mode = %config.mode,
         listen = ?config.listen,
         connect = ?config.connect,
+        security = config.security.name(),
         keys = %format!("{}/**", zenoh.prefix()),
         "on Zenoh"
     );
+    if !config.connect.is_empty() {
+        tokio::spawn(report_connection(zenoh.clone(), config.connect.clone()));
+    }
     Ok((Arc::new(zenoh.clone()), Some(zenoh)))
+}
+
+/// Says so when none of the endpoints to connect to answers (Zenoh goes on trying in
+/// silence), and when a connection comes at last.
+#[cfg(feature = "zenoh")]
+async fn report_connection(zenoh: selflet::transport::Zenoh, endpoints: Vec<String>) {
+    let mut wait = Duration::from_secs(3);
+    let mut warned = false;
+    loop {
+        tokio::time::sleep(wait).await;
+        let connected = zenoh.connections().await > 0;
+        match (connected, warned) {
+            (true, false) => return,
+            (true, true) => {
+                tracing::info!(?endpoints, "connected at last");
+                return;
+            }
+            (false, _) => {
+                tracing::warn!(
+                    ?endpoints,
+                    "none of the endpoints to connect to answers; Zenoh keeps trying"
+                );
+                warned = true;
+                wait = Duration::from_secs(30);
+            }
+        }
+    }
 }
 
 #[cfg(not(feature = "zenoh"))]
@@ -101,8 +184,8 @@ async fn open(settings: Option<ZenohConfig>) -> Result<(Arc<dyn Transport>, Opti
     }
 }
 
-pub(super) fn run(paths: &[PathBuf], watch: bool, network: &NetworkArgs) -> ExitCode {
-    // Every manifest is validated before anything starts: a bad one starts nothing.
+/// Every manifest, validated before anything starts: a bad one starts nothing.
+fn load_all(paths: &[PathBuf]) -> Option<Vec<Manifest>> {
     let mut manifests = Vec::new();
     let mut bad = false;
     for p in paths {
@@ -114,9 +197,18 @@ pub(super) fn run(paths: &[PathBuf], watch: bool, network: &NetworkArgs) -> Exit
             }
         }
     }
-    if bad {
+    (!bad).then_some(manifests)
+}
+
+pub(super) fn run(
+    paths: &[PathBuf],
+    watch: bool,
+    grace: Duration,
+    network: &NetworkArgs,
+) -> ExitCode {
+    let Some(manifests) = load_all(paths) else {
         return ExitCode::FAILURE;
-    }
+    };
     let settings = match network_settings(&manifests, paths, network) {
         Ok(s) => s,
         Err(e) => {
@@ -131,68 +223,124 @@ pub(super) fn run(paths: &[PathBuf], watch: bool, network: &NetworkArgs) -> Exit
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        let (transport, session) = match open(settings).await {
-            Ok(t) => t,
+    let code = runtime.block_on(run_agents(manifests, settings, watch, grace));
+    // Tasks that outlived a bounded shutdown are abandoned, not waited for.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+async fn run_agents(
+    manifests: Vec<Manifest>,
+    settings: Option<ZenohConfig>,
+    watch: bool,
+    grace: Duration,
+) -> ExitCode {
+    // Listening starts before anything else: a signal during start-up must not find the
+    // default handler, which would kill the process without a clean shutdown.
+    let mut signals = match Signals::listen() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot listen for signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (transport, session) = match open(settings).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let buses: Vec<Bus> = manifests.iter().map(|m| Bus::new(&m.name)).collect();
+    let summary = super::summary::Summary::watch(&buses);
+    let mut agents = Vec::new();
+    for (m, bus) in manifests.iter().zip(buses) {
+        let builder = Agent::from_manifest(m)
+            .bus(bus)
+            .transport(Arc::clone(&transport))
+            .predictor_kinds(selflet::plugins::kinds())
+            .shutdown_grace(grace);
+        match builder.spawn().await {
+            Ok(a) => agents.push(a),
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: agent `{}`: {e}", m.name);
+                stop_all(&agents, grace, &mut signals).await;
                 return ExitCode::FAILURE;
             }
-        };
-        let buses: Vec<Bus> = manifests.iter().map(|m| Bus::new(&m.name)).collect();
-        let summary = super::summary::Summary::watch(&buses);
-        let mut agents = Vec::new();
-        for (m, bus) in manifests.iter().zip(buses) {
-            let builder = Agent::from_manifest(m)
-                .bus(bus)
-                .transport(Arc::clone(&transport))
-                .predictor_kinds(selflet::plugins::kinds());
-            match builder.spawn().await {
-                Ok(a) => agents.push(a),
-                Err(e) => {
-                    eprintln!("error: agent `{}`: {e}", m.name);
-                    for a in &agents {
-                        a.shutdown().await;
-                    }
-                    return ExitCode::FAILURE;
-                }
-            }
         }
-        if watch {
-            let watched: Vec<_> = agents
-                .iter()
-                .zip(&manifests)
-                .flat_map(|(a, m)| m.policies.iter().map(move |p| (a.clone(), p.clone())))
-                .collect();
-            tokio::spawn(watch_policies(watched));
+    }
+    if watch {
+        let watched: Vec<_> = agents
+            .iter()
+            .zip(&manifests)
+            .flat_map(|(a, m)| m.policies.iter().map(move |p| (a.clone(), p.clone())))
+            .collect();
+        tokio::spawn(watch_policies(watched));
+    }
+    tracing::info!(agents = agents.len(), "running; press Ctrl-C to stop");
+    signals.next().await;
+    tracing::info!("stopping (a second Ctrl-C exits at once)");
+    stop_all(&agents, grace, &mut signals).await;
+    summary.print(&agents, transport.counters());
+    #[cfg(feature = "zenoh")]
+    if let Some(zenoh) = session {
+        zenoh.close().await;
+    }
+    #[cfg(not(feature = "zenoh"))]
+    let _ = session;
+    ExitCode::SUCCESS
+}
+
+/// Stops every agent, each given `grace` for its in-flight work, all within a bound; a
+/// second signal meanwhile exits at once.
+async fn stop_all(agents: &[AgentHandle], grace: Duration, signals: &mut Signals) {
+    let all = futures_util::future::join_all(agents.iter().map(AgentHandle::shutdown));
+    // Each agent cancels what is left after its grace, and waits as long again for the
+    // cancelled work to end; beyond that, it is abandoned.
+    let bound = grace.saturating_mul(2) + Duration::from_secs(1);
+    tokio::select! {
+        r = tokio::time::timeout(bound, all) => if r.is_err() {
+            tracing::warn!(after = ?bound, "some agents did not stop in time; leaving them");
+        },
+        _ = signals.next() => {
+            eprintln!("interrupted again: exiting at once");
+            std::process::exit(INTERRUPTED);
         }
-        // Listening starts before saying so: a Ctrl-C right after the message must not find
-        // the default handler, which would kill the process without a clean shutdown.
-        let interrupted = match interrupt() {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("error: cannot listen for Ctrl-C: {e}");
-                for a in &agents {
-                    a.shutdown().await;
-                }
-                return ExitCode::FAILURE;
-            }
-        };
-        tracing::info!(agents = agents.len(), "running; press Ctrl-C to stop");
-        interrupted.await;
-        tracing::info!("stopping");
-        for a in &agents {
-            a.shutdown().await;
+    }
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM, listened for from the moment this is made.
+struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
         }
-        summary.print(transport.counters());
-        #[cfg(feature = "zenoh")]
-        if let Some(zenoh) = session {
-            zenoh.close().await;
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The next signal.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
         }
-        #[cfg(not(feature = "zenoh"))]
-        let _ = session;
-        ExitCode::SUCCESS
-    })
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Polls policy files once a second and reloads the ones that changed. Polling, not file
@@ -220,23 +368,5 @@ async fn watch_policies(files: Vec<(AgentHandle, PathBuf)>) {
                 }
             }
         }
-    }
-}
-
-/// A future that resolves on Ctrl-C (SIGINT), listening from the moment it is made.
-fn interrupt() -> std::io::Result<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut sigint = signal(SignalKind::interrupt())?;
-        Ok(Box::pin(async move {
-            sigint.recv().await;
-        }))
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(Box::pin(async {
-            let _ = tokio::signal::ctrl_c().await;
-        }))
     }
 }

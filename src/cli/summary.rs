@@ -5,10 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use selflet::Value;
+use std::collections::BTreeMap;
+
 use selflet::bus::{Bus, Overflow, Pattern, SubscribeOptions};
 use selflet::negotiation::{EXECUTED, LEARNED, NEIGHBOUR_JOINED, NEIGHBOUR_LEFT, REQUEST_OUTGOING};
 use selflet::transport::MessageCounters;
+use selflet::transport::Refusal;
+use selflet::{AgentHandle, Value};
 use tokio::time::Instant;
 
 /// How often a running `selflet run` says what its agents did lately.
@@ -108,7 +111,7 @@ impl Summary {
     }
 
     /// Prints one line per agent and one for the messages this process sent.
-    pub(super) fn print(&self, counters: MessageCounters) {
+    pub(super) fn print(&self, agents: &[AgentHandle], counters: MessageCounters) {
         let secs = |d: Duration| format!("{:.2}s", d.as_secs_f64());
         println!(
             "summary: ran={} agents={}",
@@ -122,8 +125,11 @@ impl Summary {
                 .iter()
                 .map(|(s, from, at)| format!("{s}@{}<-{from}", secs(*at)))
                 .collect();
+            let agent = agents.iter().find(|a| a.name() == name);
+            let refused = agent.map(|a| refusals(&a.refusals())).unwrap_or_default();
+            let limited = agent.map_or(0, |a| a.load_counters().stopped_by_limits);
             println!(
-                "summary: agent={name} remote_requests={} last_remote_request={} served={} learned=[{}] joined=[{}] left=[{}]",
+                "summary: agent={name} remote_requests={} last_remote_request={} served={} learned=[{}] joined=[{}] left=[{}] refused=[{refused}] stopped_by_limits={limited}",
                 t.remote_requests,
                 t.last_remote_request.map_or("-".into(), secs),
                 t.served,
@@ -138,10 +144,19 @@ impl Summary {
             .map(|(k, n)| format!("{k}={n}"))
             .collect();
         println!(
-            "summary: sent [{}] undelivered={} rejected={}",
+            "summary: sent [{}] undelivered={} rejected={} refused=[{}]",
             kinds.join(" "),
             counters.undelivered,
-            counters.rejected
+            counters.rejected,
+            refusals(&counters.refused)
         );
     }
+}
+
+/// Refusals as `reason=n,...`.
+fn refusals(r: &BTreeMap<Refusal, u64>) -> String {
+    r.iter()
+        .map(|(why, n)| format!("{why}={n}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -10,14 +10,14 @@ use crate::ability::Abilities;
 use crate::agent::AgentError;
 use crate::agent::handle::{AgentHandle, AgentInner};
 use crate::agent::handle::{Lifecycle, Tracker};
-use crate::behaviour::{Behaviour, Behaviours, Runtime};
+use crate::behaviour::{Behaviour, Behaviours, InstanceLimits, Runtime, RuntimeParts};
 use crate::bus::Bus;
 use crate::error::BoxError;
 use crate::knowledge::{Knowledge, Service};
 use crate::manifest::Manifest;
 use crate::manifest::PredictorSpec;
 use crate::name::is_valid_name;
-use crate::negotiation::{Config as NegotiationConfig, Negotiator};
+use crate::negotiation::{Config as NegotiationConfig, Negotiator, Parts as NegotiationParts};
 use crate::policy::Policies;
 use crate::prediction::{Kinds, Predictor, Predictors};
 use crate::script::{self, Limits};
@@ -56,6 +56,7 @@ pub struct AgentBuilder {
     script_files: Vec<std::path::PathBuf>,
     abilities: Abilities,
     limits: Limits,
+    instance_limits: InstanceLimits,
     policies: Vec<SourceFile>,
     policy_files: Vec<std::path::PathBuf>,
     kinds: Kinds,
@@ -94,6 +95,7 @@ impl AgentBuilder {
             script_files: Vec::new(),
             abilities: Abilities::default(),
             limits: Limits::default(),
+            instance_limits: InstanceLimits::default(),
             policies: Vec::new(),
             policy_files: Vec::new(),
             kinds: Kinds::default(),
@@ -124,7 +126,7 @@ impl AgentBuilder {
         if let Some(r) = m.negotiation.retries {
             b.negotiation.retries = r;
         }
-        if let Some(c) = &m.negotiation.choice {
+        if let Some(c) = m.negotiation.choice {
             b.negotiation.choice = c.strategy();
         }
         b
@@ -191,6 +193,13 @@ impl AgentBuilder {
     /// The limits scripts and expressions of this agent run under.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// The limits every behaviour instance of this agent runs under: steps per trigger, and
+    /// the time limit of a service run (services may set their own).
+    pub fn instance_limits(mut self, limits: InstanceLimits) -> Self {
+        self.instance_limits = limits;
         self
     }
 
@@ -360,25 +369,26 @@ impl AgentBuilder {
         let tasks = TaskTracker::new();
         let predictors =
             Predictors::new(bus.clone(), self.kinds, stop_loops.clone(), tasks.clone());
-        let runtime = Runtime::new(
-            &self.name,
-            bus.clone(),
-            knowledge.clone(),
-            abilities.clone(),
-            behaviours.clone(),
-            script::shared(&self.limits),
-            cancel.clone(),
-        );
-        let negotiator = Negotiator::new(
-            &self.name,
-            Arc::clone(&transport),
-            knowledge.clone(),
-            bus.clone(),
-            runtime.clone(),
-            behaviours.clone(),
-            abilities.clone(),
-            self.negotiation,
-        )
+        let runtime = Runtime::new(RuntimeParts {
+            agent: self.name.clone(),
+            bus: bus.clone(),
+            abilities: abilities.clone(),
+            behaviours: behaviours.clone(),
+            engine: script::shared(&self.limits),
+            budget: self.limits.budget,
+            limits: self.instance_limits,
+            cancel: cancel.clone(),
+        });
+        let negotiator = Negotiator::new(NegotiationParts {
+            agent: self.name.clone(),
+            transport: Arc::clone(&transport),
+            knowledge: knowledge.clone(),
+            bus: bus.clone(),
+            runtime: runtime.clone(),
+            behaviours: behaviours.clone(),
+            abilities: abilities.clone(),
+            config: self.negotiation,
+        })
         .install();
         let inner = Arc::new(AgentInner {
             name: self.name.as_str().into(),

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
+
+use futures_util::FutureExt;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -199,7 +202,14 @@ impl AgentHandle {
             inner.cancel.cancel();
             // Calls still waiting for a reply end now, with an error.
             inner.negotiator.stop();
-            inner.tasks.wait().await;
+            // Cancelled work ends at its next await; what does not within another grace
+            // period is abandoned, so that stopping always ends.
+            if tokio::time::timeout(inner.grace, inner.tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(agent = %inner.name, pending = inner.tasks.len(), "in-flight work did not stop when cancelled; abandoned");
+            }
         }
         inner.cancel.cancel();
         inner.negotiator.stop();
@@ -311,7 +321,11 @@ impl AgentHandle {
         name: &str,
         input: impl Into<Value>,
     ) -> Result<Value, BehaviourError> {
-        self.inner.runtime.run_named(name, input.into(), 0).await
+        let limits = self.inner.runtime.limits();
+        self.inner
+            .runtime
+            .run_named(name, input.into(), 0, limits)
+            .await
     }
 
     /// What the agent's behaviours have cost so far (work done, instances started).
@@ -347,9 +361,15 @@ impl AgentHandle {
             let mut instant_ends = 0u32;
             while let Some(name) = agent.main_behaviour() {
                 let started = tokio::time::Instant::now();
+                let runtime = agent.inner.runtime.clone();
+                let limits = runtime.limits();
+                // Whatever happens in an instance, the main behaviour is restarted: a panic
+                // becomes an error like any other.
+                let run = AssertUnwindSafe(runtime.run_named(&name, Value::Null, 0, limits))
+                    .catch_unwind();
                 let result = tokio::select! {
                     _ = cancel.cancelled() => break,
-                    r = agent.inner.runtime.run_named(&name, Value::Null, 0) => r,
+                    r = run => r.unwrap_or_else(|_| Err(BehaviourError::new(&name, "", crate::behaviour::ErrorKind::Action, "the instance panicked"))),
                 };
                 if let Err(e) = &result {
                     tracing::warn!(agent = %agent.inner.name, "main behaviour: {e}");

@@ -31,6 +31,7 @@ mod prediction;
 pub use builder::{AgentBuilder, DEFAULT_SHUTDOWN_GRACE};
 pub use handle::{AgentHandle, CancellationToken, SubscribeError};
 pub use lifecycle::Lifecycle;
+pub use policy::ActionError;
 
 use crate::manifest::Manifest;
 use crate::transport::JoinError;

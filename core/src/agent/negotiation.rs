@@ -1,20 +1,24 @@
 //! The agent's side of negotiation: calling services, requesting them in offer modes, and
 //! keeping its peers told what it offers.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::agent::AgentHandle;
 use crate::bus::{Overflow, Pattern, SubscribeOptions};
-use crate::knowledge::SERVICE_CHANGED;
-use crate::negotiation::{CallError, NEIGHBOUR_JOINED, NEIGHBOUR_LEFT, Outcome};
+use crate::knowledge::{Learned, SERVICE_CHANGED};
+use crate::negotiation::{
+    CallError, CallOptions, ForgetError, NEIGHBOUR_JOINED, NEIGHBOUR_LEFT, Outcome, TeachError,
+};
 use crate::offer::OfferMode;
-use crate::transport::{MemberChange, MessageCounters, Transport};
+use crate::transport::{MemberChange, MessageCounters, Refusal, Transport};
 use crate::value::Value;
 
 impl AgentHandle {
-    /// Calls a service: locally if the agent runs it, otherwise from a provider, in the modes
-    /// the agent asks for it (`can_do` unless a policy changed that). Every call ends: with
-    /// the output, an error, or a time-out error.
+    /// Calls a service: here if the agent runs it (or on the neighbour part of its load is
+    /// redirected to), otherwise at a provider, in the modes the agent asks for it (`can_do`,
+    /// else a referral, unless a policy changed that). Every call ends: with the output, an
+    /// error, or a time-out error.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -34,42 +38,36 @@ impl AgentHandle {
     /// # Ok(()) }
     /// ```
     pub async fn call(&self, service: &str, input: impl Into<Value>) -> Result<Value, CallError> {
-        let input = input.into();
-        let inner = self.inner();
-        let local = inner
-            .knowledge
-            .service(service)
-            .and_then(|s| s.behaviour)
-            .filter(|b| self.behaviours().contains(b));
-        if let Some(b) = local {
-            // Part of the load may be redirected to a neighbour; if that fails, the request
-            // runs here after all: redirecting never loses a request.
-            if let Some(to) = inner.knowledge.redirect_turn(service) {
-                match inner.negotiator.call_on(&to, service, input.clone()).await {
-                    Ok(v) => return Ok(v),
-                    Err(e) => {
-                        tracing::warn!(agent = %self.name(), %service, neighbour = %to, "redirect failed, running here: {e}")
-                    }
-                }
-            }
-            return self
-                .run_behaviour(&b, input)
-                .await
-                .map_err(CallError::Local);
-        }
-        let modes = inner.knowledge.ask_modes(service);
-        match inner
-            .negotiator
-            .request(service, &modes, input.clone())
-            .await?
-        {
-            Outcome::Done(v) => Ok(v),
-            Outcome::Learned { .. } => Box::pin(self.call(service, input)).await,
-        }
+        self.call_with(service, input, CallOptions::default()).await
+    }
+
+    /// Calls a service, with options such as a time-out for the whole call.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use selflet_core::negotiation::{CallError, CallOptions};
+    ///
+    /// let a = selflet_core::Agent::builder("a").spawn().await?;
+    /// let options = CallOptions { timeout: Some(Duration::from_millis(100)) };
+    /// let err = a.call_with("nobody_offers_this", (), options).await.unwrap_err();
+    /// assert!(matches!(err, CallError::NoProvider { .. } | CallError::TimedOut { .. }));
+    /// # Ok(()) }
+    /// ```
+    pub async fn call_with(
+        &self,
+        service: &str,
+        input: impl Into<Value>,
+        options: CallOptions,
+    ) -> Result<Value, CallError> {
+        let negotiator = &self.inner().negotiator;
+        negotiator.call(service, input.into(), 0, options).await
     }
 
     /// Asks for a service in the given modes, preferred first: runs it remotely (`can_do`),
-    /// learns it (`can_teach`), or follows referrals (`knows_who_*`).
+    /// learns it (`can_teach`), or follows referrals (`knows_who_*`). The outcome says who
+    /// served or taught it, and through whose referrals.
     pub async fn request_service(
         &self,
         service: &str,
@@ -78,14 +76,31 @@ impl AgentHandle {
     ) -> Result<Outcome, CallError> {
         self.inner()
             .negotiator
-            .request(service, modes, input.into())
+            .request(service, modes, input.into(), None)
             .await
     }
 
     /// Teaches a service this agent runs to a neighbour, unasked; the neighbour offers it
     /// can-do from then on (the balancing action "teach, then redirect").
-    pub async fn teach(&self, service: &str, neighbour: &str) -> Result<(), String> {
+    pub async fn teach(&self, service: &str, neighbour: &str) -> Result<(), TeachError> {
         self.inner().negotiator.teach(service, neighbour).await
+    }
+
+    /// The services this agent was taught, with their teachers.
+    pub fn learned(&self) -> BTreeMap<String, Learned> {
+        self.knowledge().learned()
+    }
+
+    /// Forgets a learned service: the service, its behaviour and the abilities its lesson
+    /// installed. The agent's own services cannot be forgotten.
+    pub async fn forget(&self, service: &str) -> Result<Learned, ForgetError> {
+        self.inner().negotiator.forget(service).await
+    }
+
+    /// What this agent refused from its peers, by reason (what its transport refused before
+    /// it saw anything is in [`AgentHandle::message_counters`]).
+    pub fn refusals(&self) -> BTreeMap<Refusal, u64> {
+        self.inner().negotiator.refusals().snapshot()
     }
 
     /// Redirects `fraction` of the requests for `service` reaching this agent to `neighbour`

@@ -1,9 +1,57 @@
 //! The agent's side of its policies: feeding them events and applying the actions they take.
 
 use crate::agent::AgentHandle;
-use crate::behaviour::Behaviour;
+use crate::behaviour::{Behaviour, BehaviourError};
+use crate::knowledge::UnknownService;
+use crate::negotiation::{ForgetError, TeachError};
 use crate::policy::{Action, BehaviourChange, Policies};
+use crate::prediction::PredictionError;
 use crate::source::{LoadError, SourceFile};
+
+/// Why an action of the SelfLet action list could not be applied. Nothing of it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ActionError {
+    /// What the action names does not exist.
+    #[error("no {what} `{name}`")]
+    NotFound {
+        /// `behaviour`, `service`, `policy`, `predictor`, ...
+        what: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// What it installs does not validate.
+    #[error(transparent)]
+    Invalid(#[from] LoadError),
+    /// A behaviour it names cannot run.
+    #[error(transparent)]
+    Behaviour(#[from] BehaviourError),
+    /// Teaching failed.
+    #[error(transparent)]
+    Teach(#[from] TeachError),
+    /// Forgetting failed.
+    #[error(transparent)]
+    Forget(#[from] ForgetError),
+    /// Plugging a predictor failed.
+    #[error(transparent)]
+    Prediction(#[from] PredictionError),
+    /// The agent has stopped.
+    #[error("the agent has stopped")]
+    Stopped,
+}
+
+impl From<UnknownService> for ActionError {
+    fn from(e: UnknownService) -> ActionError {
+        ActionError::NotFound {
+            what: "service",
+            name: e.0,
+        }
+    }
+}
+
+fn not_found(what: &'static str, name: String) -> ActionError {
+    ActionError::NotFound { what, name }
+}
 
 impl AgentHandle {
     /// The agent's policies: load, replace and remove policy files while it runs.
@@ -49,14 +97,13 @@ impl AgentHandle {
     ///
     /// What the action refers to does not exist, what it installs does not validate, or the
     /// part it needs is not wired in this agent.
-    pub async fn apply(&self, action: Action) -> Result<(), String> {
+    pub async fn apply(&self, action: Action) -> Result<(), ActionError> {
         let k = self.knowledge();
         match action {
-            Action::SetOfferModes { service, modes } => k
-                .set_modes(&service, modes)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string()),
+            Action::SetOfferModes { service, modes } => {
+                k.set_modes(&service, modes).await?;
+                Ok(())
+            }
             Action::SetAskModes { service, modes } => {
                 k.set_ask_modes(&service, modes);
                 Ok(())
@@ -65,22 +112,18 @@ impl AgentHandle {
                 if let Some(b) = &service.behaviour
                     && self.behaviours().get(b).is_none()
                 {
-                    return Err(format!(
-                        "service `{}` needs behaviour `{b}`, which is not installed",
-                        service.name
-                    ));
+                    return Err(not_found("behaviour", b.clone()));
                 }
                 k.offer(service).await;
                 Ok(())
             }
-            Action::InstallAbility { name, script } => self
-                .abilities()
-                .load_script(SourceFile::new(name, script))
-                .map(drop)
-                .map_err(|e| e.to_string()),
+            Action::InstallAbility { name, script } => {
+                self.abilities()
+                    .load_script(SourceFile::new(name, script))?;
+                Ok(())
+            }
             Action::InstallBehaviour { yaml } => {
-                let b = Behaviour::parse(SourceFile::new("<installed by a policy>", yaml))
-                    .map_err(|e| e.to_string())?;
+                let b = Behaviour::parse(SourceFile::new("<installed by a policy>", yaml))?;
                 self.install_behaviour(b);
                 Ok(())
             }
@@ -88,7 +131,7 @@ impl AgentHandle {
                 let current = self
                     .behaviours()
                     .get(&behaviour)
-                    .ok_or_else(|| format!("no behaviour `{behaviour}`"))?;
+                    .ok_or_else(|| not_found("behaviour", behaviour.clone()))?;
                 let modified = match change {
                     BehaviourChange::AddState { name, state } => current.with_state(&name, state),
                     BehaviourChange::RemoveState { name } => current.without_state(&name),
@@ -98,8 +141,7 @@ impl AgentHandle {
                     BehaviourChange::RemoveTransition { from, trigger } => {
                         current.without_transition(&from, &trigger)
                     }
-                }
-                .map_err(|e| e.to_string())?;
+                }?;
                 self.install_behaviour(modified);
                 Ok(())
             }
@@ -107,12 +149,10 @@ impl AgentHandle {
                 if self.behaviours().set_enabled(&behaviour, enabled) {
                     Ok(())
                 } else {
-                    Err(format!("no behaviour `{behaviour}`"))
+                    Err(not_found("behaviour", behaviour))
                 }
             }
-            Action::SetMainBehaviour { behaviour } => self
-                .set_main_behaviour(&behaviour)
-                .map_err(|e| e.to_string()),
+            Action::SetMainBehaviour { behaviour } => Ok(self.set_main_behaviour(&behaviour)?),
             Action::SetNeighbour { agent, enabled } => {
                 k.set_neighbour_enabled(&agent, enabled);
                 Ok(())
@@ -128,16 +168,16 @@ impl AgentHandle {
             Action::Publish { topic, payload } => self
                 .publish(&topic, payload)
                 .await
-                .map_err(|e| e.to_string()),
-            Action::InstallPolicy { name, script } => self
-                .load_policy(SourceFile::new(name, script))
-                .map(drop)
-                .map_err(|e| e.to_string()),
+                .map_err(|_| ActionError::Stopped),
+            Action::InstallPolicy { name, script } => {
+                self.load_policy(SourceFile::new(name, script))?;
+                Ok(())
+            }
             Action::RemovePolicy { name } => {
                 if self.policies().remove(&name) {
                     Ok(())
                 } else {
-                    Err(format!("no policy `{name}`"))
+                    Err(not_found("policy", name))
                 }
             }
             Action::RequestService {
@@ -164,15 +204,23 @@ impl AgentHandle {
                 self.redirect(&service, &neighbour, fraction);
                 Ok(())
             }
-            Action::Teach { service, neighbour } => self.teach(&service, &neighbour).await,
-            Action::PlugPredictor { kind, name, params } => self
-                .plug_predictor(&kind, &name, &params)
-                .map_err(|e| e.to_string()),
+            Action::Teach { service, neighbour } => Ok(self.teach(&service, &neighbour).await?),
+            Action::ForgetService { service } => {
+                self.forget(&service).await?;
+                Ok(())
+            }
+            Action::AllowUpgrade { service, allowed } => {
+                k.allow_upgrade(&service, allowed);
+                Ok(())
+            }
+            Action::PlugPredictor { kind, name, params } => {
+                Ok(self.plug_predictor(&kind, &name, &params)?)
+            }
             Action::UnplugPredictor { name } => {
                 if self.predictors().unplug(&name) {
                     Ok(())
                 } else {
-                    Err(format!("no predictor `{name}`"))
+                    Err(not_found("predictor", name))
                 }
             }
             Action::Log { message } => {

@@ -22,12 +22,46 @@
 //!
 //! Loading is in two stages: serde structs that mirror the file, then [validation](Behaviour::parse)
 //! into a [`Behaviour`] whose expressions are compiled once. Every problem carries file, line
-//! and column. The run-time semantics are described in [`interpreter`].
+//! and column.
+//!
+//! # Semantics
+//!
+//! The points SCXML and XState users trip over, fixed here:
+//!
+//! * **run-to-completion**: an instance handles one trigger (its state's completion, an event,
+//!   a timer) completely — exit actions, transition actions, entry actions — before the next;
+//! * **first enabled transition wins**: for one trigger, transitions are tried in document
+//!   order and the first whose guard holds is taken; for an event matched by several topic
+//!   patterns, the most specific pattern (exact, then longest prefix) is tried first;
+//! * **completion**: a state with a `do` completes when it finishes (`done`, or `error` if it
+//!   fails); a state without one completes as soon as it is entered;
+//! * **`always`** (eventless) transitions are tried on entering a state, before its `do`;
+//! * **`after`** timers belong to their state: armed on entry, cancelled on exit (so a
+//!   self-transition re-arms them);
+//! * an event no transition of the current state takes is discarded;
+//! * an instance that can no longer move (its `do` finished, no transition was enabled and it
+//!   waits for no event or timer) ends with an error instead of hanging;
+//! * a failing action or guard ends the instance with an error — unless the failing action is
+//!   the state's `do` and the state has an `error` transition.
+//!
+//! # Containment
+//!
+//! Behaviours come from files, policies and peers, so none may hold the process. Validation
+//! refuses states that are certain to loop without waiting (a cycle of states that complete at
+//! once through unguarded transitions). At run time every instance yields to the runtime at
+//! each transition, may take at most [`InstanceLimits::steps`] transitions per trigger (its
+//! start, an event or a timer), and an instance that runs a service has a time limit
+//! ([`InstanceLimits::time`], from the manifest's `limits` or the service's own `time_limit`).
+//! Guards and expressions run in the Rhai sandbox under the same wall-clock budget as
+//! policies. An instance past a limit ends with an [`ErrorKind::Limit`] error that names the
+//! behaviour, its state and the limit, and is counted in
+//! [`LoadCounters::stopped_by_limits`]; the agent's other work goes on.
 
 mod format;
 pub mod graph;
-pub mod interpreter;
+mod instance;
 mod model;
+mod runtime;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -36,11 +70,12 @@ use std::sync::{Arc, RwLock};
 
 use rhai::Engine;
 
-pub use interpreter::{
-    DONE, FAILED, LoadCounters, MAX_CALL_DEPTH, MAX_EVENTLESS, STATE, TRANSITION,
-};
-pub(crate) use interpreter::{RemoteCaller, Runtime};
 pub use model::{Behaviour, ModelError, StateInfo};
+pub(crate) use runtime::{BoxFuture, Runtime, RuntimeParts, ServiceCaller};
+pub use runtime::{
+    DEFAULT_SERVICE_TIME, DEFAULT_STEPS, DONE, FAILED, InstanceLimits, LoadCounters,
+    MAX_CALL_DEPTH, STATE, TRANSITION,
+};
 
 use crate::script::{self, Limits};
 use crate::source::{LoadError, SourceFile};
@@ -169,8 +204,8 @@ pub enum ErrorKind {
     Final,
     /// The instance could no longer move.
     Stuck,
-    /// Too many eventless transitions in a row.
-    EventlessLoop,
+    /// The instance went past one of its [`InstanceLimits`].
+    Limit,
     /// The agent stopped while the instance ran.
     Cancelled,
 }

@@ -71,3 +71,48 @@ impl ProviderChoice for LeastRecentlyFailed {
         })
     }
 }
+
+/// A provider-choice strategy by name, as manifests and policies write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Choice {
+    /// [`FirstKnown`].
+    FirstKnown,
+    /// [`RoundRobin`].
+    RoundRobin,
+    /// [`LeastRecentlyFailed`].
+    LeastRecentlyFailed,
+}
+
+impl Choice {
+    /// Every strategy, by name.
+    pub const ALL: [Choice; 3] = [
+        Choice::FirstKnown,
+        Choice::RoundRobin,
+        Choice::LeastRecentlyFailed,
+    ];
+
+    /// The name manifests use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Choice::FirstKnown => "first_known",
+            Choice::RoundRobin => "round_robin",
+            Choice::LeastRecentlyFailed => "least_recently_failed",
+        }
+    }
+
+    /// The strategy of that name.
+    pub fn from_name(name: &str) -> Option<Choice> {
+        Choice::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// A new instance of the strategy.
+    pub fn strategy(self) -> std::sync::Arc<dyn ProviderChoice> {
+        match self {
+            Choice::FirstKnown => std::sync::Arc::new(FirstKnown),
+            Choice::RoundRobin => std::sync::Arc::new(RoundRobin::default()),
+            Choice::LeastRecentlyFailed => std::sync::Arc::new(LeastRecentlyFailed::default()),
+        }
+    }
+}

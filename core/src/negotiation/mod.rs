@@ -3,42 +3,61 @@
 //! Every offered service has a combination of offer modes (can do, can teach, knows who can
 //! do, knows who can teach). A request names the service, the acceptable modes in order of
 //! preference, and an input; the provider answers with the result, a teaching package, a
-//! referral or a refusal, trying the requester's modes in order among those it offers.
+//! referral or a refusal, trying the requester's modes in order among those it offers. An
+//! agent that only knows who offers a service needs no implementation of it: it answers with
+//! a referral from its provider directory.
 //!
-//! Discovery needs no identities: agents advertise their offers when they start and whenever
-//! they change; a requester that knows no provider publishes a discovery request to whoever
-//! offers the service and waits for their adverts. Every agent keeps a provider directory fed
-//! by adverts, replies and referrals; providers that fail or time out are marked and passed
-//! over while others are known. Which known provider to ask is a [`ProviderChoice`].
+//! # One call path
 //!
-//! Every call ends with a result, an error or a time-out; a failed or silent provider is
-//! retried on the next one; a provider that leaves the network (on transports that tell, such
-//! as Zenoh) is forgotten and the requests waiting for it fail at once. Bus events:
-//! `service.request.outgoing`, `service.request.incoming`, `service.executed`,
-//! `service.failed`, `service.learned`, `service.taught`, `neighbour.joined`,
-//! `neighbour.left`.
+//! Whether a call starts in application code ([`AgentHandle::call`](crate::AgentHandle::call)),
+//! in a behaviour's `call:` or in a peer's request, one function decides where it runs
+//! (`call.rs`): here, if the agent has an enabled implementation — unless part of the
+//! service's load is redirected to a neighbour, which then runs it, or, if that fails, here
+//! after all —; otherwise at a provider (`requester.rs`), chosen by the agent's
+//! [`ProviderChoice`], retried on the next one after a failure, following referrals a bounded
+//! number of hops; and if a provider teaches it, it runs here from then on.
+//!
+//! # Hostile peers
+//!
+//! What arrives from peers is checked before it is believed (see [`Refusal`]): adverts,
+//! loads, discovery and lessons only from current members this agent talks to; replies only
+//! from the agent asked; teaching only in answer to a request that asked for it, for the
+//! service asked, or as a lesson from a trusted, authenticated teacher — validated whole and
+//! installed at once or not at all, never replacing what the agent has unless a policy allows
+//! an upgrade (`teaching.rs`). What peers can make an agent store is capped; every refusal is
+//! counted.
+//!
+//! Every call ends with a result, an error or a time-out; a provider that leaves the network
+//! (on transports that tell, such as Zenoh) is forgotten and the requests waiting for it fail
+//! at once.
 
+mod call;
 mod choice;
+mod membership;
+mod outcome;
+mod provider;
+mod requester;
+mod serve;
+mod teaching;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{Notify, oneshot};
 
-pub use choice::{FirstKnown, LeastRecentlyFailed, ProviderChoice, RoundRobin};
+pub use choice::{Choice, FirstKnown, LeastRecentlyFailed, ProviderChoice, RoundRobin};
+pub use outcome::{
+    Attempt, AttemptError, CallError, CallOptions, ForgetError, LearnError, Outcome, TeachError,
+};
+pub use teaching::MAX_PACKAGE_SCRIPTS;
 
 use crate::ability::Abilities;
-use crate::behaviour::{Behaviour, Behaviours, Runtime};
+use crate::behaviour::{Behaviours, Runtime};
 use crate::bus::Bus;
-use crate::knowledge::{Knowledge, Service};
-use crate::offer::{OfferMode, OfferModes};
-use crate::source::SourceFile;
-use crate::sync::lock;
-use crate::transport::{Envelope, Message, Reply, TeachingPackage, Transport};
-use crate::value::Value;
+use crate::knowledge::Knowledge;
+use crate::transport::{Envelope, Message, Refusal, Refusals, Reply, Transport};
 
 /// Published when a request leaves the agent: `{service, provider, modes}`.
 pub const REQUEST_OUTGOING: &str = "service.request.outgoing";
@@ -50,6 +69,8 @@ pub const EXECUTED: &str = "service.executed";
 pub const FAILED: &str = "service.failed";
 /// Published when the agent learned a service: `{service, teacher}`.
 pub const LEARNED: &str = "service.learned";
+/// Published when the agent forgot a learned service: `{service, teacher}`.
+pub const FORGOTTEN: &str = "service.forgotten";
 /// Published when the agent taught a service: `{service, learner}`.
 pub const TAUGHT: &str = "service.taught";
 /// Published when another agent appeared on the network: `{agent}`.
@@ -57,21 +78,45 @@ pub const NEIGHBOUR_JOINED: &str = "neighbour.joined";
 /// Published when another agent left the network or its process is gone: `{agent}`.
 pub const NEIGHBOUR_LEFT: &str = "neighbour.left";
 
+/// How many referral hops a request follows by default.
+pub const DEFAULT_REFERRAL_HOPS: u32 = 3;
+
+/// How many providers one referral may name; the rest are ignored.
+pub const MAX_REFERRAL: usize = 16;
+
+/// How many services one advert may list; a longer advert is refused whole.
+pub const MAX_ADVERT_SERVICES: usize = 256;
+
+/// How many requests of one peer an agent serves at once; more are refused.
+pub const MAX_IN_FLIGHT_PER_PEER: usize = 64;
+
+/// The highest utilization a load report may carry (seconds of work per second: a saturated
+/// agent reports more than 1, never this much).
+pub const MAX_UTILIZATION: f64 = 1e6;
+
+/// How many agents referrals may add to a closed neighbourhood.
+pub const MAX_INTRODUCED: usize = 1024;
+
 /// How an agent negotiates: time-outs, retries, whom it learns from, whom it talks to.
 #[derive(Clone)]
 pub struct Config {
-    /// How long to wait for a reply.
+    /// How long to wait for each reply.
     pub timeout: Duration,
     /// How many other providers to try after a failure or time-out.
     pub retries: u32,
-    /// Agents it accepts teaching from; `None` accepts anyone.
+    /// Agents it accepts teaching from; `None` accepts any agent whose messages its transport
+    /// authenticates.
     pub teachers: Option<Vec<String>>,
-    /// Agents it talks to; empty means any.
+    /// Its neighbourhood: the agents it advertises to, discovers among and accepts requests,
+    /// adverts and loads from; empty means every agent. A neighbour's referral adds the agent
+    /// it refers to.
     pub neighbours: Vec<String>,
     /// Which known provider to ask.
     pub choice: Arc<dyn ProviderChoice>,
     /// How long a failure puts a provider behind the others.
     pub cool_down: Duration,
+    /// How many referrals in a row a request follows.
+    pub referral_hops: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -81,6 +126,7 @@ impl std::fmt::Debug for Config {
             .field("retries", &self.retries)
             .field("teachers", &self.teachers)
             .field("neighbours", &self.neighbours)
+            .field("referral_hops", &self.referral_hops)
             .finish_non_exhaustive()
     }
 }
@@ -94,58 +140,32 @@ impl Default for Config {
             neighbours: Vec::new(),
             choice: Arc::new(LeastRecentlyFailed::default()),
             cool_down: Duration::from_secs(30),
+            referral_hops: DEFAULT_REFERRAL_HOPS,
         }
     }
 }
 
-/// Why a remote call or request did not succeed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CallError {
-    /// No provider is known and none answered a discovery.
-    #[error("no provider of `{0}` is known or answered")]
-    NoProvider(String),
-    /// Every provider tried failed, refused or timed out; the last reason is given.
-    #[error("`{service}`: {last}")]
-    Exhausted {
-        /// The service.
-        service: String,
-        /// What happened with the last provider tried.
-        last: String,
-    },
-    /// The teaching package was refused or invalid; nothing was installed.
-    #[error("`{service}` taught by `{teacher}` was not installed: {reason}")]
-    NotLearned {
-        /// The service.
-        service: String,
-        /// The teacher.
-        teacher: String,
-        /// Why.
-        reason: String,
-    },
-    /// The agent is stopping.
-    #[error("the agent is stopping")]
-    Stopped,
-    /// The service ran locally and failed.
-    #[error(transparent)]
-    Local(#[from] crate::behaviour::BehaviourError),
+/// A request waiting for its reply: whom it asked, and where the answer goes.
+struct Pending {
+    provider: String,
+    tx: oneshot::Sender<Result<Reply, AttemptError>>,
 }
 
-/// What a request obtained.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// The provider ran the service: its output.
-    Done(Value),
-    /// The service was taught and installed: it now runs locally.
-    Learned {
-        /// Who taught it.
-        teacher: String,
-    },
+/// The parts a negotiator works with.
+pub(crate) struct Parts {
+    pub(crate) agent: String,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) knowledge: Knowledge,
+    pub(crate) bus: Bus,
+    pub(crate) runtime: Runtime,
+    pub(crate) behaviours: Behaviours,
+    pub(crate) abilities: Abilities,
+    pub(crate) config: Config,
 }
 
 /// One agent's negotiation part.
 pub(crate) struct Negotiator {
-    agent: String,
+    agent: Arc<str>,
     transport: Arc<dyn Transport>,
     knowledge: Knowledge,
     bus: Bus,
@@ -153,50 +173,54 @@ pub(crate) struct Negotiator {
     behaviours: Behaviours,
     abilities: Abilities,
     config: Config,
-    // Requests waiting for their reply, by id: the provider asked, and where the reply goes.
-    pending: Mutex<HashMap<u64, (String, oneshot::Sender<Envelope>)>>,
+    pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
-    self_ref: std::sync::OnceLock<std::sync::Weak<Negotiator>>,
+    self_ref: OnceLock<Weak<Negotiator>>,
     // Agents this one has exchanged adverts with.
-    peers: Mutex<std::collections::HashSet<String>>,
-    advertised: std::sync::atomic::AtomicBool,
+    peers: Mutex<HashSet<String>>,
+    // Agents a neighbour referred this one to, in a closed neighbourhood.
+    introduced: Mutex<HashSet<String>>,
+    // Requests being served, per requester, by id.
+    in_flight: Mutex<HashMap<String, Vec<u64>>>,
+    advertised: AtomicBool,
+    stopping: AtomicBool,
+    // Wakes requests waiting for discovery when the directory hears of a provider.
+    heard: Notify,
+    refusals: Refusals,
 }
 
 impl Negotiator {
-    #[allow(clippy::too_many_arguments)] // one call site, in the builder, which has exactly these parts
-    pub(crate) fn new(
-        agent: &str,
-        transport: Arc<dyn Transport>,
-        knowledge: Knowledge,
-        bus: Bus,
-        runtime: Runtime,
-        behaviours: Behaviours,
-        abilities: Abilities,
-        config: Config,
-    ) -> Negotiator {
+    pub(crate) fn new(p: Parts) -> Negotiator {
         Negotiator {
-            agent: agent.to_owned(),
-            transport,
-            knowledge,
-            bus,
-            runtime,
-            behaviours,
-            abilities,
-            config,
+            agent: p.agent.into(),
+            transport: p.transport,
+            knowledge: p.knowledge,
+            bus: p.bus,
+            runtime: p.runtime,
+            behaviours: p.behaviours,
+            abilities: p.abilities,
+            config: p.config,
             pending: Mutex::default(),
-            next_id: AtomicU64::new(1),
-            self_ref: std::sync::OnceLock::new(),
+            // Ids start at random, so that a reply recorded in an earlier run of this agent
+            // cannot answer a request of this one.
+            next_id: AtomicU64::new(random_u64() >> 1),
+            self_ref: OnceLock::new(),
             peers: Mutex::default(),
-            advertised: std::sync::atomic::AtomicBool::new(false),
+            introduced: Mutex::default(),
+            in_flight: Mutex::default(),
+            advertised: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            heard: Notify::new(),
+            refusals: Refusals::default(),
         }
     }
 
-    /// Puts the negotiator behind an `Arc` and makes it the runtime's way to remote services.
+    /// Puts the negotiator behind an `Arc` and makes it the runtime's way to services.
     pub(crate) fn install(self) -> Arc<Negotiator> {
         let this = Arc::new(self);
         let _ = this.self_ref.set(Arc::downgrade(&this));
-        let weak: std::sync::Weak<dyn crate::behaviour::RemoteCaller> = Arc::downgrade(&this) as _;
-        this.runtime.set_remote(weak);
+        let weak: Weak<dyn crate::behaviour::ServiceCaller> = Arc::downgrade(&this) as _;
+        this.runtime.set_caller(weak);
         this
     }
 
@@ -204,674 +228,53 @@ impl Negotiator {
         &self.transport
     }
 
-    /// Ends every call still waiting for a reply: the agent is stopping.
-    pub(crate) fn stop(&self) {
-        lock(&self.pending).clear();
+    /// What this agent refused from its peers, by reason.
+    pub(crate) fn refusals(&self) -> &Refusals {
+        &self.refusals
     }
 
+    /// Ends every call still waiting for a reply: the agent is stopping.
+    pub(crate) fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        crate::sync::lock(&self.pending).clear();
+    }
+
+    /// Whether this agent talks to `agent`: it is another agent, in the neighbourhood (or
+    /// introduced to it by a neighbour), and not disabled by a policy.
     fn talks_to(&self, agent: &str) -> bool {
-        agent != self.agent
-            && (self.config.neighbours.is_empty()
-                || self.config.neighbours.iter().any(|n| n == agent))
+        agent != &*self.agent
             && self.knowledge.neighbour_enabled(agent)
+            && (self.config.neighbours.is_empty()
+                || self.config.neighbours.iter().any(|n| n == agent)
+                || crate::sync::lock(&self.introduced).contains(agent))
     }
 
     fn envelope(&self, to: &str, id: u64, body: Message) -> Envelope {
         Envelope {
-            from: self.agent.clone(),
+            from: self.agent.to_string(),
             to: to.to_owned(),
             id,
             body,
         }
     }
 
-    fn offers(&self) -> Vec<(String, OfferModes)> {
-        self.knowledge
-            .services()
-            .into_iter()
-            .map(|s| (s.name, s.modes))
-            .collect()
-    }
-
-    /// Tells every neighbour what this agent offers now. An agent that offers nothing and never
-    /// did stays quiet: thousands of idle agents must not flood each other, and a requester
-    /// finds providers by discovery anyway.
-    pub(crate) fn advertise(&self) {
-        let services = self.offers();
-        let offers_any = services.iter().any(|(_, m)| !m.is_empty());
-        if !offers_any && !self.advertised.load(Ordering::Relaxed) {
-            return;
-        }
-        self.advertised.store(true, Ordering::Relaxed);
-        for s in &services {
-            self.transport.offer(&self.agent, &s.0, !s.1.is_empty());
-        }
-        let body = Message::Advert { services };
-        for member in self.transport.members() {
-            if self.talks_to(&member) {
-                lock(&self.peers).insert(member.clone());
-                let _ = self.transport.send(self.envelope(&member, 0, body.clone()));
-            }
-        }
-    }
-
-    /// A neighbour left the network: it provides nothing any more, and the requests waiting
-    /// for it fail now (and are retried elsewhere) rather than at their time-out.
-    pub(crate) fn member_left(&self, agent: &str) {
-        self.knowledge.providers().forget(agent);
-        lock(&self.peers).remove(agent);
-        let waiting: Vec<_> = lock(&self.pending)
-            .extract_if(|_, (to, _)| to == agent)
-            .collect();
-        for (id, (_, tx)) in waiting {
-            let body = Message::Reply(Reply::Failed(format!("`{agent}` left the network")));
-            let _ = tx.send(Envelope {
-                from: agent.to_owned(),
-                to: self.agent.clone(),
-                id,
-                body,
-            });
-        }
-    }
-
-    /// A neighbour joined: it hears what this agent offers, if anything and if it has not
-    /// already.
-    pub(crate) fn member_joined(&self, agent: &str) {
-        if !self.talks_to(agent) {
-            return;
-        }
-        let services = self.offers();
-        if services.iter().any(|(_, m)| !m.is_empty()) && lock(&self.peers).insert(agent.to_owned())
-        {
-            let body = Message::Advert { services };
-            let _ = self.transport.send(self.envelope(agent, 0, body));
-        }
-    }
-
-    /// Sends a request and waits for its reply (or the time-out).
-    async fn ask(&self, to: &str, body: Message) -> Result<Envelope, String> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id, (to.to_owned(), tx));
-        if let Err(e) = self.transport.send(self.envelope(to, id, body)) {
-            lock(&self.pending).remove(&id);
-            return Err(e.to_string());
-        }
-        let reply = tokio::time::timeout(self.config.timeout, rx).await;
-        lock(&self.pending).remove(&id);
-        match reply {
-            Ok(Ok(env)) => Ok(env),
-            Ok(Err(_)) => Err("the agent is stopping".into()),
-            Err(_) => Err(format!(
-                "no reply from `{to}` within {:?}",
-                self.config.timeout
-            )),
-        }
-    }
-
-    /// The known providers of `service` in `modes`, best first.
-    fn known(&self, service: &str, modes: &[OfferMode]) -> Vec<String> {
-        let now = tokio::time::Instant::now();
-        let (healthy, failing): (Vec<_>, Vec<_>) = self
-            .knowledge
-            .providers()
-            .providers(service)
-            .into_iter()
-            .filter(|p| self.talks_to(&p.agent) && modes.iter().any(|m| p.modes.contains(*m)))
-            .partition(|p| {
-                p.last_failure
-                    .is_none_or(|t| now.duration_since(t) >= self.config.cool_down)
-            });
-        // Providers that failed recently come last, whatever the strategy prefers.
-        let mut order = Vec::new();
-        for mut rest in [healthy, failing] {
-            while !rest.is_empty() {
-                let i = self
-                    .config
-                    .choice
-                    .choose(service, &rest)
-                    .unwrap_or(0)
-                    .min(rest.len() - 1);
-                order.push(rest.remove(i).agent);
-            }
-        }
-        order
-    }
-
-    /// Providers to try for `service` in `modes`, best first; discovers some if none is known.
-    async fn candidates(&self, service: &str, modes: &[OfferMode]) -> Vec<String> {
-        let found = self.known(service, modes);
-        if !found.is_empty() {
-            return found;
-        }
-        // Nobody known: ask whoever offers the service to say so, and give them the time-out
-        // to answer with adverts.
-        let discover = self.envelope(
-            "",
-            0,
-            Message::Discover {
-                service: service.to_owned(),
-            },
-        );
-        if self.transport.publish(service, discover) == 0 {
-            return Vec::new();
-        }
-        let deadline = crate::duration::deadline(self.config.timeout);
-        loop {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            let found = self.known(service, modes);
-            if !found.is_empty() || tokio::time::Instant::now() >= deadline {
-                return found;
-            }
-        }
-    }
-
-    /// Asks for `service` in `modes` (preferred first): runs it remotely, learns it, or
-    /// follows referrals, retrying other providers on failure.
-    pub(crate) async fn request(
-        &self,
-        service: &str,
-        modes: &[OfferMode],
-        input: Value,
-    ) -> Result<Outcome, CallError> {
-        let mut queue = self.candidates(service, modes).await;
-        if queue.is_empty() {
-            let _ = self
-                .bus
-                .publish(FAILED, failure(service, "", "no provider known"))
-                .await;
-            return Err(CallError::NoProvider(service.to_owned()));
-        }
-        let mut tried: Vec<String> = Vec::new();
-        let mut last = String::new();
-        while tried.len() <= self.config.retries as usize {
-            if queue.is_empty() {
-                // Providers heard of while this request went on: a newcomer, a changed offer.
-                queue = self.known(service, modes);
-                queue.retain(|p| !tried.contains(p));
-            }
-            if queue.is_empty() {
-                break;
-            }
-            let provider = queue.remove(0);
-            if tried.contains(&provider) {
-                continue;
-            }
-            tried.push(provider.clone());
-            self.announce_outgoing(service, &provider, modes).await;
-            tracing::debug!(agent = %self.agent, %service, %provider, ?modes, "request sent");
-            let body = Message::Request {
-                service: service.to_owned(),
-                modes: modes.to_vec(),
-                input: input.clone(),
-            };
-            let outcome = match self.ask(&provider, body).await {
-                Err(e) => Err::<(), String>(e),
-                Ok(env) => match env.body {
-                    Message::Reply(Reply::Done(v)) => {
-                        return self.succeeded(service, &provider, Outcome::Done(v));
-                    }
-                    Message::Reply(Reply::Teach(pkg)) => {
-                        self.learn(pkg, &provider, OfferModes::NONE).await?;
-                        return self.succeeded(
-                            service,
-                            &provider,
-                            Outcome::Learned {
-                                teacher: provider.clone(),
-                            },
-                        );
-                    }
-                    Message::Reply(Reply::Referral(list)) => {
-                        for (agent, m) in list {
-                            self.knowledge.providers().heard(service, &agent, m);
-                            if !tried.contains(&agent) && !queue.contains(&agent) {
-                                queue.push(agent);
-                            }
-                        }
-                        Err(format!("`{provider}` referred the request"))
-                    }
-                    Message::Reply(Reply::Refused(r)) => Err(format!("`{provider}` refused: {r}")),
-                    Message::Reply(Reply::Failed(e)) => Err(format!("`{provider}` failed: {e}")),
-                    other => Err(format!("`{provider}` answered with a {}", other.kind())),
-                },
-            };
-            if let Err(e) = outcome {
-                // A referral is not a failure of the referrer.
-                if !e.ends_with("referred the request") {
-                    self.knowledge.providers().failed(service, &provider);
-                    let _ = self
-                        .bus
-                        .publish(FAILED, failure(service, &provider, &e))
-                        .await;
-                }
-                last = e;
-            }
-        }
-        Err(CallError::Exhausted {
-            service: service.to_owned(),
-            last,
-        })
-    }
-
-    fn succeeded(
-        &self,
-        service: &str,
-        provider: &str,
-        outcome: Outcome,
-    ) -> Result<Outcome, CallError> {
-        // Hearing back is news of the provider too: it is fresh and no longer failing.
-        if let Some(p) = self
-            .knowledge
-            .providers()
-            .providers(service)
-            .into_iter()
-            .find(|p| p.agent == provider)
-        {
-            self.knowledge.providers().heard(service, provider, p.modes);
-        }
-        Ok(outcome)
-    }
-
-    /// Teaches `service` to `neighbour` unasked (to shed load on it); it will offer it can-do.
-    pub(crate) async fn teach(&self, service: &str, neighbour: &str) -> Result<(), String> {
-        let offer = self
-            .knowledge
-            .service(service)
-            .ok_or_else(|| format!("no service `{service}` here"))?;
-        let pkg = self.package(&offer)?;
-        self.transport
-            .send(self.envelope(neighbour, 0, Message::Lesson(pkg)))
-            .map_err(|e| e.to_string())?;
-        let ev = Value::map([
-            ("service", Value::from(service)),
-            ("learner", Value::from(neighbour)),
-        ]);
-        let _ = self.bus.publish(TAUGHT, ev).await;
-        tracing::info!(agent = %self.agent, %service, learner = %neighbour, "service taught unasked");
-        Ok(())
-    }
-
-    /// Runs `service` on one given agent, can-do.
-    pub(crate) async fn call_on(
-        &self,
-        provider: &str,
-        service: &str,
-        input: Value,
-    ) -> Result<Value, String> {
-        self.announce_outgoing(service, provider, &[OfferMode::CanDo])
-            .await;
-        let body = Message::Request {
-            service: service.to_owned(),
-            modes: vec![OfferMode::CanDo],
-            input,
-        };
-        match self.ask(provider, body).await?.body {
-            Message::Reply(Reply::Done(v)) => Ok(v),
-            Message::Reply(other) => Err(format!(
-                "`{provider}` answered {}",
-                Message::Reply(other).kind()
-            )),
-            other => Err(format!("`{provider}` answered with a {}", other.kind())),
-        }
-    }
-
-    /// Publishes `service.request.outgoing`, which the frequent-service predictor counts.
-    async fn announce_outgoing(&self, service: &str, provider: &str, modes: &[OfferMode]) {
-        let event = Value::map([
-            ("service", Value::from(service)),
-            ("provider", Value::from(provider)),
-            ("modes", modes_value(modes)),
-        ]);
-        let _ = self.bus.publish(REQUEST_OUTGOING, event).await;
-    }
-
-    /// Tells the neighbours this agent's utilization.
-    pub(crate) fn share_load(&self, utilization: f64) {
-        self.knowledge.set_load(&self.agent, utilization);
-        for member in self.transport.members() {
-            if self.talks_to(&member) {
-                let _ =
-                    self.transport
-                        .send(self.envelope(&member, 0, Message::Load { utilization }));
-            }
-        }
-    }
-
-    /// Validates and installs a taught service. Everything is checked before anything is
-    /// installed, so a refused or invalid package leaves the agent as it was.
-    pub(crate) async fn learn(
-        &self,
-        pkg: TeachingPackage,
-        teacher: &str,
-        offer: OfferModes,
-    ) -> Result<(), CallError> {
-        let refuse = |reason: String| CallError::NotLearned {
-            service: pkg.service.clone(),
-            teacher: teacher.to_owned(),
-            reason,
-        };
-        if let Some(allowed) = &self.config.teachers
-            && !allowed.iter().any(|t| t == teacher)
-        {
-            return Err(refuse(
-                "the teacher is not in this agent's `teachers` list".into(),
-            ));
-        }
-        let source = SourceFile::new(
-            format!("{} (taught by {teacher})", pkg.behaviour),
-            pkg.behaviour_source.clone(),
-        );
-        let behaviour = Behaviour::parse(source).map_err(|e| refuse(e.to_string()))?;
-        if behaviour.name() != pkg.behaviour {
-            return Err(refuse(format!(
-                "the package names behaviour `{}` but carries `{}`",
-                pkg.behaviour,
-                behaviour.name()
-            )));
-        }
-        let scripts: Vec<SourceFile> = pkg
-            .scripts
-            .iter()
-            .map(|(n, s)| SourceFile::new(n.clone(), s.clone()))
-            .collect();
-        for s in &scripts {
-            self.abilities
-                .check_script(s)
-                .map_err(|e| refuse(e.to_string()))?;
-        }
-        for s in scripts {
-            self.abilities
-                .load_script(s)
-                .map_err(|e| refuse(e.to_string()))?;
-        }
-        let missing: Vec<String> = behaviour
-            .abilities()
-            .into_iter()
-            .filter(|a| !self.abilities.contains(a))
-            .collect();
-        if !missing.is_empty() {
-            return Err(refuse(format!(
-                "abilities {missing:?} are neither taught nor installed here"
-            )));
-        }
-        for r in &pkg.requires {
-            self.knowledge.require(r);
-        }
-        self.behaviours.install(behaviour);
-        self.knowledge
-            .offer(Service {
-                name: pkg.service.clone(),
-                behaviour: Some(pkg.behaviour.clone()),
-                modes: offer,
-                requires: pkg.requires.clone(),
-            })
-            .await;
-        let event = Value::map([
-            ("service", Value::from(pkg.service.as_str())),
-            ("teacher", Value::from(teacher)),
-        ]);
-        let _ = self.bus.publish(LEARNED, event).await;
-        tracing::info!(agent = %self.agent, service = %pkg.service, teacher, "service learned");
-        Ok(())
-    }
-
-    /// Handles what arrives in the inbox until the agent stops.
-    pub(crate) async fn serve(
-        self: Arc<Self>,
-        inbox: async_channel::Receiver<Envelope>,
-        stop: CancellationToken,
-        work: tokio_util::task::TaskTracker,
-    ) {
-        loop {
-            let env = tokio::select! {
-                _ = stop.cancelled() => break,
-                env = inbox.recv() => match env {
-                    Ok(env) => env,
-                    Err(_) => break,
-                },
-            };
-            if !self.talks_to(&env.from) {
-                continue;
-            }
-            match env.body {
-                Message::Reply(_) => {
-                    let waiting = lock(&self.pending).remove(&env.id);
-                    // Only the agent asked may answer: an id is not a capability.
-                    match waiting {
-                        Some((to, tx)) if to == env.from => {
-                            let _ = tx.send(env);
-                        }
-                        Some(other) => {
-                            lock(&self.pending).insert(env.id, other);
-                        }
-                        None => {}
-                    }
-                }
-                Message::Advert { services } => {
-                    for (s, modes) in services {
-                        self.knowledge.providers().heard(&s, &env.from, modes);
-                    }
-                    // A newcomer learns what the agents already there offer: each answers its
-                    // first advert with its own.
-                    if lock(&self.peers).insert(env.from.clone()) {
-                        let offers = self.offers();
-                        if !offers.is_empty() {
-                            let body = Message::Advert { services: offers };
-                            let _ = self.transport.send(self.envelope(&env.from, 0, body));
-                        }
-                    }
-                }
-                Message::Discover { service } => {
-                    // The whole offer, not just the service asked about: the asker will likely
-                    // need the others too, and this saves it a discovery each.
-                    if self
-                        .knowledge
-                        .service(&service)
-                        .is_some_and(|s| !s.modes.is_empty())
-                    {
-                        lock(&self.peers).insert(env.from.clone());
-                        let body = Message::Advert {
-                            services: self.offers(),
-                        };
-                        let _ = self.transport.send(self.envelope(&env.from, 0, body));
-                    }
-                }
-                Message::Lesson(pkg) => {
-                    // Taught to take over part of the teacher's load: offered can-do, so the
-                    // teacher's redirected requests are served.
-                    let service = pkg.service.clone();
-                    if let Err(e) = self.learn(pkg, &env.from, OfferModes::CAN_DO).await {
-                        tracing::warn!(agent = %self.agent, %service, "lesson refused: {e}");
-                    }
-                }
-                Message::Load { utilization } => self.knowledge.set_load(&env.from, utilization),
-                Message::Request {
-                    service,
-                    modes,
-                    input,
-                } => {
-                    let event = Value::map([
-                        ("service", Value::from(service.as_str())),
-                        ("requester", Value::from(env.from.as_str())),
-                        ("modes", modes_value(&modes)),
-                    ]);
-                    let _ = self.bus.publish(REQUEST_INCOMING, event).await;
-                    // Each request is in-flight work of its own, so a slow service does not
-                    // hold the inbox up, and shutdown answers it or lets it finish.
-                    let this = Arc::clone(&self);
-                    if work.is_closed() {
-                        let body = Message::Reply(Reply::Failed("the agent is stopping".into()));
-                        let _ = self.transport.send(self.envelope(&env.from, env.id, body));
-                        continue;
-                    }
-                    work.spawn(async move {
-                        let reply = this.answer(&service, &modes, input, &env.from).await;
-                        let _ = this.transport.send(this.envelope(
-                            &env.from,
-                            env.id,
-                            Message::Reply(reply),
-                        ));
-                    });
-                }
-            }
-        }
-    }
-
-    /// What to answer a request with: the first of the requester's modes this agent offers.
-    async fn answer(
-        &self,
-        service: &str,
-        modes: &[OfferMode],
-        input: Value,
-        requester: &str,
-    ) -> Reply {
-        let Some(offer) = self.knowledge.service(service) else {
-            return Reply::Refused(format!("`{}` does not offer `{service}`", self.agent));
-        };
-        for mode in modes {
-            if !offer.modes.contains(*mode) {
-                continue;
-            }
-            match mode {
-                OfferMode::CanDo => {
-                    let Some(b) = offer.behaviour.as_deref() else {
-                        continue;
-                    };
-                    if let Some(to) = self.knowledge.redirect_turn(service)
-                        && to != requester
-                        && self.talks_to(&to)
-                    {
-                        return Reply::Referral(vec![(to, OfferModes::CAN_DO)]);
-                    }
-                    let result = tokio::select! {
-                        r = self.runtime.run_named(b, input.clone(), 0) => r,
-                        // Shutdown cancels in-flight work after its grace period.
-                        _ = self.runtime.cancelled() => return Reply::Failed("the agent is stopping".into()),
-                    };
-                    let ev = Value::map([
-                        ("service", Value::from(service)),
-                        ("requester", Value::from(requester)),
-                    ]);
-                    return match result {
-                        Ok(v) => {
-                            let _ = self.bus.publish(EXECUTED, ev).await;
-                            Reply::Done(v)
-                        }
-                        Err(e) => {
-                            let _ = self
-                                .bus
-                                .publish(FAILED, failure(service, &self.agent, &e.to_string()))
-                                .await;
-                            Reply::Failed(e.to_string())
-                        }
-                    };
-                }
-                OfferMode::CanTeach => match self.package(&offer) {
-                    Ok(pkg) => {
-                        let ev = Value::map([
-                            ("service", Value::from(service)),
-                            ("learner", Value::from(requester)),
-                        ]);
-                        let _ = self.bus.publish(TAUGHT, ev).await;
-                        tracing::info!(agent = %self.agent, %service, learner = %requester, "service taught");
-                        return Reply::Teach(pkg);
-                    }
-                    Err(reason) => return Reply::Refused(reason),
-                },
-                OfferMode::KnowsWhoCanDo | OfferMode::KnowsWhoCanTeach => {
-                    let wanted = if *mode == OfferMode::KnowsWhoCanDo {
-                        OfferMode::CanDo
-                    } else {
-                        OfferMode::CanTeach
-                    };
-                    let list: Vec<_> = self
-                        .knowledge
-                        .providers()
-                        .providers(service)
-                        .into_iter()
-                        .filter(|p| p.agent != requester && p.modes.contains(wanted))
-                        .map(|p| (p.agent, p.modes))
-                        .collect();
-                    if !list.is_empty() {
-                        return Reply::Referral(list);
-                    }
-                }
-            }
-        }
-        Reply::Refused(format!(
-            "`{}` offers `{service}` as {} only",
-            self.agent, offer.modes
-        ))
-    }
-
-    /// The teaching package of a service: its behaviour's source and the scripts of the
-    /// abilities it uses. A service that needs a native ability cannot be taught.
-    fn package(&self, offer: &Service) -> Result<TeachingPackage, String> {
-        let name = offer
-            .behaviour
-            .clone()
-            .ok_or("the service has no behaviour to teach")?;
-        let b = self
-            .behaviours
-            .get(&name)
-            .ok_or_else(|| format!("behaviour `{name}` is not installed"))?;
-        let mut scripts: Vec<(String, String)> = Vec::new();
-        for a in b.abilities() {
-            let script = self
-                .abilities
-                .script_of(&a)
-                .ok_or_else(|| format!("ability `{a}` is native code, which is never taught"))?;
-            let entry = (
-                script.source().name().to_owned(),
-                script.source().text().to_owned(),
-            );
-            if !scripts.contains(&entry) {
-                scripts.push(entry);
-            }
-        }
-        Ok(TeachingPackage {
-            service: offer.name.clone(),
-            behaviour: name,
-            behaviour_source: b.source().text().to_owned(),
-            scripts,
-            requires: b.requires().to_vec(),
-        })
+    fn refuse(&self, why: Refusal, from: &str, what: &str) {
+        self.refusals.count(why);
+        tracing::debug!(agent = %self.agent, %from, refusal = %why, "{what} refused");
     }
 }
 
-impl crate::behaviour::RemoteCaller for Negotiator {
-    fn call_remote(
-        &self,
-        service: String,
-        input: Value,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, String>> + Send + 'static>>
-    {
-        // The future must own what it uses; the agent keeps the negotiator alive while it runs.
-        let this = self.self_ref.get().and_then(std::sync::Weak::upgrade);
-        Box::pin(async move {
-            let this = this.ok_or("the agent is stopping")?;
-            let modes = this.knowledge.ask_modes(&service);
-            match this
-                .request(&service, &modes, input.clone())
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                Outcome::Done(v) => Ok(v),
-                // Learned: from now on it runs here.
-                Outcome::Learned { .. } => this.runtime.call_service(&service, input, 0).await,
-            }
-        })
-    }
-}
-
-fn modes_value(modes: &[OfferMode]) -> Value {
-    Value::List(modes.iter().map(|m| Value::from(m.name())).collect())
-}
-
-fn failure(service: &str, provider: &str, error: &str) -> Value {
-    Value::map([
-        ("service", Value::from(service)),
-        ("provider", Value::from(provider)),
-        ("error", Value::from(error)),
-    ])
+/// 64 random bits from the standard library's per-process random hash keys: enough to make
+/// request ids unpredictable across runs, without a dependency.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish()
 }

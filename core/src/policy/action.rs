@@ -162,6 +162,18 @@ pub enum Action {
         /// The fraction, 0 to 1.
         fraction: f64,
     },
+    /// Forget a learned service (its behaviour and the abilities its lesson installed).
+    ForgetService {
+        /// The service.
+        service: String,
+    },
+    /// Let later lessons replace what was taught of a service (or stop letting them).
+    AllowUpgrade {
+        /// The service.
+        service: String,
+        /// Whether upgrades are allowed.
+        allowed: bool,
+    },
     /// Teach a service to a neighbour, unasked.
     Teach {
         /// The service.

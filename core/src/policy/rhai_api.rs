@@ -284,10 +284,8 @@ pub(super) fn engine(
         move |s: &str, behaviour: &str, m: Dynamic| -> Result<()> {
             let modes: OfferModes = modes(&m)?.into_iter().collect();
             let service = Service {
-                name: s.into(),
                 behaviour: Some(behaviour.into()),
-                modes,
-                requires: Vec::new(),
+                ..Service::new(s, modes)
             };
             q.push(Action::InstallService(service));
             Ok(())
@@ -448,6 +446,26 @@ pub(super) fn engine(
             neighbour: String::new(),
             fraction: 0.0,
         });
+    });
+    let q = shared.clone();
+    e.register_fn("forget_service", move |s: &str| {
+        q.push(Action::ForgetService { service: s.into() });
+    });
+    for (name, allowed) in [("allow_upgrade", true), ("forbid_upgrade", false)] {
+        let q = shared.clone();
+        e.register_fn(name, move |s: &str| {
+            q.push(Action::AllowUpgrade {
+                service: s.into(),
+                allowed,
+            });
+        });
+    }
+    let kn = k.clone();
+    e.register_fn("learned", move || -> rhai::Map {
+        kn.learned()
+            .into_iter()
+            .map(|(s, l)| (s.into(), Dynamic::from(l.teacher)))
+            .collect()
     });
     let q = shared.clone();
     e.register_fn("teach", move |s: &str, n: &str| {

@@ -2,6 +2,7 @@
 //! manifest can be checked on any build.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// How a process takes part in a Zenoh network.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,6 +39,35 @@ impl fmt::Display for ZenohMode {
     }
 }
 
+/// Whether the agents of a process prove who sent what (see the `auth` part of
+/// [`crate::transport`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Security {
+    /// Nothing is proven: names are claims. Anyone may call services (clients in any
+    /// language, without keys); adverts, loads and replies are believed within the agents'
+    /// checks; code is never installed from another process.
+    #[default]
+    Open,
+    /// Every message carries a tag made with its sender's key, and nothing without a valid
+    /// one is accepted. Keys live in `keys`: each local agent's `<name>.key` (made on first
+    /// run) and the `<name>.pub` of every agent it should believe.
+    Secure {
+        /// The key directory.
+        keys: PathBuf,
+    },
+}
+
+impl Security {
+    /// `open` or `secure`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Security::Open => "open",
+            Security::Secure { .. } => "secure",
+        }
+    }
+}
+
 /// Where and how a process joins a Zenoh network.
 ///
 /// Every key selflet uses lies under `selflet/<namespace>/`, so several systems share one
@@ -57,6 +87,8 @@ pub struct ZenohConfig {
     pub multicast_scouting: bool,
     /// Larger incoming messages are rejected (and counted) unread.
     pub max_message_bytes: usize,
+    /// Whether messages prove their sender.
+    pub security: Security,
 }
 
 /// The namespace when none is given.
@@ -74,6 +106,7 @@ impl Default for ZenohConfig {
             namespace: DEFAULT_NAMESPACE.to_owned(),
             multicast_scouting: false,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            security: Security::Open,
         }
     }
 }

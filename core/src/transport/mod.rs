@@ -9,8 +9,11 @@
 //! A transport counts every message it carries, per kind and per agent pair
 //! ([`Transport::counters`]): the teaching demo's table reads these counters.
 
+mod auth;
 mod config;
+mod inbox;
 mod network;
+mod refusal;
 #[cfg(feature = "zenoh")]
 mod zenoh;
 
@@ -20,16 +23,16 @@ use std::fmt;
 use async_channel::Receiver;
 use serde::{Deserialize, Serialize};
 
-pub use config::{DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_NAMESPACE, ZenohConfig, ZenohMode};
+pub use auth::{KeyError, Keyring, PublicKey, REPLAY_WINDOW, TAG_LEN};
+pub use config::{DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_NAMESPACE, Security, ZenohConfig, ZenohMode};
+pub use inbox::{INBOX_CAPACITY, Inbox, InboxSender, Incoming, PER_SENDER_QUEUED, inbox};
 pub use network::Network;
+pub use refusal::{Refusal, Refusals};
 #[cfg(feature = "zenoh")]
-pub use zenoh::{Zenoh, ZenohError};
+pub use zenoh::{MAX_REMOTE_MEMBERS, Zenoh, ZenohError};
 
 use crate::offer::{OfferMode, OfferModes};
 use crate::value::Value;
-
-/// How many envelopes may wait in an agent's inbox; beyond that sends fail (and are counted).
-pub const INBOX_CAPACITY: usize = 1024;
 
 /// A message between agents, with who sent it, to whom, and the conversation it belongs to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +59,10 @@ pub enum Message {
         modes: Vec<OfferMode>,
         /// The input, for `can_do`.
         input: Value,
+        /// How many agents forwarded the request already (a provider redirecting its load
+        /// forwards it once; a forwarded request is not forwarded again). 0 when absent.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        hops: u8,
     },
     /// Answers a request.
     Reply(Reply),
@@ -145,27 +152,51 @@ pub enum SendError {
     Failed(Box<Envelope>, String),
 }
 
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
+/// How many (sender, receiver) pairs [`MessageCounters::by_pair`] tells apart; messages of
+/// further pairs are counted under `("*", "*")`. Names come from peers, so the map is bounded.
+pub const MAX_COUNTED_PAIRS: usize = 4096;
+
 /// Messages carried, by kind and by (from, to) pair.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MessageCounters {
     /// By kind (`request`, `result`, `teaching`, ...).
     pub by_kind: BTreeMap<String, u64>,
-    /// By sender and receiver.
+    /// By sender and receiver (at most [`MAX_COUNTED_PAIRS`] pairs, the rest under `*`).
     pub by_pair: BTreeMap<(String, String), u64>,
     /// Sends that failed (unknown receiver, full inbox).
     pub undelivered: u64,
-    /// Messages received and thrown away: malformed, oversized, or not for this agent.
+    /// Messages received and thrown away before any agent saw them.
     pub rejected: u64,
+    /// Why they were thrown away.
+    pub refused: BTreeMap<Refusal, u64>,
 }
 
 impl MessageCounters {
     /// Counts one message carried, by its kind and by its sender and receiver.
     pub fn record(&mut self, kind: &str, from: &str, to: &str) {
-        *self.by_kind.entry(kind.to_owned()).or_default() += 1;
-        *self
-            .by_pair
-            .entry((from.to_owned(), to.to_owned()))
-            .or_default() += 1;
+        match self.by_kind.get_mut(kind) {
+            Some(n) => *n += 1,
+            None => {
+                self.by_kind.insert(kind.to_owned(), 1);
+            }
+        }
+        let pair = (from.to_owned(), to.to_owned());
+        let pair = if self.by_pair.len() < MAX_COUNTED_PAIRS || self.by_pair.contains_key(&pair) {
+            pair
+        } else {
+            ("*".to_owned(), "*".to_owned())
+        };
+        *self.by_pair.entry(pair).or_default() += 1;
+    }
+
+    /// Counts one message thrown away, and why.
+    pub fn reject(&mut self, why: Refusal) {
+        self.rejected += 1;
+        *self.refused.entry(why).or_default() += 1;
     }
 
     /// Every message carried.
@@ -187,8 +218,8 @@ impl MessageCounters {
 /// An agent's place on a transport: its inbox, news of other members, and its name held
 /// until dropped.
 pub struct Membership {
-    /// Envelopes addressed to the agent.
-    pub inbox: Receiver<Envelope>,
+    /// What is delivered to the agent.
+    pub inbox: Inbox,
     /// Other agents as they join (first those already there) and leave. A transport on which
     /// members can vanish without a word (a process killed, a machine unplugged) reports it
     /// here; the in-process network, whose members leave only by stopping, closes this channel
@@ -200,7 +231,7 @@ pub struct Membership {
 impl Membership {
     /// A membership whose `leave` runs when it is dropped (the agent stopped).
     pub fn new(
-        inbox: Receiver<Envelope>,
+        inbox: Inbox,
         changes: Receiver<MemberChange>,
         leave: impl FnOnce() + Send + Sync + 'static,
     ) -> Membership {
@@ -270,6 +301,16 @@ pub trait Transport: Send + Sync + 'static {
 
     /// The current members, sorted.
     fn members(&self) -> Vec<String>;
+
+    /// Whether `agent` is a current member.
+    fn is_member(&self, agent: &str) -> bool {
+        self.members().iter().any(|m| m == agent)
+    }
+
+    /// Whether what this transport delivers as coming from `agent` is proven to come from it
+    /// (see [`Incoming::Message`]). A learner asks to be taught only by agents for which this
+    /// holds, since it accepts code from no one else.
+    fn authenticates(&self, agent: &str) -> bool;
 
     /// Messages carried so far.
     fn counters(&self) -> MessageCounters;

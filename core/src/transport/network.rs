@@ -1,13 +1,15 @@
 //! The in-process network: agents of one process, the embedded default.
+//!
+//! Messages travel as Rust values between agents built by the same application, in one trust
+//! domain, so every delivery counts as verified: only code of this process can send, and it
+//! could read any agent's keys anyway.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use async_channel::{Sender, TrySendError};
-
 use super::{
-    Envelope, INBOX_CAPACITY, JoinError, Membership, MessageCounters, SendError, Transport,
+    Envelope, InboxSender, JoinError, Membership, MessageCounters, SendError, Transport, inbox,
 };
 use crate::sync::lock;
 
@@ -19,7 +21,7 @@ pub struct Network {
 
 #[derive(Default)]
 struct NetworkInner {
-    members: BTreeMap<String, Sender<Envelope>>,
+    members: BTreeMap<String, InboxSender>,
     offers: BTreeMap<String, BTreeSet<String>>,
     counters: MessageCounters,
 }
@@ -45,20 +47,15 @@ impl Network {
         };
         let kind = envelope.body.kind();
         let (from, to) = (envelope.from.clone(), envelope.to.clone());
-        // The inbox is unbounded so that an idle agent holds no preallocated buffer; its
-        // bound is kept here, under the network's lock.
-        if tx.len() >= INBOX_CAPACITY {
-            inner.counters.undelivered += 1;
-            return Err(SendError::Full(Box::new(envelope)));
-        }
-        match tx.try_send(envelope) {
+        match tx.push_message(envelope, true) {
             Ok(()) => {
                 inner.counters.record(kind, &from, &to);
                 Ok(())
             }
-            Err(TrySendError::Full(e) | TrySendError::Closed(e)) => {
+            Err((why, envelope)) => {
                 inner.counters.undelivered += 1;
-                Err(SendError::Full(Box::new(e)))
+                inner.counters.reject(why);
+                Err(SendError::Full(envelope))
             }
         }
     }
@@ -80,7 +77,7 @@ impl Network {
 
 impl Transport for Network {
     fn join(&self, agent: &str) -> Result<Membership, JoinError> {
-        let (tx, rx) = async_channel::unbounded();
+        let (tx, rx) = inbox();
         {
             let mut inner = lock(&self.inner);
             if inner.members.contains_key(agent) {
@@ -96,7 +93,9 @@ impl Transport for Network {
         let (_, changes) = async_channel::bounded(1);
         Ok(Membership::new(rx, changes, move || {
             let mut inner = lock(&network.inner);
-            inner.members.remove(&name);
+            if let Some(tx) = inner.members.remove(&name) {
+                tx.close();
+            }
             for agents in inner.offers.values_mut() {
                 agents.remove(&name);
             }
@@ -123,16 +122,30 @@ impl Transport for Network {
 
     fn offer(&self, agent: &str, service: &str, offered: bool) {
         let mut inner = lock(&self.inner);
-        let set = inner.offers.entry(service.to_owned()).or_default();
         if offered {
-            set.insert(agent.to_owned());
-        } else {
+            inner
+                .offers
+                .entry(service.to_owned())
+                .or_default()
+                .insert(agent.to_owned());
+        } else if let Some(set) = inner.offers.get_mut(service) {
             set.remove(agent);
+            if set.is_empty() {
+                inner.offers.remove(service);
+            }
         }
     }
 
     fn members(&self) -> Vec<String> {
         lock(&self.inner).members.keys().cloned().collect()
+    }
+
+    fn is_member(&self, agent: &str) -> bool {
+        lock(&self.inner).members.contains_key(agent)
+    }
+
+    fn authenticates(&self, _agent: &str) -> bool {
+        true
     }
 
     fn counters(&self) -> MessageCounters {

@@ -1,0 +1,448 @@
+//! One running instance of a behaviour: the statechart semantics of [`super`].
+
+use rhai::{Dynamic, Scope};
+use tokio::time::Instant;
+
+use super::model::{Action, Args, Behaviour, Expr, Final, Transition};
+use super::runtime::{BoxFuture, InstanceLimits, Runtime, announce};
+use super::{BehaviourError, ErrorKind};
+use crate::bus::{Overflow, SubscribeOptions, Subscription};
+use crate::value::Value;
+
+pub(super) struct Instance<'a> {
+    rt: &'a Runtime,
+    b: &'a Behaviour,
+    id: u64,
+    depth: u32,
+    scope: Scope<'static>,
+    events: Option<Subscription>,
+    limits: InstanceLimits,
+    deadline: Option<Instant>,
+    // Transitions taken since the last trigger (the start, an event or a timer).
+    steps: u32,
+}
+
+enum Trigger {
+    Done(Value),
+    Failed(String),
+    Event(String, Value),
+    Timer(usize),
+}
+
+type Activity = BoxFuture<'static, Result<Value, String>>;
+
+impl<'a> Instance<'a> {
+    pub(super) fn new(
+        rt: &'a Runtime,
+        b: &'a Behaviour,
+        id: u64,
+        input: Value,
+        depth: u32,
+        limits: InstanceLimits,
+    ) -> Instance<'a> {
+        let mut scope = Scope::new();
+        scope.push_constant_dynamic("input", input.to_dynamic());
+        scope.push_dynamic("event", Dynamic::UNIT);
+        for (k, v) in &b.vars {
+            scope.push_dynamic(k.clone(), v.to_dynamic());
+        }
+        Instance {
+            rt,
+            b,
+            id,
+            depth,
+            scope,
+            events: None,
+            limits,
+            deadline: limits.time.map(crate::duration::deadline),
+            steps: 0,
+        }
+    }
+
+    fn fail(&self, state: usize, kind: ErrorKind, message: impl Into<String>) -> BehaviourError {
+        BehaviourError::new(&self.b.name, &self.b.states[state].name, kind, message)
+    }
+
+    pub(super) async fn run(mut self) -> Result<Value, BehaviourError> {
+        if !self.b.topics.is_empty() {
+            // Events a state does not take are discarded anyway, so a slow instance drops
+            // the oldest rather than holding the agent's publishers up.
+            let options = SubscribeOptions {
+                capacity: 64,
+                overflow: Overflow::DropOldest,
+            };
+            let sub = self.rt.0.bus.subscribe_many(self.b.topics.clone(), options);
+            self.events = Some(sub.map_err(|_| {
+                self.fail(
+                    self.b.initial,
+                    ErrorKind::Cancelled,
+                    "the agent is stopping",
+                )
+            })?);
+        }
+        let mut state = self.b.initial;
+        self.enter(state).await?;
+        loop {
+            let st = &self.b.states[state];
+            if let Some(f) = &st.final_ {
+                return self.finish(state, f);
+            }
+            if let Some(t) = self.pick(state, &st.always)? {
+                state = self.take(state, t, "always").await?;
+                continue;
+            }
+            let (next, label) = self.wait(state).await?;
+            state = self.take(state, next, &label).await?;
+        }
+    }
+
+    /// Accounts for one transition: yields to the runtime, so that no instance holds a core
+    /// however it loops, and stops the instance past its limits.
+    async fn step(&mut self, state: usize) -> Result<(), BehaviourError> {
+        tokio::task::consume_budget().await;
+        self.steps += 1;
+        if self.steps > self.limits.steps {
+            return Err(self.fail(
+                state,
+                ErrorKind::Limit,
+                format!(
+                    "took more than {} transitions without an event or a timer (limit `steps`)",
+                    self.limits.steps
+                ),
+            ));
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(self.out_of_time(state));
+        }
+        Ok(())
+    }
+
+    fn out_of_time(&self, state: usize) -> BehaviourError {
+        let limit = self.limits.time.unwrap_or_default();
+        self.fail(
+            state,
+            ErrorKind::Limit,
+            format!("ran longer than its limit of {limit:?} (limit `time`)"),
+        )
+    }
+
+    /// Waits in `state` for a trigger whose transitions enable one; returns it.
+    async fn wait(&mut self, state: usize) -> Result<(&'a Transition, String), BehaviourError> {
+        let b = self.b;
+        let st = &b.states[state];
+        let entered = Instant::now();
+        let mut timers: Vec<Option<Instant>> = st
+            .after
+            .iter()
+            .map(|(d, _)| Some(crate::duration::after(entered, *d)))
+            .collect();
+        let mut activity: Option<Activity> = match &st.activity {
+            Some(a) => match self.start(state, a)? {
+                Some(f) => Some(f),
+                None => {
+                    self.act(state, a).await?;
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut done_pending = activity.is_none();
+        loop {
+            let trigger = if done_pending {
+                done_pending = false;
+                Trigger::Done(Value::Null)
+            } else {
+                if activity.is_none() && !st.waits_for_more() {
+                    return Err(self.fail(
+                        state,
+                        ErrorKind::Stuck,
+                        "completed, but no transition was enabled and nothing else can happen",
+                    ));
+                }
+                self.next_trigger(state, &mut activity, &mut timers).await?
+            };
+            let (candidates, event, label): (&'a [Transition], Dynamic, String) = match trigger {
+                Trigger::Done(v) => {
+                    if let Some(
+                        Action::Call {
+                            save: Some(var), ..
+                        }
+                        | Action::Ability {
+                            save: Some(var), ..
+                        },
+                    ) = &st.activity
+                    {
+                        self.scope.set_value(var.clone(), v.to_dynamic());
+                    }
+                    (&st.on_done, v.to_dynamic(), "done".into())
+                }
+                Trigger::Failed(e) => {
+                    if st.on_error.is_empty() {
+                        return Err(self.fail(state, ErrorKind::Action, e));
+                    }
+                    (&st.on_error, Dynamic::from(e), "error".into())
+                }
+                Trigger::Event(topic, payload) => {
+                    self.steps = 0;
+                    let Some((_, ts)) = st.on_event.iter().find(|(p, _)| p.matches(&topic)) else {
+                        continue;
+                    };
+                    (ts, payload.to_dynamic(), topic)
+                }
+                Trigger::Timer(i) => {
+                    self.steps = 0;
+                    (
+                        &st.after[i].1,
+                        Dynamic::UNIT,
+                        format!("after {:?}", st.after[i].0),
+                    )
+                }
+            };
+            self.scope.set_value("event", event);
+            if let Some(t) = self.pick(state, candidates)? {
+                return Ok((t, label));
+            }
+        }
+    }
+
+    /// The next thing that happens to a waiting state: its activity ends, an event comes, a
+    /// timer fires — or the instance runs out of time.
+    async fn next_trigger(
+        &mut self,
+        state: usize,
+        activity: &mut Option<Activity>,
+        timers: &mut [Option<Instant>],
+    ) -> Result<Trigger, BehaviourError> {
+        let st = &self.b.states[state];
+        let next_timer = timers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.map(|t| (i, t)))
+            .min_by_key(|(_, t)| *t);
+        let events = &mut self.events;
+        let deadline = self.deadline;
+        Ok(tokio::select! {
+            r = async { activity.as_mut().expect("guarded").await }, if activity.is_some() => {
+                *activity = None;
+                match r {
+                    Ok(v) => Trigger::Done(v),
+                    Err(e) => Trigger::Failed(e),
+                }
+            }
+            ev = recv(events), if !st.on_event.is_empty() => match ev {
+                Some((topic, payload)) => Trigger::Event(topic, payload),
+                None => return Err(self.fail(state, ErrorKind::Cancelled, "the agent is stopping")),
+            },
+            _ = sleep_until(next_timer.map(|(_, t)| t)), if next_timer.is_some() => {
+                let (i, _) = next_timer.expect("guarded");
+                timers[i] = None;
+                Trigger::Timer(i)
+            }
+            _ = sleep_until(deadline), if deadline.is_some() => return Err(self.out_of_time(state)),
+        })
+    }
+
+    /// The first transition whose guard holds.
+    fn pick(
+        &mut self,
+        state: usize,
+        ts: &'a [Transition],
+    ) -> Result<Option<&'a Transition>, BehaviourError> {
+        for t in ts {
+            let Some(g) = &t.guard else {
+                return Ok(Some(t));
+            };
+            let v = self.eval(state, g, ErrorKind::Guard)?;
+            match v.as_bool() {
+                Ok(true) => return Ok(Some(t)),
+                Ok(false) => {}
+                Err(ty) => {
+                    return Err(self.fail(
+                        state,
+                        ErrorKind::Guard,
+                        format!("guard `{}` gave a {ty}, not a bool", g.text),
+                    ));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn take(
+        &mut self,
+        from: usize,
+        t: &Transition,
+        trigger: &str,
+    ) -> Result<usize, BehaviourError> {
+        self.step(from).await?;
+        let b = self.b;
+        for a in &b.states[from].exit {
+            self.act(from, a).await?;
+        }
+        for a in &t.actions {
+            self.act(from, a).await?;
+        }
+        let step = || {
+            Value::map([
+                ("behaviour", Value::from(b.name.as_str())),
+                ("instance", Value::Int(self.id as i64)),
+                ("from", Value::from(b.states[from].name.as_str())),
+                ("to", Value::from(b.states[t.target].name.as_str())),
+                ("trigger", Value::from(trigger)),
+            ])
+        };
+        announce(&self.rt.0.transition_pub, step).await;
+        self.enter(t.target).await?;
+        Ok(t.target)
+    }
+
+    async fn enter(&mut self, state: usize) -> Result<(), BehaviourError> {
+        let b = self.b;
+        if let Some(d) = b.states[state].demand {
+            self.rt
+                .0
+                .load
+                .busy_nanos
+                .fetch_add((d * 1e9) as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        let entered = || {
+            Value::map([
+                ("behaviour", Value::from(b.name.as_str())),
+                ("instance", Value::Int(self.id as i64)),
+                ("state", Value::from(b.states[state].name.as_str())),
+            ])
+        };
+        announce(&self.rt.0.state_pub, entered).await;
+        for a in &b.states[state].entry {
+            self.act(state, a).await?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, state: usize, f: &Final) -> Result<Value, BehaviourError> {
+        match f {
+            Final::Error(e) => {
+                let v = self.eval(state, e, ErrorKind::Action)?;
+                Err(self.fail(state, ErrorKind::Final, v.to_string()))
+            }
+            Final::Output(o) => {
+                let expr = o.as_ref().or(self.b.output.as_ref());
+                match expr {
+                    None => Ok(Value::Null),
+                    Some(e) => {
+                        let v = self.eval(state, e, ErrorKind::Action)?;
+                        Value::from_dynamic(&v)
+                            .map_err(|err| self.fail(state, ErrorKind::Action, err.to_string()))
+                    }
+                }
+            }
+        }
+    }
+
+    fn eval(&mut self, state: usize, e: &Expr, kind: ErrorKind) -> Result<Dynamic, BehaviourError> {
+        let engine = &self.rt.0.engine;
+        let scope = &mut self.scope;
+        crate::script::with_budget(self.rt.0.budget, || {
+            engine.eval_ast_with_scope::<Dynamic>(scope, &e.ast)
+        })
+        .map_err(|err| {
+            self.fail(
+                state,
+                kind,
+                format!("`{}`: {}", e.text, crate::script::describe(&err)),
+            )
+        })
+    }
+
+    fn value(&mut self, state: usize, args: &Args) -> Result<Value, BehaviourError> {
+        let to_value = |this: &Self, d: Dynamic| {
+            Value::from_dynamic(&d).map_err(|e| this.fail(state, ErrorKind::Action, e.to_string()))
+        };
+        match args {
+            Args::None => Ok(Value::Null),
+            Args::Expr(e) => {
+                let d = self.eval(state, e, ErrorKind::Action)?;
+                to_value(self, d)
+            }
+            Args::Map(m) => {
+                let mut out = std::collections::BTreeMap::new();
+                for (k, e) in m {
+                    let d = self.eval(state, e, ErrorKind::Action)?;
+                    out.insert(k.clone(), to_value(self, d)?);
+                }
+                Ok(Value::Map(out))
+            }
+        }
+    }
+
+    /// Starts a call or an ability as a future the state can be interrupted in; `None` for
+    /// the other actions, which happen at once through [`Self::act`].
+    fn start(&mut self, state: usize, a: &Action) -> Result<Option<Activity>, BehaviourError> {
+        Ok(match a {
+            Action::Call { service, args, .. } => {
+                let input = self.value(state, args)?;
+                Some(self.rt.call_service(service, input, self.depth))
+            }
+            Action::Ability { name, args, .. } => {
+                let input = self.value(state, args)?;
+                let abilities = self.rt.0.abilities.clone();
+                let name = name.clone();
+                Some(Box::pin(async move {
+                    abilities
+                        .call(&name, input)
+                        .await
+                        .map_err(|e| e.to_string())
+                }))
+            }
+            _ => None,
+        })
+    }
+
+    /// Runs an action to its end (entry, exit and transition actions).
+    async fn act(&mut self, state: usize, a: &Action) -> Result<(), BehaviourError> {
+        match a {
+            Action::Set(list) => {
+                for (var, e) in list {
+                    let v = self.eval(state, e, ErrorKind::Action)?;
+                    self.scope.set_value(var.clone(), v);
+                }
+            }
+            Action::Publish { topic, payload } => {
+                let payload = self.value(state, payload)?;
+                let _ = self.rt.0.bus.publish(topic, payload).await;
+            }
+            Action::Log(e) => {
+                let v = self.eval(state, e, ErrorKind::Action)?;
+                tracing::info!(agent = %self.rt.0.agent, behaviour = %self.b.name, state = %self.b.states[state].name, "{v}");
+            }
+            Action::Call { save, .. } | Action::Ability { save, .. } => {
+                let Some(fut) = self.start(state, a)? else {
+                    return Ok(());
+                };
+                let v = match self.deadline {
+                    Some(d) => tokio::time::timeout_at(d, fut)
+                        .await
+                        .map_err(|_| self.out_of_time(state))?,
+                    None => fut.await,
+                }
+                .map_err(|e| self.fail(state, ErrorKind::Action, e))?;
+                if let Some(var) = save {
+                    self.scope.set_value(var.clone(), v.to_dynamic());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn recv(events: &mut Option<Subscription>) -> Option<(String, Value)> {
+    let ev = events.as_mut()?.recv().await?;
+    Some((ev.topic().to_owned(), ev.payload().clone()))
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,276 @@
+//! What behaviour instances run against: the agent's bus, abilities and behaviours, the
+//! limits every instance is held to, and the way out to services.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use rhai::Engine;
+use tokio_util::sync::CancellationToken;
+
+use super::instance::Instance;
+use super::{Behaviour, BehaviourError, Behaviours, ErrorKind};
+use crate::ability::Abilities;
+use crate::bus::{Bus, Publisher};
+use crate::error::BoxError;
+use crate::value::Value;
+
+/// Topic of the event published when an instance enters a state.
+pub const STATE: &str = "behaviour.state";
+/// Topic of the event published when an instance takes a transition.
+pub const TRANSITION: &str = "behaviour.transition";
+/// Topic of the event published when an instance reaches a final state with an output.
+pub const DONE: &str = "behaviour.done";
+/// Topic of the event published when an instance ends with an error.
+pub const FAILED: &str = "behaviour.failed";
+
+/// How deeply service calls made by behaviours may nest.
+pub const MAX_CALL_DEPTH: u32 = 16;
+
+/// The default of [`InstanceLimits::steps`].
+pub const DEFAULT_STEPS: u32 = 10_000;
+
+/// The default of [`InstanceLimits::time`] for instances that run a service.
+pub const DEFAULT_SERVICE_TIME: Duration = Duration::from_secs(60);
+
+/// What one behaviour instance may take before it is stopped with an error.
+///
+/// Behaviours are data that users write and peers teach, so an instance that would run for
+/// ever is cut off, never left to hold a core: it yields to the runtime at every step, may take
+/// at most `steps` transitions for each trigger (an event or a timer; its start is one too),
+/// and, if `time` is set, may run that long in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceLimits {
+    /// Most transitions taken between two triggers.
+    pub steps: u32,
+    /// Longest run, from start to end; `None` for no limit (main behaviours).
+    pub time: Option<Duration>,
+}
+
+impl Default for InstanceLimits {
+    fn default() -> Self {
+        InstanceLimits {
+            steps: DEFAULT_STEPS,
+            time: None,
+        }
+    }
+}
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How behaviours call services: the agent's one call path, which decides whether the call
+/// runs here, is redirected, or goes to a provider. The negotiation part implements it; the
+/// error is its `CallError`, boxed so that this module does not depend on that one.
+pub(crate) trait ServiceCaller: Send + Sync {
+    fn call_service(
+        &self,
+        service: String,
+        input: Value,
+        depth: u32,
+    ) -> BoxFuture<'static, Result<Value, BoxError>>;
+}
+
+/// The runtime of one agent's behaviours. Cloning gives another handle to the same one.
+#[derive(Clone)]
+pub(crate) struct Runtime(pub(super) Arc<RuntimeInner>);
+
+pub(super) struct RuntimeInner {
+    pub(super) agent: Arc<str>,
+    pub(super) bus: Bus,
+    pub(super) abilities: Abilities,
+    behaviours: Behaviours,
+    pub(super) engine: Arc<Engine>,
+    // Guards and expressions run under the same wall-clock budget as policies.
+    pub(super) budget: Duration,
+    limits: InstanceLimits,
+    cancel: CancellationToken,
+    next_instance: AtomicU64,
+    // Weak: the negotiation part holds this runtime, and a cycle would keep both alive.
+    caller: OnceLock<Weak<dyn ServiceCaller>>,
+    pub(super) load: Load,
+    pub(super) state_pub: Publisher,
+    pub(super) transition_pub: Publisher,
+    done_pub: Publisher,
+    failed_pub: Publisher,
+}
+
+/// The parts a runtime is made of.
+pub(crate) struct RuntimeParts {
+    pub(crate) agent: String,
+    pub(crate) bus: Bus,
+    pub(crate) abilities: Abilities,
+    pub(crate) behaviours: Behaviours,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) budget: Duration,
+    pub(crate) limits: InstanceLimits,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl Runtime {
+    pub(crate) fn new(p: RuntimeParts) -> Runtime {
+        Runtime(Arc::new(RuntimeInner {
+            agent: p.agent.into(),
+            state_pub: p.bus.publisher(STATE),
+            transition_pub: p.bus.publisher(TRANSITION),
+            done_pub: p.bus.publisher(DONE),
+            failed_pub: p.bus.publisher(FAILED),
+            bus: p.bus,
+            abilities: p.abilities,
+            behaviours: p.behaviours,
+            engine: p.engine,
+            budget: p.budget,
+            limits: p.limits,
+            cancel: p.cancel,
+            next_instance: AtomicU64::new(1),
+            caller: OnceLock::new(),
+            load: Load::default(),
+        }))
+    }
+
+    pub(crate) fn set_caller(&self, caller: Weak<dyn ServiceCaller>) {
+        let _ = self.0.caller.set(caller);
+    }
+
+    /// Resolves when the agent cancels in-flight work.
+    pub(crate) async fn cancelled(&self) {
+        self.0.cancel.cancelled().await;
+    }
+
+    pub(crate) fn behaviours(&self) -> &Behaviours {
+        &self.0.behaviours
+    }
+
+    /// The limits instances run under unless told otherwise.
+    pub(crate) fn limits(&self) -> InstanceLimits {
+        self.0.limits
+    }
+
+    /// Runs the behaviour named `name` to its end under `limits`, or until the agent stops.
+    pub(crate) async fn run_named(
+        &self,
+        name: &str,
+        input: Value,
+        depth: u32,
+        limits: InstanceLimits,
+    ) -> Result<Value, BehaviourError> {
+        let b = self.0.behaviours.runnable(name)?;
+        self.run(b, input, depth, limits).await
+    }
+
+    /// Runs one instance of `b`.
+    pub(crate) async fn run(
+        &self,
+        b: Arc<Behaviour>,
+        input: Value,
+        depth: u32,
+        limits: InstanceLimits,
+    ) -> Result<Value, BehaviourError> {
+        let id = self.0.next_instance.fetch_add(1, Ordering::Relaxed);
+        *crate::sync::lock(&self.0.load.runs)
+            .entry(b.name.clone())
+            .or_default() += 1;
+        let cancel = self.0.cancel.clone();
+        let result = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(BehaviourError::new(&b.name, b.initial(), ErrorKind::Cancelled, "the agent is stopping")),
+            r = Instance::new(self, &b, id, input, depth, limits).run() => r,
+        };
+        if let Err(e) = &result
+            && e.kind() == ErrorKind::Limit
+        {
+            self.0.load.limited.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(agent = %self.0.agent, "{e}");
+        }
+        self.announce_end(&b, id, &result).await;
+        result
+    }
+
+    async fn announce_end(&self, b: &Behaviour, id: u64, result: &Result<Value, BehaviourError>) {
+        let instance = |extra: Vec<(&str, Value)>| {
+            let mut m = Value::map([
+                ("behaviour", Value::from(b.name.as_str())),
+                ("instance", Value::Int(id as i64)),
+            ]);
+            if let Value::Map(map) = &mut m {
+                map.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
+            }
+            m
+        };
+        match result {
+            Ok(output) => {
+                let done = || instance(vec![("output", output.clone())]);
+                announce(&self.0.done_pub, done).await;
+            }
+            Err(e) => {
+                let failed = || {
+                    instance(vec![
+                        ("state", Value::from(e.state())),
+                        ("error", Value::from(e.to_string())),
+                    ])
+                };
+                announce(&self.0.failed_pub, failed).await;
+            }
+        }
+    }
+
+    /// Calls a service from a behaviour, through the agent's call path.
+    pub(crate) fn call_service(
+        &self,
+        service: &str,
+        input: Value,
+        depth: u32,
+    ) -> BoxFuture<'static, Result<Value, String>> {
+        let caller = self.0.caller.get().and_then(Weak::upgrade);
+        let service = service.to_owned();
+        Box::pin(async move {
+            if depth >= MAX_CALL_DEPTH {
+                return Err(format!("service calls nest deeper than {MAX_CALL_DEPTH}"));
+            }
+            let caller = caller.ok_or("the agent is stopping")?;
+            caller
+                .call_service(service, input, depth + 1)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    pub(crate) fn load_counters(&self) -> LoadCounters {
+        let load = &self.0.load;
+        LoadCounters {
+            busy_seconds: load.busy_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            runs: crate::sync::lock(&load.runs).clone(),
+            stopped_by_limits: load.limited.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What the agent's behaviours have cost so far: the load samples' raw material.
+#[derive(Default)]
+pub(super) struct Load {
+    // Sum of the `demand` of every state entered, in nanoseconds.
+    pub(super) busy_nanos: AtomicU64,
+    runs: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    limited: AtomicU64,
+}
+
+/// Totals since the agent started: seconds of work (the `demand` of every state entered),
+/// instances started per behaviour, and instances stopped by their limits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadCounters {
+    /// Seconds of work done, from the states' `demand` annotations.
+    pub busy_seconds: f64,
+    /// Instances started, per behaviour.
+    pub runs: std::collections::BTreeMap<String, u64>,
+    /// Instances stopped because they went past their step or time limit.
+    pub stopped_by_limits: u64,
+}
+
+/// Publishes what an instance did, building the payload only if someone listens: most steps
+/// of most agents are watched by nobody, and they are the interpreter's hot path.
+pub(super) async fn announce(p: &Publisher, payload: impl FnOnce() -> Value) {
+    if p.has_subscribers() {
+        let _ = p.publish(payload()).await;
+    }
+}

@@ -1,0 +1,179 @@
+//! The one call path: where a call runs, decided once for application code, behaviours and
+//! peers alike.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::{CallError, CallOptions, Negotiator, Outcome};
+use crate::behaviour::{BoxFuture, InstanceLimits, ServiceCaller};
+use crate::error::BoxError;
+use crate::offer::OfferMode;
+use crate::transport::{Message, Reply};
+use crate::value::Value;
+
+/// Where a call comes from, as far as redirection cares.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Origin<'a> {
+    /// The peer whose request this is, if any: never redirected back to it.
+    pub(super) requester: Option<&'a str>,
+    /// How many agents forwarded it already: a forwarded request is not forwarded again.
+    pub(super) hops: u8,
+}
+
+impl Origin<'_> {
+    pub(super) const HERE: Origin<'static> = Origin {
+        requester: None,
+        hops: 0,
+    };
+}
+
+impl Negotiator {
+    /// Calls `service`: here if the agent runs it, otherwise at a provider; a service taught
+    /// on the way runs here. `depth` counts the calls of behaviours this one is nested in.
+    pub(crate) async fn call(
+        &self,
+        service: &str,
+        input: Value,
+        depth: u32,
+        options: CallOptions,
+    ) -> Result<Value, CallError> {
+        let Some(timeout) = options.timeout else {
+            return self.call_until(service, input, depth, None).await;
+        };
+        let deadline = crate::duration::deadline(timeout);
+        tokio::time::timeout_at(
+            deadline,
+            self.call_until(service, input, depth, Some(deadline)),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(CallError::TimedOut {
+                service: service.to_owned(),
+                after: timeout,
+            })
+        })
+    }
+
+    async fn call_until(
+        &self,
+        service: &str,
+        input: Value,
+        depth: u32,
+        deadline: Option<Instant>,
+    ) -> Result<Value, CallError> {
+        if self.runs_here(service) {
+            return self.run_here(service, input, Origin::HERE, depth).await;
+        }
+        let modes = self.knowledge.ask_modes(service);
+        match self
+            .request(service, &modes, input.clone(), deadline)
+            .await?
+        {
+            Outcome::Done { value, .. } => Ok(value),
+            // Taught on the way: from now on it runs here, starting with this call.
+            Outcome::Learned { .. } => self.run_here(service, input, Origin::HERE, depth).await,
+        }
+    }
+
+    /// Whether the agent has an enabled implementation of `service`.
+    pub(super) fn runs_here(&self, service: &str) -> bool {
+        self.knowledge
+            .service(service)
+            .and_then(|s| s.behaviour)
+            .is_some_and(|b| self.behaviours.contains(&b))
+    }
+
+    /// Runs `service` on this agent — or on the neighbour part of its load is redirected to,
+    /// falling back to this agent if that fails, so that redirecting never loses a request.
+    pub(super) async fn run_here(
+        &self,
+        service: &str,
+        input: Value,
+        origin: Origin<'_>,
+        depth: u32,
+    ) -> Result<Value, CallError> {
+        if origin.hops == 0
+            && let Some(to) = self.knowledge.redirect_turn(service)
+            && Some(to.as_str()) != origin.requester
+            && self.talks_to(&to)
+        {
+            match self.forward(&to, service, input.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    tracing::warn!(agent = %self.agent, %service, neighbour = %to, "redirect failed, running here: {e}");
+                }
+            }
+        }
+        let offer = self.knowledge.service(service);
+        let behaviour = offer
+            .as_ref()
+            .and_then(|s| s.behaviour.clone())
+            .unwrap_or_else(|| service.to_owned());
+        let limits = InstanceLimits {
+            time: offer
+                .and_then(|s| s.time_limit)
+                .or(Some(self.service_time())),
+            ..self.runtime.limits()
+        };
+        tokio::select! {
+            r = self.runtime.run_named(&behaviour, input, depth, limits) => r.map_err(CallError::Local),
+            // Shutdown cancels in-flight work after its grace period.
+            _ = self.runtime.cancelled() => Err(CallError::Stopped),
+        }
+    }
+
+    /// The time limit of a service run here that sets none of its own.
+    fn service_time(&self) -> std::time::Duration {
+        self.runtime
+            .limits()
+            .time
+            .unwrap_or(crate::behaviour::DEFAULT_SERVICE_TIME)
+    }
+
+    /// Hands a request on to the neighbour its load is redirected to, can-do only.
+    async fn forward(&self, to: &str, service: &str, input: Value) -> Result<Value, CallError> {
+        self.announce_outgoing(service, to, &[OfferMode::CanDo])
+            .await;
+        let body = Message::Request {
+            service: service.to_owned(),
+            modes: vec![OfferMode::CanDo],
+            input,
+            hops: 1,
+        };
+        let fail = |error| CallError::Unavailable {
+            service: service.to_owned(),
+            attempts: vec![super::Attempt {
+                provider: to.to_owned(),
+                error,
+            }],
+        };
+        match self.ask(to, body, None).await {
+            Ok(Reply::Done(v)) => Ok(v),
+            Ok(Reply::Failed(e)) => Err(fail(super::AttemptError::Failed(e))),
+            Ok(Reply::Refused(e)) => Err(fail(super::AttemptError::Refused(e))),
+            Ok(other) => Err(fail(super::AttemptError::Unexpected(
+                Message::Reply(other).kind(),
+            ))),
+            Err(e) => Err(fail(e)),
+        }
+    }
+}
+
+impl ServiceCaller for Negotiator {
+    fn call_service(
+        &self,
+        service: String,
+        input: Value,
+        depth: u32,
+    ) -> BoxFuture<'static, Result<Value, BoxError>> {
+        // The future must own what it uses; the agent keeps the negotiator alive while it runs.
+        let this: Option<Arc<Negotiator>> = self.self_ref.get().and_then(std::sync::Weak::upgrade);
+        Box::pin(async move {
+            let this = this.ok_or(CallError::Stopped)?;
+            this.call(&service, input, depth, CallOptions::default())
+                .await
+                .map_err(BoxError::from)
+        })
+    }
+}

@@ -1,0 +1,138 @@
+//! Who is around: adverts, discovery, load reports, and agents joining and leaving.
+
+use std::sync::atomic::Ordering;
+
+use super::{MAX_ADVERT_SERVICES, MAX_UTILIZATION, Negotiator};
+use crate::name::is_valid_name;
+use crate::offer::OfferModes;
+use crate::sync::lock;
+use crate::transport::{Message, Refusal};
+
+impl Negotiator {
+    fn offers(&self) -> Vec<(String, OfferModes)> {
+        self.knowledge
+            .services()
+            .into_iter()
+            .map(|s| (s.name, s.modes))
+            .collect()
+    }
+
+    /// Tells every neighbour what this agent offers now. An agent that offers nothing and never
+    /// did stays quiet: thousands of idle agents must not flood each other, and a requester
+    /// finds providers by discovery anyway.
+    pub(crate) fn advertise(&self) {
+        let services = self.offers();
+        let offers_any = services.iter().any(|(_, m)| !m.is_empty());
+        if !offers_any && !self.advertised.load(Ordering::Relaxed) {
+            return;
+        }
+        self.advertised.store(true, Ordering::Relaxed);
+        for (service, modes) in &services {
+            self.transport
+                .offer(&self.agent, service, !modes.is_empty());
+        }
+        let body = Message::Advert { services };
+        for member in self.transport.members() {
+            if self.talks_to(&member) {
+                lock(&self.peers).insert(member.clone());
+                let _ = self.transport.send(self.envelope(&member, 0, body.clone()));
+            }
+        }
+    }
+
+    /// A neighbour joined: it hears what this agent offers, if anything and if it has not
+    /// already.
+    pub(crate) fn member_joined(&self, agent: &str) {
+        if !self.talks_to(agent) {
+            return;
+        }
+        let services = self.offers();
+        if services.iter().any(|(_, m)| !m.is_empty()) && lock(&self.peers).insert(agent.to_owned())
+        {
+            let body = Message::Advert { services };
+            let _ = self.transport.send(self.envelope(agent, 0, body));
+        }
+    }
+
+    /// A neighbour left the network: it provides nothing any more, what it reported is
+    /// forgotten, and the requests waiting for it fail now (and are retried elsewhere)
+    /// rather than at their time-out.
+    pub(crate) fn member_left(&self, agent: &str) {
+        self.knowledge.providers().forget(agent);
+        self.knowledge.forget_load(agent);
+        lock(&self.peers).remove(agent);
+        lock(&self.introduced).remove(agent);
+        lock(&self.in_flight).remove(agent);
+        let waiting: Vec<_> = lock(&self.pending)
+            .extract_if(|_, p| p.provider == agent)
+            .collect();
+        for (_, p) in waiting {
+            let reason = format!("`{agent}` left the network");
+            let _ = p.tx.send(Err(super::AttemptError::Unreachable(reason)));
+        }
+    }
+
+    /// What a member offers. A newcomer also learns what this agent offers: each agent
+    /// answers another's first advert with its own.
+    pub(super) fn on_advert(&self, from: &str, services: Vec<(String, OfferModes)>) {
+        if services.len() > MAX_ADVERT_SERVICES {
+            return self.refuse(Refusal::OverCap, from, "advert");
+        }
+        if services.iter().any(|(s, _)| !is_valid_name(s)) {
+            return self.refuse(Refusal::Malformed, from, "advert");
+        }
+        for (service, modes) in services {
+            if self
+                .knowledge
+                .providers()
+                .heard(&service, from, modes)
+                .is_err()
+            {
+                self.refuse(Refusal::OverCap, from, "advertised service");
+            }
+        }
+        self.heard.notify_waiters();
+        if lock(&self.peers).insert(from.to_owned()) {
+            let offers = self.offers();
+            if !offers.is_empty() {
+                let body = Message::Advert { services: offers };
+                let _ = self.transport.send(self.envelope(from, 0, body));
+            }
+        }
+    }
+
+    /// Someone looks for providers of `service`: if this agent offers it, it says so — with
+    /// its whole offer, since the asker will likely need the others too.
+    pub(super) fn on_discover(&self, from: &str, service: &str) {
+        if self
+            .knowledge
+            .service(service)
+            .is_some_and(|s| !s.modes.is_empty())
+        {
+            lock(&self.peers).insert(from.to_owned());
+            let body = Message::Advert {
+                services: self.offers(),
+            };
+            let _ = self.transport.send(self.envelope(from, 0, body));
+        }
+    }
+
+    /// A member's utilization: a finite, non-negative number of seconds of work per second.
+    pub(super) fn on_load(&self, from: &str, utilization: f64) {
+        if !(0.0..=MAX_UTILIZATION).contains(&utilization) {
+            return self.refuse(Refusal::BadLoad, from, "load report");
+        }
+        self.knowledge.set_load(from, utilization);
+    }
+
+    /// Tells the neighbours this agent's utilization.
+    pub(crate) fn share_load(&self, utilization: f64) {
+        self.knowledge.set_load(&self.agent, utilization);
+        for member in self.transport.members() {
+            if self.talks_to(&member) {
+                let body = Message::Load { utilization };
+                let _ = self.transport.send(self.envelope(&member, 0, body));
+            }
+        }
+    }
+}

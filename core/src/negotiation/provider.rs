@@ -1,0 +1,200 @@
+//! The provider's side: answering requests in the requester's modes.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use tokio_util::task::TaskTracker;
+
+use super::call::Origin;
+use super::requester::{failure, modes_value};
+use super::{MAX_IN_FLIGHT_PER_PEER, MAX_REFERRAL, Negotiator};
+use crate::knowledge::Service;
+use crate::offer::{OfferMode, OfferModes};
+use crate::sync::lock;
+use crate::transport::{Message, Refusal, Reply};
+use crate::value::Value;
+
+/// A request as it arrived.
+pub(super) struct Request {
+    pub(super) from: String,
+    pub(super) id: u64,
+    pub(super) service: String,
+    pub(super) modes: Vec<OfferMode>,
+    pub(super) input: Value,
+    pub(super) hops: u8,
+}
+
+impl Negotiator {
+    /// Takes a request in: refused at once if its sender may not make it, otherwise answered
+    /// as in-flight work of its own, so that a slow service does not hold the inbox up and
+    /// shutdown answers it or lets it finish.
+    pub(super) async fn on_request(self: &Arc<Self>, r: Request, work: &TaskTracker) {
+        if let Err(why) = self.admit_request(&r) {
+            self.refuse(why, &r.from, "request");
+            let reason = match why {
+                Refusal::NotNeighbour => format!("`{}` does not talk to `{}`", self.agent, r.from),
+                Refusal::DuplicateRequest => format!("request {} is in flight already", r.id),
+                _ => format!(
+                    "`{}` has {MAX_IN_FLIGHT_PER_PEER} requests of yours in flight already",
+                    self.agent
+                ),
+            };
+            return self.reply(&r.from, r.id, Reply::Refused(reason));
+        }
+        let event = Value::map([
+            ("service", Value::from(r.service.as_str())),
+            ("requester", Value::from(r.from.as_str())),
+            ("modes", modes_value(&r.modes)),
+        ]);
+        let _ = self.bus.publish(super::REQUEST_INCOMING, event).await;
+        if work.is_closed() {
+            self.done_with(&r.from, r.id);
+            return self.reply(&r.from, r.id, Reply::Failed("the agent is stopping".into()));
+        }
+        let this = Arc::clone(self);
+        work.spawn(async move {
+            // A panic while answering must still answer.
+            let reply = AssertUnwindSafe(this.answer(&r))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Reply::Failed(format!("`{}` panicked", r.service)));
+            this.done_with(&r.from, r.id);
+            this.reply(&r.from, r.id, reply);
+        });
+    }
+
+    /// Whether the sender may make this request now: a neighbour, with this id not in flight
+    /// already, and fewer than [`MAX_IN_FLIGHT_PER_PEER`] requests in flight.
+    fn admit_request(&self, r: &Request) -> Result<(), Refusal> {
+        if !self.talks_to(&r.from) {
+            return Err(Refusal::NotNeighbour);
+        }
+        let mut in_flight = lock(&self.in_flight);
+        let ids = in_flight.entry(r.from.clone()).or_default();
+        if ids.contains(&r.id) {
+            return Err(Refusal::DuplicateRequest);
+        }
+        if ids.len() >= MAX_IN_FLIGHT_PER_PEER {
+            return Err(Refusal::TooManyInFlight);
+        }
+        ids.push(r.id);
+        Ok(())
+    }
+
+    fn done_with(&self, from: &str, id: u64) {
+        let mut in_flight = lock(&self.in_flight);
+        if let Some(ids) = in_flight.get_mut(from) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                in_flight.remove(from);
+            }
+        }
+    }
+
+    fn reply(&self, to: &str, id: u64, reply: Reply) {
+        let _ = self
+            .transport
+            .send(self.envelope(to, id, Message::Reply(reply)));
+    }
+
+    /// What to answer a request with: the first of the requester's modes this agent offers
+    /// and can honour.
+    async fn answer(&self, r: &Request) -> Reply {
+        let Some(offer) = self.knowledge.service(&r.service) else {
+            return Reply::Refused(format!("`{}` does not offer `{}`", self.agent, r.service));
+        };
+        let mut why_not = None;
+        for mode in &r.modes {
+            if !offer.modes.contains(*mode) {
+                continue;
+            }
+            let answer = match mode {
+                OfferMode::CanDo => self.do_it(r, &offer).await,
+                OfferMode::CanTeach => self.teach_it(r, &offer).await,
+                OfferMode::KnowsWhoCanDo => self.refer(r, OfferMode::CanDo),
+                OfferMode::KnowsWhoCanTeach => self.refer(r, OfferMode::CanTeach),
+            };
+            match answer {
+                Ok(reply) => return reply,
+                Err(reason) => why_not = Some(reason),
+            }
+        }
+        Reply::Refused(why_not.unwrap_or_else(|| {
+            format!(
+                "`{}` offers `{}` as {} only",
+                self.agent, r.service, offer.modes
+            )
+        }))
+    }
+
+    /// Runs the service for the requester (here, or where its load is redirected).
+    async fn do_it(&self, r: &Request, offer: &Service) -> Result<Reply, String> {
+        if !self.runs_here(&offer.name) {
+            return Err(format!(
+                "`{}` offers `{}` but cannot run it now",
+                self.agent, offer.name
+            ));
+        }
+        let origin = Origin {
+            requester: Some(&r.from),
+            hops: r.hops,
+        };
+        let result = self.run_here(&r.service, r.input.clone(), origin, 0).await;
+        let event = Value::map([
+            ("service", Value::from(r.service.as_str())),
+            ("requester", Value::from(r.from.as_str())),
+        ]);
+        Ok(match result {
+            Ok(v) => {
+                let _ = self.bus.publish(super::EXECUTED, event).await;
+                Reply::Done(v)
+            }
+            Err(e) => {
+                let f = failure(&r.service, &self.agent, &e.to_string());
+                let _ = self.bus.publish(super::FAILED, f).await;
+                Reply::Failed(e.to_string())
+            }
+        })
+    }
+
+    /// Teaches the service to the requester.
+    async fn teach_it(&self, r: &Request, offer: &Service) -> Result<Reply, String> {
+        let pkg = self.package(offer).map_err(|reason| {
+            format!("`{}` cannot teach `{}`: {reason}", self.agent, offer.name)
+        })?;
+        let ev = Value::map([
+            ("service", Value::from(r.service.as_str())),
+            ("learner", Value::from(r.from.as_str())),
+        ]);
+        let _ = self.bus.publish(super::TAUGHT, ev).await;
+        tracing::info!(agent = %self.agent, service = %r.service, learner = %r.from, "service taught");
+        Ok(Reply::Teach(pkg))
+    }
+
+    /// Refers the requester to the providers this agent knows of in `wanted`.
+    fn refer(&self, r: &Request, wanted: OfferMode) -> Result<Reply, String> {
+        let list: Vec<(String, OfferModes)> = self
+            .knowledge
+            .providers()
+            .providers(&r.service)
+            .into_iter()
+            .filter(|p| p.agent != r.from && p.modes.contains(wanted))
+            .take(MAX_REFERRAL)
+            .map(|p| (p.agent, p.modes))
+            .collect();
+        if list.is_empty() {
+            return Err(format!(
+                "`{}` knows no provider that {} `{}`",
+                self.agent,
+                if wanted == OfferMode::CanDo {
+                    "can do"
+                } else {
+                    "can teach"
+                },
+                r.service
+            ));
+        }
+        Ok(Reply::Referral(list))
+    }
+}

@@ -1,0 +1,462 @@
+//! The requester's side: choosing providers, asking them, following referrals, retrying.
+
+use std::collections::{HashSet, VecDeque};
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::{Attempt, AttemptError, CallError, MAX_REFERRAL, Negotiator, Outcome, Pending};
+use crate::knowledge::Provider;
+use crate::name::is_valid_name;
+use crate::offer::{OfferMode, OfferModes};
+use crate::sync::lock;
+use crate::transport::{Message, Refusal, Reply, TeachingPackage};
+use crate::value::Value;
+
+/// A provider to ask, and the referrals that led to it.
+struct Candidate {
+    agent: String,
+    via: Vec<String>,
+}
+
+impl Candidate {
+    fn direct(agent: String) -> Candidate {
+        Candidate {
+            agent,
+            via: Vec::new(),
+        }
+    }
+}
+
+/// What one asked provider's answer means for the request.
+enum Next {
+    Done(Outcome),
+    Referred(Vec<Candidate>),
+    Failed(AttemptError),
+}
+
+impl Negotiator {
+    /// Asks for `service` in `modes` (preferred first): runs it remotely, learns it, or
+    /// follows referrals, retrying other providers on failure. `deadline` bounds every wait.
+    pub(crate) async fn request(
+        &self,
+        service: &str,
+        modes: &[OfferMode],
+        input: Value,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome, CallError> {
+        let mut queue: VecDeque<Candidate> = self
+            .candidates(service, modes, deadline)
+            .await
+            .into_iter()
+            .map(Candidate::direct)
+            .collect();
+        if queue.is_empty() {
+            return Err(self.nobody(service, modes).await);
+        }
+        let mut tried: HashSet<String> = HashSet::new();
+        let mut attempts: Vec<Attempt> = Vec::new();
+        let mut failures = 0;
+        while failures <= self.config.retries {
+            if queue.is_empty() {
+                // Providers heard of while this request went on: a newcomer, a changed offer.
+                queue.extend(
+                    self.known(service, modes)
+                        .into_iter()
+                        .filter(|p| !tried.contains(p))
+                        .map(Candidate::direct),
+                );
+            }
+            let Some(c) = queue.pop_front() else { break };
+            if !tried.insert(c.agent.clone()) {
+                continue;
+            }
+            match self.attempt(service, modes, &input, &c, deadline).await {
+                Next::Done(outcome) => return Ok(outcome),
+                Next::Referred(more) => {
+                    // Followed next, before the other providers: the referrer knows better.
+                    for m in more.into_iter().rev() {
+                        queue.push_front(m);
+                    }
+                }
+                Next::Failed(AttemptError::Unreachable(_)) if self.is_stopping() => {
+                    return Err(CallError::Stopped);
+                }
+                Next::Failed(error) => {
+                    self.note_failure(service, &c.agent, &error).await;
+                    attempts.push(Attempt {
+                        provider: c.agent,
+                        error,
+                    });
+                    failures += 1;
+                }
+            }
+        }
+        if attempts.is_empty() {
+            return Err(CallError::NoProvider {
+                service: service.to_owned(),
+            });
+        }
+        Err(CallError::Unavailable {
+            service: service.to_owned(),
+            attempts,
+        })
+    }
+
+    /// Asks one provider, and reads its answer.
+    async fn attempt(
+        &self,
+        service: &str,
+        wanted: &[OfferMode],
+        input: &Value,
+        c: &Candidate,
+        deadline: Option<Instant>,
+    ) -> Next {
+        let modes = self.modes_for(&c.agent, wanted, c.via.len());
+        if modes.is_empty() {
+            return Next::Failed(if c.via.len() as u32 >= self.config.referral_hops {
+                AttemptError::TooManyHops(self.config.referral_hops)
+            } else {
+                AttemptError::NotTrusted
+            });
+        }
+        self.announce_outgoing(service, &c.agent, &modes).await;
+        tracing::debug!(agent = %self.agent, %service, provider = %c.agent, ?modes, "request sent");
+        let body = Message::Request {
+            service: service.to_owned(),
+            modes: modes.clone(),
+            input: input.clone(),
+            hops: 0,
+        };
+        let reply = match self.ask(&c.agent, body, deadline).await {
+            Ok(r) => r,
+            Err(e) => return Next::Failed(e),
+        };
+        match reply {
+            Reply::Done(value) => {
+                self.succeeded(service, &c.agent);
+                Next::Done(Outcome::Done {
+                    value,
+                    provider: c.agent.clone(),
+                    via: c.via.clone(),
+                })
+            }
+            Reply::Teach(pkg) => self.taught(service, &modes, pkg, c).await,
+            Reply::Referral(list) => Next::Referred(self.referred(service, list, c)),
+            Reply::Refused(reason) => Next::Failed(AttemptError::Refused(reason)),
+            Reply::Failed(reason) => Next::Failed(AttemptError::Failed(reason)),
+        }
+    }
+
+    /// A teaching package came: installed if it is what was asked for.
+    async fn taught(
+        &self,
+        service: &str,
+        modes: &[OfferMode],
+        pkg: TeachingPackage,
+        c: &Candidate,
+    ) -> Next {
+        if !modes.contains(&OfferMode::CanTeach) || pkg.service != service {
+            self.refuse(Refusal::UnaskedPackage, &c.agent, "teaching package");
+            return Next::Failed(AttemptError::Unexpected("a teaching package"));
+        }
+        match self.learn(pkg, &c.agent, OfferModes::NONE).await {
+            Ok(()) => {
+                self.succeeded(service, &c.agent);
+                Next::Done(Outcome::Learned {
+                    teacher: c.agent.clone(),
+                    via: c.via.clone(),
+                })
+            }
+            Err(e) => Next::Failed(AttemptError::NotLearned(e)),
+        }
+    }
+
+    /// The providers a referral names that are worth asking: valid names, on the network,
+    /// not this agent; a neighbour's referral introduces them.
+    fn referred(
+        &self,
+        service: &str,
+        list: Vec<(String, OfferModes)>,
+        by: &Candidate,
+    ) -> Vec<Candidate> {
+        if list.len() > MAX_REFERRAL {
+            self.refuse(Refusal::OverCap, &by.agent, "part of a referral");
+        }
+        let mut via = by.via.clone();
+        via.push(by.agent.clone());
+        list.into_iter()
+            .take(MAX_REFERRAL)
+            .filter(|(agent, modes)| {
+                is_valid_name(agent)
+                    && *agent != *self.agent
+                    && !modes.is_empty()
+                    && self.transport.is_member(agent)
+                    && !by.via.contains(agent)
+            })
+            .filter_map(|(agent, modes)| {
+                self.introduce(&agent);
+                if !self.talks_to(&agent) {
+                    return None;
+                }
+                if self
+                    .knowledge
+                    .providers()
+                    .heard(service, &agent, modes)
+                    .is_err()
+                {
+                    self.refuse(Refusal::OverCap, &by.agent, "referral");
+                }
+                Some(Candidate {
+                    agent,
+                    via: via.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Adds an agent a neighbour referred this one to, to a closed neighbourhood.
+    fn introduce(&self, agent: &str) {
+        if self.config.neighbours.is_empty() {
+            return;
+        }
+        let mut introduced = lock(&self.introduced);
+        if introduced.len() < super::MAX_INTRODUCED {
+            introduced.insert(agent.to_owned());
+        }
+    }
+
+    /// The modes to ask `provider` in: teaching only from trusted teachers (an untrusted
+    /// package would be refused anyway, so it is not shipped), and referrals only while the
+    /// request may still follow them.
+    fn modes_for(&self, provider: &str, wanted: &[OfferMode], hops: usize) -> Vec<OfferMode> {
+        let trusted = self.trusts_teacher(provider);
+        let may_refer = (hops as u32) < self.config.referral_hops;
+        wanted
+            .iter()
+            .copied()
+            .filter(|m| match m {
+                OfferMode::CanTeach => trusted,
+                OfferMode::KnowsWhoCanDo | OfferMode::KnowsWhoCanTeach => may_refer,
+                OfferMode::CanDo => true,
+            })
+            .collect()
+    }
+
+    /// Sends a request and waits for its reply (or the time-out, or the deadline).
+    pub(super) async fn ask(
+        &self,
+        to: &str,
+        body: Message,
+        deadline: Option<Instant>,
+    ) -> Result<Reply, AttemptError> {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let pending = Pending {
+            provider: to.to_owned(),
+            tx,
+        };
+        lock(&self.pending).insert(id, pending);
+        if let Err(e) = self.transport.send(self.envelope(to, id, body)) {
+            lock(&self.pending).remove(&id);
+            return Err(AttemptError::Unreachable(e.to_string()));
+        }
+        let wait = match deadline {
+            Some(d) => self
+                .config
+                .timeout
+                .min(d.saturating_duration_since(Instant::now())),
+            None => self.config.timeout,
+        };
+        let reply = tokio::time::timeout(wait, rx).await;
+        lock(&self.pending).remove(&id);
+        match reply {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(AttemptError::Unreachable("the agent is stopping".into())),
+            Err(_) => Err(AttemptError::TimedOut(wait)),
+        }
+    }
+
+    /// A reply (or the transport's word that none will come) for request `id`: handed to the
+    /// request waiting for it, if `from` is the agent it asked.
+    pub(super) fn answered(&self, from: &str, id: u64, answer: Result<Reply, AttemptError>) {
+        let mut pending = lock(&self.pending);
+        match pending.get(&id) {
+            // Only the agent asked may answer: an id is not a capability.
+            Some(p) if p.provider == from => {
+                if let Some(p) = pending.remove(&id) {
+                    let _ = p.tx.send(answer);
+                }
+            }
+            _ => {
+                drop(pending);
+                self.refuse(Refusal::UnsolicitedReply, from, "reply");
+            }
+        }
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The known providers of `service` in `modes` that this agent talks to, best first.
+    pub(super) fn known(&self, service: &str, modes: &[OfferMode]) -> Vec<String> {
+        let now = Instant::now();
+        let (healthy, failing): (Vec<Provider>, Vec<Provider>) = self
+            .knowledge
+            .providers()
+            .providers(service)
+            .into_iter()
+            .filter(|p| self.talks_to(&p.agent) && modes.iter().any(|m| p.modes.contains(*m)))
+            .partition(|p| {
+                p.last_failure
+                    .is_none_or(|t| now.duration_since(t) >= self.config.cool_down)
+            });
+        // Providers that failed recently come last, whatever the strategy prefers.
+        let mut order = Vec::new();
+        for mut rest in [healthy, failing] {
+            while !rest.is_empty() {
+                let i = self
+                    .config
+                    .choice
+                    .choose(service, &rest)
+                    .unwrap_or(0)
+                    .min(rest.len() - 1);
+                order.push(rest.remove(i).agent);
+            }
+        }
+        order
+    }
+
+    /// Providers to try for `service` in `modes`, best first; discovers some if none is known.
+    async fn candidates(
+        &self,
+        service: &str,
+        modes: &[OfferMode],
+        deadline: Option<Instant>,
+    ) -> Vec<String> {
+        let found = self.known(service, modes);
+        if !found.is_empty() {
+            return found;
+        }
+        // Nobody known: ask whoever offers the service to say so, and give them the time-out
+        // to answer with adverts.
+        let discover = self.envelope(
+            "",
+            0,
+            Message::Discover {
+                service: service.to_owned(),
+            },
+        );
+        if self.transport.publish(service, discover) == 0 {
+            return Vec::new();
+        }
+        let timeout = crate::duration::deadline(self.config.timeout);
+        let until = deadline.map_or(timeout, |d| d.min(timeout));
+        loop {
+            let heard = self.heard.notified();
+            let found = self.known(service, modes);
+            if !found.is_empty() {
+                return found;
+            }
+            tokio::select! {
+                _ = heard => {}
+                _ = tokio::time::sleep_until(until) => return self.known(service, modes),
+            }
+        }
+    }
+
+    /// The error for a request nobody can take: a refusal the directory already tells of
+    /// (a provider offers the service, only not in the modes asked), or no provider at all.
+    async fn nobody(&self, service: &str, modes: &[OfferMode]) -> CallError {
+        let elsewhere: Vec<Attempt> = self
+            .knowledge
+            .providers()
+            .providers(service)
+            .into_iter()
+            .filter(|p| self.talks_to(&p.agent))
+            .map(|p| Attempt {
+                error: AttemptError::Refused(format!(
+                    "`{}` offers `{service}` as {} only, and {} was asked",
+                    p.agent,
+                    p.modes,
+                    modes.iter().copied().collect::<OfferModes>()
+                )),
+                provider: p.agent,
+            })
+            .collect();
+        let reason = if elsewhere.is_empty() {
+            "no provider known".to_owned()
+        } else {
+            "not offered in the modes asked".to_owned()
+        };
+        let _ = self
+            .bus
+            .publish(super::FAILED, failure(service, "", &reason))
+            .await;
+        if elsewhere.is_empty() {
+            CallError::NoProvider {
+                service: service.to_owned(),
+            }
+        } else {
+            CallError::Unavailable {
+                service: service.to_owned(),
+                attempts: elsewhere,
+            }
+        }
+    }
+
+    async fn note_failure(&self, service: &str, provider: &str, error: &AttemptError) {
+        self.knowledge.providers().failed(service, provider);
+        let _ = self
+            .bus
+            .publish(
+                super::FAILED,
+                failure(service, provider, &error.to_string()),
+            )
+            .await;
+    }
+
+    /// Hearing back is news of the provider too: it is fresh and no longer failing.
+    fn succeeded(&self, service: &str, provider: &str) {
+        let modes = self
+            .knowledge
+            .providers()
+            .providers(service)
+            .into_iter()
+            .find(|p| p.agent == provider)
+            .map(|p| p.modes);
+        if let Some(modes) = modes {
+            let _ = self.knowledge.providers().heard(service, provider, modes);
+        }
+    }
+
+    /// Publishes `service.request.outgoing`, which the frequent-service predictor counts.
+    pub(super) async fn announce_outgoing(
+        &self,
+        service: &str,
+        provider: &str,
+        modes: &[OfferMode],
+    ) {
+        let event = Value::map([
+            ("service", Value::from(service)),
+            ("provider", Value::from(provider)),
+            ("modes", modes_value(modes)),
+        ]);
+        let _ = self.bus.publish(super::REQUEST_OUTGOING, event).await;
+    }
+}
+
+pub(super) fn modes_value(modes: &[OfferMode]) -> Value {
+    Value::List(modes.iter().map(|m| Value::from(m.name())).collect())
+}
+
+pub(super) fn failure(service: &str, provider: &str, error: &str) -> Value {
+    Value::map([
+        ("service", Value::from(service)),
+        ("provider", Value::from(provider)),
+        ("error", Value::from(error)),
+    ])
+}

@@ -1,0 +1,94 @@
+//! The inbox loop: every delivery is checked, then handed to the part it is for.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{AttemptError, LearnError, Negotiator};
+use crate::transport::{Envelope, Inbox, Incoming, Message, Refusal, Reply};
+
+impl Negotiator {
+    /// Handles what arrives in the inbox until the agent stops.
+    pub(crate) async fn serve(
+        self: Arc<Self>,
+        inbox: Inbox,
+        stop: CancellationToken,
+        work: TaskTracker,
+    ) {
+        loop {
+            let incoming = tokio::select! {
+                _ = stop.cancelled() => break,
+                next = inbox.recv() => match next {
+                    Some(next) => next,
+                    None => break,
+                },
+            };
+            match incoming {
+                Incoming::Unanswered {
+                    provider,
+                    id,
+                    reason,
+                } => self.answered(&provider, id, Err(AttemptError::Unreachable(reason))),
+                Incoming::Message { envelope, verified } => {
+                    self.dispatch(envelope, verified, &work).await;
+                }
+            }
+        }
+    }
+
+    async fn dispatch(self: &Arc<Self>, env: Envelope, verified: bool, work: &TaskTracker) {
+        let from = env.from.clone();
+        match env.body {
+            Message::Reply(reply) => self.on_reply(&from, env.id, reply, verified),
+            Message::Request {
+                service,
+                modes,
+                input,
+                hops,
+            } => {
+                let request = super::provider::Request {
+                    from,
+                    id: env.id,
+                    service,
+                    modes,
+                    input,
+                    hops,
+                };
+                self.on_request(request, work).await;
+            }
+            body => {
+                // One-way messages change what this agent believes: only from members it
+                // talks to.
+                if !self.transport.is_member(&from) {
+                    return self.refuse(Refusal::NotMember, &from, body.kind());
+                }
+                if !self.talks_to(&from) {
+                    return self.refuse(Refusal::NotNeighbour, &from, body.kind());
+                }
+                match body {
+                    Message::Advert { services } => self.on_advert(&from, services),
+                    Message::Discover { service } => self.on_discover(&from, &service),
+                    Message::Load { utilization } => self.on_load(&from, utilization),
+                    Message::Lesson(pkg) => self.on_lesson(&from, pkg, verified).await,
+                    Message::Request { .. } | Message::Reply(_) => {}
+                }
+            }
+        }
+    }
+
+    /// A reply reaches the request waiting for it. Code from a sender the transport did not
+    /// authenticate is refused here, before the requester sees it.
+    fn on_reply(&self, from: &str, id: u64, reply: Reply, verified: bool) {
+        let answer = match reply {
+            Reply::Teach(_) if !verified || !self.trusts_teacher(from) => {
+                self.refuse(Refusal::UntrustedTeacher, from, "teaching package");
+                Err(AttemptError::NotLearned(LearnError::Untrusted {
+                    teacher: from.to_owned(),
+                }))
+            }
+            reply => Ok(reply),
+        };
+        self.answered(from, id, answer);
+    }
+}

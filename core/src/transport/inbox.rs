@@ -1,0 +1,318 @@
+//! An agent's inbox: what transports deliver to it, in three lanes.
+//!
+//! Replies have a lane of their own, served first, so that a call's answer never waits
+//! behind one-way traffic or other peers' requests. Requests and one-way messages (adverts,
+//! lessons, loads, discovery) have a lane each, served in turn, and each sender may have only
+//! so many messages queued in them: a peer that floods an agent fills its own share, not the
+//! inbox, and the others' calls still get through. What does not fit is refused, counted by
+//! the transport, and never blocks it.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use super::{Envelope, Message, Refusal};
+use crate::sync::lock;
+
+/// How many messages each lane holds.
+pub const INBOX_CAPACITY: usize = 1024;
+
+/// How many requests and one-way messages one sender may have waiting in an agent's inbox.
+pub const PER_SENDER_QUEUED: usize = 64;
+
+/// Something a transport delivers to an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A message from a peer.
+    Message {
+        /// The envelope. `from` is who the transport saw sending it.
+        envelope: Envelope,
+        /// Whether the transport proved that `from` sent it: always on the in-process
+        /// network (one process, one trust domain), with a valid tag on the Zenoh transport in
+        /// secure mode, never in open mode.
+        verified: bool,
+    },
+    /// A request the agent sent got no answer and never will: the provider is not there, or
+    /// went away with it. From the transport itself, not from a peer.
+    Unanswered {
+        /// The agent asked.
+        provider: String,
+        /// The request's id.
+        id: u64,
+        /// What the transport knows.
+        reason: String,
+    },
+}
+
+#[derive(Default)]
+struct Lanes {
+    replies: VecDeque<Incoming>,
+    requests: VecDeque<Incoming>,
+    other: VecDeque<Incoming>,
+    // Requests and one-way messages queued, per sender.
+    queued: HashMap<Box<str>, usize>,
+    // Which of requests and one-way messages goes first next time.
+    requests_next: bool,
+    closed: bool,
+}
+
+struct Shared {
+    lanes: Mutex<Lanes>,
+    ready: Notify,
+}
+
+/// The receiving end of an agent's inbox. Clones share it.
+#[derive(Clone)]
+pub struct Inbox {
+    shared: Arc<Shared>,
+}
+
+/// The delivering end of an agent's inbox, kept by its transport.
+#[derive(Clone)]
+pub struct InboxSender {
+    shared: Arc<Shared>,
+}
+
+/// A new inbox: its receiving and delivering ends.
+pub fn inbox() -> (InboxSender, Inbox) {
+    let shared = Arc::new(Shared {
+        lanes: Mutex::default(),
+        ready: Notify::new(),
+    });
+    (
+        InboxSender {
+            shared: Arc::clone(&shared),
+        },
+        Inbox { shared },
+    )
+}
+
+impl fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox")
+            .field("queued", &self.len())
+            .finish()
+    }
+}
+
+impl fmt::Debug for InboxSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboxSender").finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Lane {
+    Replies,
+    Requests,
+    Other,
+}
+
+fn lane_of(incoming: &Incoming) -> Lane {
+    match incoming {
+        Incoming::Unanswered { .. } => Lane::Replies,
+        Incoming::Message { envelope, .. } => lane_of_message(&envelope.body),
+    }
+}
+
+fn lane_of_message(body: &Message) -> Lane {
+    match body {
+        Message::Reply(_) => Lane::Replies,
+        Message::Request { .. } => Lane::Requests,
+        _ => Lane::Other,
+    }
+}
+
+impl InboxSender {
+    /// Queues `incoming` without waiting, or hands it back with the reason it was refused:
+    /// the inbox is closed or its lane full ([`Refusal::InboxFull`]), or its sender already has
+    /// [`PER_SENDER_QUEUED`] messages waiting ([`Refusal::Flooding`]).
+    pub fn push(&self, incoming: Incoming) -> Result<(), Box<(Refusal, Incoming)>> {
+        let lane = lane_of(&incoming);
+        let mut lanes = lock(&self.shared.lanes);
+        let sender = match &incoming {
+            Incoming::Message { envelope, .. } => Some(envelope.from.as_str()),
+            Incoming::Unanswered { .. } => None,
+        };
+        if let Err(why) = lanes.reserve(lane, sender) {
+            return Err(Box::new((why, incoming)));
+        }
+        lanes.queue(lane).push_back(incoming);
+        drop(lanes);
+        self.shared.ready.notify_one();
+        Ok(())
+    }
+
+    /// Queues a peer's message; see [`InboxSender::push`]. A refused envelope is handed back.
+    pub fn push_message(
+        &self,
+        envelope: Envelope,
+        verified: bool,
+    ) -> Result<(), (Refusal, Box<Envelope>)> {
+        let lane = lane_of_message(&envelope.body);
+        let mut lanes = lock(&self.shared.lanes);
+        if let Err(why) = lanes.reserve(lane, Some(&envelope.from)) {
+            return Err((why, Box::new(envelope)));
+        }
+        lanes
+            .queue(lane)
+            .push_back(Incoming::Message { envelope, verified });
+        drop(lanes);
+        self.shared.ready.notify_one();
+        Ok(())
+    }
+
+    /// Closes the inbox: what is queued can still be received, nothing more is accepted.
+    pub fn close(&self) {
+        lock(&self.shared.lanes).closed = true;
+        self.shared.ready.notify_one();
+    }
+}
+
+impl Inbox {
+    /// The next delivery: replies first, then requests and one-way messages in turn. `None`
+    /// once the inbox is closed and empty.
+    pub async fn recv(&self) -> Option<Incoming> {
+        loop {
+            // Registered before looking, so a push between the look and the wait is not missed.
+            let ready = self.shared.ready.notified();
+            {
+                let mut lanes = lock(&self.shared.lanes);
+                if let Some(next) = lanes.pop() {
+                    return Some(next);
+                }
+                if lanes.closed {
+                    return None;
+                }
+            }
+            ready.await;
+        }
+    }
+
+    /// How many deliveries wait.
+    pub fn len(&self) -> usize {
+        let lanes = lock(&self.shared.lanes);
+        lanes.replies.len() + lanes.requests.len() + lanes.other.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Lanes {
+    fn queue(&mut self, lane: Lane) -> &mut VecDeque<Incoming> {
+        match lane {
+            Lane::Replies => &mut self.replies,
+            Lane::Requests => &mut self.requests,
+            Lane::Other => &mut self.other,
+        }
+    }
+
+    /// Checks that a delivery of `sender` fits in `lane`, and counts it against the sender.
+    fn reserve(&mut self, lane: Lane, sender: Option<&str>) -> Result<(), Refusal> {
+        if self.closed || self.queue(lane).len() >= INBOX_CAPACITY {
+            return Err(Refusal::InboxFull);
+        }
+        if let (Lane::Requests | Lane::Other, Some(from)) = (lane, sender) {
+            match self.queued.get_mut(from) {
+                Some(n) if *n >= PER_SENDER_QUEUED => return Err(Refusal::Flooding),
+                Some(n) => *n += 1,
+                None => {
+                    self.queued.insert(from.into(), 1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Option<Incoming> {
+        if let Some(r) = self.replies.pop_front() {
+            return Some(r);
+        }
+        self.requests_next = !self.requests_next;
+        let next = if self.requests_next {
+            self.requests.pop_front().or_else(|| self.other.pop_front())
+        } else {
+            self.other.pop_front().or_else(|| self.requests.pop_front())
+        }?;
+        if let Incoming::Message { envelope, .. } = &next
+            && let Some(n) = self.queued.get_mut(envelope.from.as_str())
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.queued.remove(envelope.from.as_str());
+            }
+        }
+        Some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Reply;
+    use crate::value::Value;
+
+    fn msg(from: &str, body: Message) -> Incoming {
+        Incoming::Message {
+            envelope: Envelope {
+                from: from.into(),
+                to: "a".into(),
+                id: 1,
+                body,
+            },
+            verified: true,
+        }
+    }
+
+    fn load(from: &str) -> Incoming {
+        msg(from, Message::Load { utilization: 0.5 })
+    }
+
+    #[tokio::test]
+    async fn replies_overtake_one_way_traffic() {
+        let (tx, rx) = inbox();
+        for _ in 0..10 {
+            tx.push(load("b")).unwrap();
+        }
+        tx.push(msg("c", Message::Reply(Reply::Done(Value::Null))))
+            .unwrap();
+        assert!(matches!(
+            rx.recv().await,
+            Some(Incoming::Message {
+                envelope: Envelope {
+                    body: Message::Reply(_),
+                    ..
+                },
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_flooding_sender_fills_its_share_and_the_others_still_get_in() {
+        let (tx, rx) = inbox();
+        for _ in 0..PER_SENDER_QUEUED {
+            tx.push(load("mallory")).unwrap();
+        }
+        assert_eq!(tx.push(load("mallory")).unwrap_err().0, Refusal::Flooding);
+        assert!(tx.push(load("b")).is_ok());
+        // Once the agent has read some of them, the sender may queue again.
+        rx.recv().await.unwrap();
+        assert!(tx.push(load("mallory")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_closed_inbox_hands_out_what_it_holds_then_ends() {
+        let (tx, rx) = inbox();
+        tx.push(load("b")).unwrap();
+        tx.close();
+        assert_eq!(tx.push(load("b")).unwrap_err().0, Refusal::InboxFull);
+        assert!(rx.recv().await.is_some());
+        assert!(rx.recv().await.is_none());
+    }
+}
