@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use selflet::behaviour::Behaviour;
 use selflet::policy::Policies;
-use selflet::{LoadError, Manifest, SourceFile};
+use selflet::{Agent, AgentError, LoadError, Manifest, SourceFile};
 
 /// What a file is: `.rhai` files are policies; a YAML file with a top-level `behaviour:` key
 /// is a behaviour, any other YAML file a manifest.
@@ -29,8 +29,13 @@ fn check_one(file: &PathBuf) -> Result<String, LoadError> {
     } else {
         let base = file.parent().unwrap_or(std::path::Path::new("."));
         let m = Manifest::parse(&source, base)?;
-        m.check_predictors(&source, &selflet::plugins::kinds())?;
-        Ok(format!("manifest of agent `{}`", m.name))
+        // What `selflet run` checks before starting the agent, by the same code.
+        let agent = Agent::from_manifest(&m).predictor_kinds(selflet::plugins::kinds());
+        match agent.check() {
+            Ok(()) => Ok(format!("manifest of agent `{}`", m.name)),
+            Err(AgentError::Load(e)) => Err(e),
+            Err(other) => Err(source.error(other.to_string()).into()),
+        }
     }
 }
 

@@ -1,34 +1,22 @@
 //! Configuring an agent before it starts.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::future::Future;
-
 use crate::ability::Abilities;
-use crate::agent::AgentError;
-use crate::agent::handle::{AgentHandle, AgentInner};
-use crate::agent::handle::{Lifecycle, Tracker};
-use crate::behaviour::{Behaviour, Behaviours, InstanceLimits, Runtime, RuntimeParts};
+use crate::behaviour::{Behaviour, InstanceLimits};
 use crate::bus::Bus;
 use crate::error::BoxError;
-use crate::knowledge::{Knowledge, Service};
-use crate::manifest::Manifest;
-use crate::manifest::PredictorSpec;
-use crate::name::is_valid_name;
-use crate::negotiation::{Config as NegotiationConfig, Negotiator, Parts as NegotiationParts};
-use crate::policy::Policies;
-use crate::prediction::{Kinds, Predictor, Predictors};
-use crate::script::{self, Limits};
+use crate::knowledge::Service;
+use crate::manifest::{Manifest, Origin, PredictorSpec};
+use crate::negotiation::Config as NegotiationConfig;
+use crate::prediction::{Kinds, Predictor};
+use crate::script::Limits;
 use crate::source::SourceFile;
 use crate::transport::{Network, Transport};
 use crate::value::Value;
-use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// The default time in-flight work gets to finish at shutdown before it is cancelled.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -39,30 +27,32 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// then whatever the builder methods set afterwards.
 #[must_use = "an agent does nothing until it is spawned"]
 pub struct AgentBuilder {
-    name: String,
-    goal: Option<String>,
-    attributes: BTreeMap<String, Value>,
-    facts: BTreeMap<String, Value>,
-    services: Vec<Service>,
-    requires: Vec<String>,
-    transport: Option<Arc<dyn Transport>>,
-    bus: Option<Bus>,
-    negotiation: NegotiationConfig,
-    grace: Duration,
-    main: Option<String>,
-    behaviours: Vec<Behaviour>,
-    behaviour_files: Vec<std::path::PathBuf>,
-    scripts: Vec<SourceFile>,
-    script_files: Vec<std::path::PathBuf>,
-    abilities: Abilities,
-    limits: Limits,
-    instance_limits: InstanceLimits,
-    policies: Vec<SourceFile>,
-    policy_files: Vec<std::path::PathBuf>,
-    kinds: Kinds,
-    predictors: Vec<Box<dyn Predictor>>,
-    predictor_specs: Vec<PredictorSpec>,
-    economics: BTreeMap<String, crate::knowledge::Economics>,
+    pub(super) name: String,
+    pub(super) goal: Option<String>,
+    pub(super) attributes: BTreeMap<String, Value>,
+    pub(super) facts: BTreeMap<String, Value>,
+    pub(super) services: Vec<Service>,
+    pub(super) requires: Vec<String>,
+    pub(super) transport: Option<Arc<dyn Transport>>,
+    pub(super) bus: Option<Bus>,
+    pub(super) negotiation: NegotiationConfig,
+    pub(super) grace: Duration,
+    pub(super) main: Option<String>,
+    pub(super) behaviours: Vec<Behaviour>,
+    pub(super) behaviour_files: Vec<std::path::PathBuf>,
+    pub(super) scripts: Vec<SourceFile>,
+    pub(super) script_files: Vec<std::path::PathBuf>,
+    pub(super) abilities: Abilities,
+    pub(super) limits: Limits,
+    pub(super) instance_limits: InstanceLimits,
+    pub(super) policies: Vec<SourceFile>,
+    pub(super) policy_files: Vec<std::path::PathBuf>,
+    pub(super) kinds: Kinds,
+    pub(super) predictors: Vec<Box<dyn Predictor>>,
+    pub(super) predictor_specs: Vec<PredictorSpec>,
+    pub(super) economics: BTreeMap<String, crate::knowledge::Economics>,
+    // The manifest it was made from, to locate the problems found when it is checked.
+    pub(super) origin: Option<Origin>,
 }
 
 impl std::fmt::Debug for AgentBuilder {
@@ -102,6 +92,7 @@ impl AgentBuilder {
             predictors: Vec::new(),
             predictor_specs: Vec::new(),
             economics: BTreeMap::new(),
+            origin: None,
         }
     }
 
@@ -129,6 +120,11 @@ impl AgentBuilder {
         if let Some(c) = m.negotiation.choice {
             b.negotiation.choice = c.strategy();
         }
+        if let Some(h) = m.negotiation.referral_hops {
+            b.negotiation.referral_hops = h;
+        }
+        b.instance_limits = m.limits;
+        b.origin = Some(m.origin.clone());
         b
     }
 
@@ -289,132 +285,5 @@ impl AgentBuilder {
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
-    }
-
-    /// Starts the agent on the current tokio runtime.
-    ///
-    /// # Errors
-    ///
-    /// An invalid name, a name already taken on the network, or no tokio runtime. Nothing is
-    /// started when an error is returned.
-    pub async fn spawn(self) -> Result<AgentHandle, AgentError> {
-        if !is_valid_name(&self.name) {
-            return Err(AgentError::InvalidName(self.name));
-        }
-        tokio::runtime::Handle::try_current().map_err(|_| AgentError::NoRuntime)?;
-        // Everything that can be wrong with the agent's files is found before anything starts.
-        let abilities = self.abilities.with_limits(self.limits);
-        let mut scripts = self.scripts;
-        for f in &self.script_files {
-            scripts.push(SourceFile::read(f)?);
-        }
-        for s in scripts {
-            abilities.load_script(s)?;
-        }
-        let behaviours = Behaviours::default();
-        for b in self.behaviours {
-            behaviours.install(b);
-        }
-        for f in &self.behaviour_files {
-            behaviours.install(Behaviour::load(f)?);
-        }
-        if let Some(m) = &self.main
-            && behaviours.get(m).is_none()
-        {
-            return Err(AgentError::Config(format!(
-                "the main behaviour `{m}` is not among the agent's behaviours"
-            )));
-        }
-        for s in &self.services {
-            if let Some(b) = &s.behaviour
-                && behaviours.get(b).is_none()
-            {
-                return Err(AgentError::Config(format!(
-                    "service `{}` is implemented by behaviour `{b}`, which the agent does not have",
-                    s.name
-                )));
-            }
-        }
-        let mut plugged = self.predictors;
-        for spec in &self.predictor_specs {
-            let params = Value::Map(spec.params.clone());
-            plugged.push(self.kinds.make(&spec.kind, &spec.name, &params)?);
-        }
-        let transport = self.transport.unwrap_or_else(|| Arc::new(Network::new()));
-        let membership = transport.join(&self.name)?;
-        let bus = self.bus.unwrap_or_else(|| Bus::new(&self.name));
-        let knowledge = Knowledge::new(bus.clone());
-        for (k, v) in self.attributes {
-            knowledge.set_attribute(&k, v);
-        }
-        for (service, e) in self.economics {
-            knowledge.set_economics(&service, e);
-        }
-        let policies = Policies::new(
-            knowledge.clone(),
-            bus.clone(),
-            behaviours.clone(),
-            self.limits,
-        )
-        .ok_or_else(|| AgentError::Config("the agent's bus closed while it was built".into()))?;
-        let mut sources = self.policies;
-        for f in &self.policy_files {
-            sources.push(SourceFile::read(f)?);
-        }
-        for s in sources {
-            policies.load(s)?;
-        }
-        let cancel = CancellationToken::new();
-        let stop_loops = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        let predictors =
-            Predictors::new(bus.clone(), self.kinds, stop_loops.clone(), tasks.clone());
-        let runtime = Runtime::new(RuntimeParts {
-            agent: self.name.clone(),
-            bus: bus.clone(),
-            abilities: abilities.clone(),
-            behaviours: behaviours.clone(),
-            engine: script::shared(&self.limits),
-            budget: self.limits.budget,
-            limits: self.instance_limits,
-            cancel: cancel.clone(),
-        });
-        let negotiator = Negotiator::new(NegotiationParts {
-            agent: self.name.clone(),
-            transport: Arc::clone(&transport),
-            knowledge: knowledge.clone(),
-            bus: bus.clone(),
-            runtime: runtime.clone(),
-            behaviours: behaviours.clone(),
-            abilities: abilities.clone(),
-            config: self.negotiation,
-        })
-        .install();
-        let inner = Arc::new(AgentInner {
-            name: self.name.as_str().into(),
-            goal: self.goal,
-            bus,
-            knowledge,
-            abilities,
-            runtime,
-            policies,
-            predictors,
-            negotiator,
-            main: Mutex::new(None),
-            main_running: AtomicBool::new(false),
-            sampler_running: AtomicBool::new(false),
-            stop_loops,
-            lifecycle: Mutex::new(Tracker::new()),
-            state: watch::Sender::new(Lifecycle::Created),
-            tasks,
-            cancel,
-            membership: Mutex::new(Some(membership)),
-            grace: self.grace,
-        });
-        let handle = AgentHandle::from_inner(inner);
-        handle
-            .start(self.facts, self.services, self.requires, self.main, plugged)
-            .await;
-        Ok(handle)
     }
 }

@@ -27,6 +27,7 @@ mod lifecycle;
 mod negotiation;
 mod policy;
 mod prediction;
+mod spawn;
 
 pub use builder::{AgentBuilder, DEFAULT_SHUTDOWN_GRACE};
 pub use handle::{AgentHandle, CancellationToken, SubscribeError};
@@ -67,12 +68,21 @@ pub enum AgentError {
     /// The agent could not join its network (another agent there has the name, ...).
     #[error(transparent)]
     Join(#[from] JoinError),
-    /// A behaviour, ability script or manifest file could not be loaded.
+    /// A behaviour, ability script, policy or manifest has problems; each is located in its
+    /// file.
     #[error(transparent)]
     Load(#[from] crate::source::LoadError),
-    /// The agent's parts do not fit together (a main behaviour it does not have, ...).
-    #[error("{0}")]
-    Config(String),
+    /// The main behaviour, or a service's, is not among the agent's behaviours.
+    #[error("{needed_by} is implemented by behaviour `{behaviour}`, which the agent does not have")]
+    MissingBehaviour {
+        /// What needs it: the main behaviour, or a service.
+        needed_by: String,
+        /// The behaviour's name.
+        behaviour: String,
+    },
+    /// The bus given to the builder was closed already.
+    #[error("the agent's bus is closed")]
+    BusClosed,
     /// A predictor could not be made.
     #[error(transparent)]
     Prediction(#[from] crate::prediction::PredictionError),

@@ -1,0 +1,281 @@
+//! Checking an agent's parts, and starting it.
+//!
+//! Everything that can be wrong with what an agent is given — its files, their
+//! cross-references, its predictors — is found by [`AgentBuilder::check`], which is also the
+//! first thing [`AgentBuilder::spawn`] does; only then does the agent join its network. So a
+//! manifest `selflet check` accepts starts, and an agent that fails to start was never seen
+//! by its peers.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::AgentError;
+use super::builder::AgentBuilder;
+use super::handle::{AgentHandle, AgentInner, Lifecycle, Tracker};
+use crate::ability::Abilities;
+use crate::behaviour::{Behaviour, Behaviours, Runtime, RuntimeParts};
+use crate::bus::Bus;
+use crate::knowledge::Knowledge;
+use crate::name::is_valid_name;
+use crate::negotiation::{Negotiator, Parts as NegotiationParts};
+use crate::policy::Policies;
+use crate::prediction::{Predictor, Predictors};
+use crate::script;
+use crate::source::{LoadError, SourceFile};
+use crate::transport::Network;
+use crate::value::Value;
+
+/// What checking found usable: the loaded parts, ready to wire.
+struct Checked {
+    abilities: Abilities,
+    behaviours: Behaviours,
+    policies: Vec<SourceFile>,
+    predictors: Vec<Box<dyn Predictor>>,
+}
+
+impl AgentBuilder {
+    /// Checks everything [`spawn`](AgentBuilder::spawn) would check, starting nothing: the
+    /// name, the behaviour, ability and policy files, the main behaviour and each service's
+    /// behaviour, the predictors' kinds and parameters. For an agent from a manifest, every
+    /// problem is located in the file it is in.
+    ///
+    /// ```
+    /// use selflet_core::{Agent, Manifest, SourceFile};
+    ///
+    /// let text = "name: a\nmain: missing\n";
+    /// let m = Manifest::parse(&SourceFile::new("a.yaml", text), ".".as_ref())?;
+    /// let err = Agent::from_manifest(&m).check().unwrap_err();
+    /// assert!(err.to_string().contains("a.yaml:2:7"), "{err}");
+    /// # Ok::<(), selflet_core::LoadError>(())
+    /// ```
+    pub fn check(mut self) -> Result<(), AgentError> {
+        self.check_all().map(drop)
+    }
+
+    /// Loads and checks the agent's parts.
+    fn load_parts(&self) -> Result<Checked, AgentError> {
+        if !is_valid_name(&self.name) {
+            return Err(AgentError::InvalidName(self.name.clone()));
+        }
+        let mut problems = Vec::new();
+        let mut keep = |r: Result<(), LoadError>| {
+            if let Err(e) = r {
+                problems.push(e);
+            }
+        };
+        let abilities = self.abilities.clone().with_limits(self.limits);
+        for s in &self.scripts {
+            keep(abilities.load_script(s.clone()).map(drop));
+        }
+        for f in &self.script_files {
+            keep(SourceFile::read(f).and_then(|s| abilities.load_script(s).map(drop)));
+        }
+        let behaviours = Behaviours::default();
+        for f in &self.behaviour_files {
+            keep(Behaviour::load(f).map(|b| drop(behaviours.install(b))));
+        }
+        let mut policies = self.policies.clone();
+        for f in &self.policy_files {
+            keep(SourceFile::read(f).map(|s| policies.push(s)));
+        }
+        for p in &policies {
+            keep(Policies::check(p).map(drop));
+        }
+        if let Some(first) = problems.into_iter().reduce(merge) {
+            return Err(AgentError::Load(first));
+        }
+        Ok(Checked {
+            abilities,
+            behaviours,
+            policies,
+            predictors: Vec::new(),
+        })
+    }
+
+    /// The cross-references between the parts: the main behaviour and every service's
+    /// behaviour are among the behaviours.
+    fn check_references(&self, behaviours: &Behaviours) -> Result<(), AgentError> {
+        let mut missing = Vec::new();
+        if let Some(m) = &self.main
+            && behaviours.get(m).is_none()
+        {
+            let at = self.origin.as_ref().and_then(|o| o.main);
+            missing.push((at, "the main behaviour".to_owned(), m.clone()));
+        }
+        for s in &self.services {
+            if let Some(b) = &s.behaviour
+                && behaviours.get(b).is_none()
+            {
+                let at = self
+                    .origin
+                    .as_ref()
+                    .and_then(|o| o.services.get(&s.name).copied());
+                missing.push((at, format!("service `{}`", s.name), b.clone()));
+            }
+        }
+        let Some((_, needed_by, behaviour)) = missing.first().cloned() else {
+            return Ok(());
+        };
+        match &self.origin {
+            Some(o) => {
+                let problems = missing
+                    .into_iter()
+                    .map(|(at, by, b)| {
+                        o.error(
+                            at,
+                            format!("{by} is implemented by behaviour `{b}`, which the agent does not have (list its file under `behaviours`, or offer the service in knows-who modes only)"),
+                        )
+                    })
+                    .collect();
+                Err(AgentError::Load(LoadError::Invalid(problems)))
+            }
+            None => Err(AgentError::MissingBehaviour {
+                needed_by,
+                behaviour,
+            }),
+        }
+    }
+
+    /// The predictors the manifest names, made from their kinds.
+    fn make_predictors(&self) -> Result<Vec<Box<dyn Predictor>>, AgentError> {
+        let mut made = Vec::new();
+        let mut problems = Vec::new();
+        for spec in &self.predictor_specs {
+            let params = Value::Map(spec.params.clone());
+            match self.kinds.make(&spec.kind, &spec.name, &params) {
+                Ok(p) => made.push(p),
+                Err(e) => match &self.origin {
+                    Some(o) => problems.push(o.error(Some(spec.at), e.to_string())),
+                    None => return Err(AgentError::Prediction(e)),
+                },
+            }
+        }
+        if !problems.is_empty() {
+            return Err(AgentError::Load(LoadError::Invalid(problems)));
+        }
+        Ok(made)
+    }
+
+    /// Everything checked, in one pass: files, then references, then predictors.
+    fn check_all(&mut self) -> Result<Checked, AgentError> {
+        let checked = self.load_parts()?;
+        // Behaviours given as values were validated when they were made.
+        for b in std::mem::take(&mut self.behaviours) {
+            checked.behaviours.install(b);
+        }
+        self.check_references(&checked.behaviours)?;
+        Ok(Checked {
+            predictors: self.make_predictors()?,
+            ..checked
+        })
+    }
+
+    /// Starts the agent on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// Anything [`check`](AgentBuilder::check) finds, a name already taken on the network, or
+    /// no tokio runtime. Nothing is started, and the agent was never visible to others, when
+    /// an error is returned.
+    pub async fn spawn(mut self) -> Result<AgentHandle, AgentError> {
+        tokio::runtime::Handle::try_current().map_err(|_| AgentError::NoRuntime)?;
+        let checked = self.check_all()?;
+        let bus = self.bus.clone().unwrap_or_else(|| Bus::new(&self.name));
+        let knowledge = Knowledge::new(bus.clone());
+        let policies = Policies::new(
+            knowledge.clone(),
+            bus.clone(),
+            checked.behaviours.clone(),
+            self.limits,
+        )
+        .ok_or(AgentError::BusClosed)?;
+        for s in &checked.policies {
+            policies.load(s.clone())?;
+        }
+        // Only now, with nothing left to fail but the name, does the agent show itself.
+        let transport = self
+            .transport
+            .clone()
+            .unwrap_or_else(|| Arc::new(Network::new()));
+        let membership = transport.join(&self.name)?;
+        for (k, v) in &self.attributes {
+            knowledge.set_attribute(k, v.clone());
+        }
+        for (service, e) in &self.economics {
+            knowledge.set_economics(service, *e);
+        }
+        let cancel = CancellationToken::new();
+        let stop_loops = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let predictors = Predictors::new(
+            bus.clone(),
+            self.kinds.clone(),
+            stop_loops.clone(),
+            tasks.clone(),
+        );
+        let runtime = Runtime::new(RuntimeParts {
+            agent: self.name.clone(),
+            bus: bus.clone(),
+            abilities: checked.abilities.clone(),
+            behaviours: checked.behaviours.clone(),
+            engine: script::shared(&self.limits),
+            budget: self.limits.budget,
+            limits: self.instance_limits,
+            cancel: cancel.clone(),
+        });
+        let negotiator = Negotiator::new(NegotiationParts {
+            agent: self.name.clone(),
+            transport: Arc::clone(&transport),
+            knowledge: knowledge.clone(),
+            bus: bus.clone(),
+            runtime: runtime.clone(),
+            behaviours: checked.behaviours.clone(),
+            abilities: checked.abilities.clone(),
+            config: self.negotiation.clone(),
+        })
+        .install();
+        let inner = Arc::new(AgentInner {
+            name: self.name.as_str().into(),
+            goal: self.goal.clone(),
+            bus,
+            knowledge,
+            abilities: checked.abilities,
+            runtime,
+            policies,
+            predictors,
+            negotiator,
+            main: Mutex::new(None),
+            main_running: AtomicBool::new(false),
+            sampler_running: AtomicBool::new(false),
+            stop_loops,
+            lifecycle: Mutex::new(Tracker::new()),
+            state: watch::Sender::new(Lifecycle::Created),
+            tasks,
+            cancel,
+            membership: Mutex::new(Some(membership)),
+            grace: self.grace,
+        });
+        let handle = AgentHandle::from_inner(inner);
+        let mut plugged = self.predictors;
+        plugged.extend(checked.predictors);
+        handle
+            .start(self.facts, self.services, self.requires, self.main, plugged)
+            .await;
+        Ok(handle)
+    }
+}
+
+/// Two load errors as one, their problems together.
+fn merge(a: LoadError, b: LoadError) -> LoadError {
+    match (a, b) {
+        (LoadError::Invalid(mut x), LoadError::Invalid(y)) => {
+            x.extend(y);
+            LoadError::Invalid(x)
+        }
+        (read @ LoadError::Read { .. }, _) | (_, read @ LoadError::Read { .. }) => read,
+    }
+}
