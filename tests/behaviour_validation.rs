@@ -117,3 +117,42 @@ fn assigning_reserved_variables_is_refused() {
     );
     has(&p, 4, 24, "set by the interpreter");
 }
+
+#[test]
+fn states_certain_to_loop_without_waiting_are_refused_at_the_first_of_them() {
+    // Issue 13, case 1: this passed `selflet check`, then spun a core for ever.
+    let p = problems(
+        "behaviour: b\ninitial: a\nstates:\n  a: { on: { done: [a, f] } }\n  f: { final: true, output: \"1\" }\n",
+    );
+    has(&p, 4, 3, "loop for ever without waiting");
+    // A longer cycle, through eventless transitions and a state that only sets a variable.
+    let p = problems(
+        // (`go` can never be taken: `always` moves on first.)
+        "behaviour: b\ninitial: a\nvars: { x: 0 }\nstates:\n  a: { always: b, on: { go: f } }\n  b: { do: { set: { x: \"x + 1\" } }, on: { done: a } }\n  f: { final: true }\n",
+    );
+    has(&p, 5, 3, "[a, b]");
+}
+
+#[test]
+fn loops_that_wait_or_may_end_are_not_refused() {
+    for ok in [
+        // A guard may end it.
+        "behaviour: b\ninitial: a\nvars: { n: 0 }\nstates:\n  a: { always: [ { target: a, guard: \"n < 3\", do: { set: { n: \"n + 1\" } } }, f ] }\n  f: { final: true }\n",
+        // A timer between rounds.
+        "behaviour: b\ninitial: a\nstates:\n  a: { after: { 1s: a }, on: { go: f } }\n  f: { final: true }\n",
+        // A call to wait for.
+        "behaviour: b\nrequires: [s]\ninitial: a\nstates:\n  a: { do: { call: s }, on: { done: a, error: f } }\n  f: { final: true }\n",
+    ] {
+        Behaviour::parse(SourceFile::new("b.yaml", ok)).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn durations_beyond_a_year_are_refused_where_they_are_written() {
+    // Issue 13, case 2: this passed, then panicked a tokio worker whenever the state was
+    // entered.
+    let p = problems(
+        "behaviour: b\ninitial: a\nstates:\n  a: { after: { 10000000000000000000s: f } }\n  f: { final: true }\n",
+    );
+    has(&p, 4, 17, "longer than the longest duration");
+}

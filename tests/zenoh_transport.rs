@@ -14,55 +14,19 @@ use selflet::negotiation::Outcome;
 use selflet::transport::{Security, Transport, Zenoh, ZenohConfig};
 use selflet::{Agent, AgentHandle, OfferMode, OfferModes, Service, SourceFile, Value};
 
-use loopback::{bare_session, free_endpoint};
+use loopback::{bare_session, connecting, free_endpoint, fresh_keys, listening, sees};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Every test ends within this, or fails: a hanging call is a bug, not a slow machine.
 const BOUND: Duration = Duration::from_secs(30);
 
-/// A session listening on a fresh loopback port, and its endpoint.
 async fn listener(namespace: &str) -> (Zenoh, String) {
-    listener_with(namespace, Security::Open).await
-}
-
-async fn listener_with(namespace: &str, security: Security) -> (Zenoh, String) {
-    let endpoint = free_endpoint();
-    let config = ZenohConfig {
-        listen: vec![endpoint.clone()],
-        namespace: namespace.into(),
-        security,
-        ..ZenohConfig::default()
-    };
-    (Zenoh::open(&config).await.expect("zenoh opens"), endpoint)
+    listening(namespace, Security::Open).await
 }
 
 async fn connected(namespace: &str, endpoint: &str) -> Zenoh {
-    connected_with(namespace, endpoint, Security::Open).await
-}
-
-async fn connected_with(namespace: &str, endpoint: &str, security: Security) -> Zenoh {
-    let config = ZenohConfig {
-        connect: vec![endpoint.to_owned()],
-        namespace: namespace.into(),
-        security,
-        ..ZenohConfig::default()
-    };
-    Zenoh::open(&config).await.expect("zenoh opens")
-}
-
-/// A fresh key directory for a secure test.
-fn keys(name: &str) -> Security {
-    let dir = std::env::temp_dir().join(format!("selflet-zenoh-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    Security::Secure { keys: dir }
-}
-
-/// Waits until `transport` sees `agent` on the network.
-async fn sees(transport: &Zenoh, agent: &str) {
-    while !transport.members().iter().any(|m| m == agent) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    connecting(namespace, endpoint, Security::Open).await
 }
 
 fn shipped(name: &str) -> Behaviour {
@@ -95,9 +59,9 @@ async fn agents_in_two_sessions_call_and_teach_each_other() {
     tokio::time::timeout(BOUND, async {
         // Teaching across processes needs proof of who teaches: secure mode, one key
         // directory as on one machine.
-        let security = keys("call");
-        let (za, endpoint) = listener_with("call", security.clone()).await;
-        let zb = connected_with("call", &endpoint, security).await;
+        let security = fresh_keys("call");
+        let (za, endpoint) = listening("call", security.clone()).await;
+        let zb = connecting("call", &endpoint, security).await;
         let a = Agent::builder("a")
             .transport(Arc::new(za.clone()))
             .spawn()

@@ -209,6 +209,21 @@ pub(super) fn run(
     let Some(manifests) = load_all(paths) else {
         return ExitCode::FAILURE;
     };
+    // Every agent is checked before any starts, by the code that checks it when it starts.
+    let mut bad = false;
+    for m in &manifests {
+        let agent = Agent::from_manifest(m).predictor_kinds(selflet::plugins::kinds());
+        if let Err(e) = agent.check() {
+            bad = true;
+            match e {
+                selflet::AgentError::Load(e) => super::report(e),
+                other => eprintln!("error: agent `{}`: {other}", m.name),
+            }
+        }
+    }
+    if bad {
+        return ExitCode::FAILURE;
+    }
     let settings = match network_settings(&manifests, paths, network) {
         Ok(s) => s,
         Err(e) => {

@@ -108,20 +108,42 @@ impl Running {
 
     /// Sends SIGINT, expects a clean exit, and returns what the process printed.
     pub(crate) fn interrupt(&mut self) -> String {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-        assert!(sent.success());
+        self.stop_with("INT")
+    }
+
+    /// Sends `signal` (`INT`, `TERM`), expects a clean exit, and returns what the process
+    /// printed.
+    pub(crate) fn stop_with(&mut self, signal: &str) -> String {
+        self.signal(signal);
         self.wait_for("stopping");
-        let status = wait_with_deadline(&mut self.child, PATIENCE);
+        let (status, out) = self.exit();
         assert!(
             status.success(),
             "exit status {status}\n{}",
             self.log.join("\n")
         );
-        self.stdout
+        out
+    }
+
+    /// Sends a signal (`INT`, `TERM`, ...).
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([format!("-{signal}").as_str(), &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// Waits for the process to exit (30 s at most); its status and what it printed.
+    pub(crate) fn exit(&mut self) -> (ExitStatus, String) {
+        let status = wait_with_deadline(&mut self.child, PATIENCE);
+        let out = self
+            .stdout
             .take()
             .and_then(|t| t.join().ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        (status, out)
     }
 
     /// Kills the process outright (SIGKILL): no goodbye to anyone.
@@ -148,7 +170,7 @@ fn wait_with_deadline(child: &mut Child, limit: Duration) -> ExitStatus {
         }
         if start.elapsed() > limit {
             let _ = child.kill();
-            panic!("selflet run did not exit within {limit:?} of SIGINT");
+            panic!("selflet did not exit within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -125,8 +125,14 @@ impl Negotiator {
         self.knowledge.set_load(from, utilization);
     }
 
-    /// Tells the neighbours this agent's utilization.
+    /// Tells the neighbours this agent's utilization, and forgets the loads of agents no
+    /// longer on the network.
     pub(crate) fn share_load(&self, utilization: f64) {
+        for agent in self.knowledge.loads().into_keys() {
+            if agent != *self.agent && !self.transport.is_member(&agent) {
+                self.knowledge.forget_load(&agent);
+            }
+        }
         self.knowledge.set_load(&self.agent, utilization);
         for member in self.transport.members() {
             if self.talks_to(&member) {

@@ -302,12 +302,21 @@ impl Negotiator {
     }
 
     /// The known providers of `service` in `modes` that this agent talks to, best first.
+    /// Providers no longer on the network are forgotten on the way (a transport that does
+    /// not report departures, like the in-process one, leaves that to here).
     pub(super) fn known(&self, service: &str, modes: &[OfferMode]) -> Vec<String> {
         let now = Instant::now();
-        let (healthy, failing): (Vec<Provider>, Vec<Provider>) = self
+        let (present, gone): (Vec<Provider>, Vec<Provider>) = self
             .knowledge
             .providers()
             .providers(service)
+            .into_iter()
+            .partition(|p| self.transport.is_member(&p.agent));
+        for p in gone {
+            self.knowledge.providers().forget(&p.agent);
+            self.knowledge.forget_load(&p.agent);
+        }
+        let (healthy, failing): (Vec<Provider>, Vec<Provider>) = present
             .into_iter()
             .filter(|p| self.talks_to(&p.agent) && modes.iter().any(|m| p.modes.contains(*m)))
             .partition(|p| {

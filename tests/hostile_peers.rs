@@ -1,0 +1,400 @@
+//! What a hostile or broken peer can send, on the in-process network, and what comes of it:
+//! nothing is believed unchecked, nothing is half installed, nothing an agent has is
+//! replaced, state a peer can grow stays bounded, and every refusal is counted.
+
+use std::time::Duration;
+
+use selflet::behaviour::Behaviour;
+use selflet::knowledge::{MAX_PROVIDERS_PER_SERVICE, Service};
+use selflet::negotiation::{AttemptError, CallError, MAX_ADVERT_SERVICES, Outcome};
+use selflet::transport::{
+    Envelope, Incoming, Membership, Message, Refusal, Reply, TeachingPackage, Transport,
+};
+use selflet::{Agent, AgentHandle, Network, OfferMode, OfferModes, SourceFile, Value};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn shipped(name: &str) -> Behaviour {
+    Behaviour::load(format!("{ROOT}/behaviors/{name}.yaml")).unwrap()
+}
+
+fn both() -> OfferModes {
+    OfferModes::CAN_DO | OfferModes::CAN_TEACH
+}
+
+fn n(v: i64) -> Value {
+    Value::map([("n", Value::Int(v))])
+}
+
+/// B of the teaching demo: service2 doubles its input.
+async fn teacher(net: &Network, name: &str) -> AgentHandle {
+    Agent::builder(name)
+        .network(net)
+        .behaviour(shipped("service2"))
+        .behaviour(shipped("service3"))
+        .service(Service::new("service2", both()))
+        .service(Service::new("service3", both()))
+        .ability("spare_capacity", |_input: Value| async {
+            Ok(Value::Int(800))
+        })
+        .spawn()
+        .await
+        .unwrap()
+}
+
+/// A package for `service` whose behaviour answers `"pwned"`, with an ability script.
+fn forged(service: &str, ability: &str) -> TeachingPackage {
+    TeachingPackage {
+        service: service.into(),
+        behaviour: service.into(),
+        behaviour_source: format!(
+            "behaviour: {service}\ninitial: s\nstates:\n  s: {{ do: {{ ability: {ability} }}, on: {{ done: f }} }}\n  f: {{ final: true, output: '\"pwned\"' }}\n"
+        ),
+        scripts: vec![("evil.rhai".into(), format!("fn {ability}(i) {{ i }}"))],
+        requires: vec![],
+    }
+}
+
+fn send(net: &Network, from: &str, to: &str, id: u64, body: Message) {
+    let _ = net.send(Envelope {
+        from: from.into(),
+        to: to.into(),
+        id,
+        body,
+    });
+}
+
+/// Lets the agents handle what was sent.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lesson_from_a_name_no_agent_has_is_refused_and_changes_nothing() {
+    let net = Network::new();
+    let b = teacher(&net, "b").await;
+    send(
+        &net,
+        "mallory",
+        "b",
+        0,
+        Message::Lesson(forged("service2", "x")),
+    );
+    settle().await;
+    assert_eq!(b.call("service2", n(21)).await.unwrap(), Value::Int(42));
+    assert_eq!(b.refusals().get(&Refusal::NotMember), Some(&1));
+    assert!(!b.abilities().contains("x"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lesson_never_replaces_a_service_a_behaviour_or_an_ability_the_agent_has() {
+    let net = Network::new();
+    let b = teacher(&net, "b").await;
+    let _mallory = net.join("mallory").unwrap();
+    // Its own service2 ...
+    send(
+        &net,
+        "mallory",
+        "b",
+        0,
+        Message::Lesson(forged("service2", "x")),
+    );
+    // ... a new service whose script would replace its native ability ...
+    send(
+        &net,
+        "mallory",
+        "b",
+        0,
+        Message::Lesson(forged("service7", "spare_capacity")),
+    );
+    // ... and one whose behaviour is named like one b has.
+    let mut same_behaviour = forged("service8", "y");
+    same_behaviour.behaviour = "service3".into();
+    same_behaviour.behaviour_source = same_behaviour
+        .behaviour_source
+        .replace("behaviour: service8", "behaviour: service3");
+    send(&net, "mallory", "b", 0, Message::Lesson(same_behaviour));
+    settle().await;
+    assert_eq!(b.call("service2", n(21)).await.unwrap(), Value::Int(42));
+    assert_eq!(b.call("service3", n(1)).await.unwrap(), Value::Int(2));
+    assert_eq!(
+        b.abilities()
+            .call("spare_capacity", Value::Null)
+            .await
+            .unwrap(),
+        Value::Int(800),
+        "the native ability is still the application's"
+    );
+    assert!(b.knowledge().service("service7").is_none());
+    assert!(b.knowledge().service("service8").is_none());
+    assert!(!b.abilities().contains("y"));
+    assert_eq!(b.refusals().get(&Refusal::BadPackage), Some(&3));
+    assert!(b.learned().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_a_policy_lets_a_later_lesson_upgrade_what_was_taught_and_it_is_recorded() {
+    let net = Network::new();
+    let _b = teacher(&net, "b").await;
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    a.request_service("service2", &[OfferMode::CanTeach], ())
+        .await
+        .unwrap();
+    assert_eq!(a.learned()["service2"].teacher, "b");
+    let _c = net.join("c").unwrap();
+    let lesson = || Message::Lesson(forged("service2", "x"));
+    send(&net, "c", "a", 0, lesson());
+    settle().await;
+    assert_eq!(a.call("service2", n(2)).await.unwrap(), Value::Int(4));
+    assert_eq!(a.refusals().get(&Refusal::BadPackage), Some(&1));
+
+    a.apply(selflet::policy::Action::AllowUpgrade {
+        service: "service2".into(),
+        allowed: true,
+    })
+    .await
+    .unwrap();
+    send(&net, "c", "a", 0, lesson());
+    settle().await;
+    assert_eq!(
+        a.call("service2", n(2)).await.unwrap(),
+        Value::from("pwned")
+    );
+    let learned = &a.learned()["service2"];
+    assert_eq!((learned.teacher.as_str(), learned.upgrades), ("c", 1));
+
+    // A learned service can be forgotten, with what its lesson installed.
+    a.forget("service2").await.unwrap();
+    assert!(a.knowledge().service("service2").is_none());
+    assert!(!a.behaviours().contains("service2"));
+    assert!(!a.abilities().contains("x"));
+    assert!(
+        a.forget("service2").await.is_err(),
+        "nothing left to forget"
+    );
+}
+
+/// A peer that answers every request with `reply(service)`.
+fn answer_with(net: &Network, member: Membership, reply: impl Fn(&str) -> Reply + Send + 'static) {
+    let net = net.clone();
+    tokio::spawn(async move {
+        while let Some(Incoming::Message { envelope: env, .. }) = member.inbox.recv().await {
+            if let Message::Request { service, .. } = &env.body {
+                let body = Message::Reply(reply(service));
+                send(&net, &env.to, &env.from, env.id, body);
+            }
+        }
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_package_is_accepted_only_in_answer_to_a_teaching_request_for_that_service() {
+    let net = Network::new();
+    let mallory = net.join("mallory").unwrap();
+    // It answers every request with a package of another service.
+    answer_with(&net, mallory, |_| Reply::Teach(forged("service8", "x")));
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    a.knowledge()
+        .providers()
+        .heard("service2", "mallory", both())
+        .unwrap();
+    // Asked to do it: a package is not an answer.
+    let err = a.call("service2", n(1)).await.unwrap_err();
+    assert!(
+        matches!(err.attempts(), [a] if matches!(a.error, AttemptError::Unexpected(_))),
+        "{err}"
+    );
+    // Asked to teach it: a package for another service is not one either, and the request
+    // ends instead of asking again and again.
+    let err = a
+        .request_service("service2", &[OfferMode::CanTeach], ())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CallError::Unavailable { .. }), "{err}");
+    assert_eq!(a.refusals().get(&Refusal::UnaskedPackage), Some(&2));
+    assert!(a.knowledge().service("service8").is_none());
+    assert!(!a.abilities().contains("x"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_package_whose_last_check_fails_installs_none_of_its_scripts() {
+    let net = Network::new();
+    let mallory = net.join("mallory").unwrap();
+    answer_with(&net, mallory, |service| {
+        let mut pkg = forged(service, "needed");
+        // The script compiles, but the behaviour needs an ability nobody has.
+        pkg.scripts = vec![("ok.rhai".into(), "fn unrelated(i) { i }".into())];
+        Reply::Teach(pkg)
+    });
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    a.knowledge()
+        .providers()
+        .heard("service2", "mallory", both())
+        .unwrap();
+    let err = a
+        .request_service("service2", &[OfferMode::CanTeach], ())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("needed"), "{err}");
+    assert!(
+        !a.abilities().contains("unrelated"),
+        "its script is not installed"
+    );
+    assert!(a.behaviours().names().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn adverts_and_loads_are_taken_only_from_members_and_only_when_sane() {
+    let net = Network::new();
+    let b = teacher(&net, "b").await;
+    let advert = |n: usize| Message::Advert {
+        services: (0..n)
+            .map(|i| (format!("s{i}"), OfferModes::CAN_DO))
+            .collect(),
+    };
+    send(&net, "ghost", "b", 0, advert(1));
+    let _m = net.join("mallory").unwrap();
+    send(&net, "mallory", "b", 0, advert(MAX_ADVERT_SERVICES + 1));
+    for utilization in [-1e300, f64::NAN, f64::INFINITY, 2e6] {
+        send(&net, "mallory", "b", 0, Message::Load { utilization });
+    }
+    settle().await;
+    assert!(b.knowledge().providers().services().is_empty());
+    assert!(!b.knowledge().loads().contains_key("mallory"));
+    let refused = b.refusals();
+    assert_eq!(refused.get(&Refusal::NotMember), Some(&1));
+    assert_eq!(refused.get(&Refusal::OverCap), Some(&1));
+    assert_eq!(refused.get(&Refusal::BadLoad), Some(&4));
+    send(&net, "mallory", "b", 0, Message::Load { utilization: 0.5 });
+    settle().await;
+    assert_eq!(b.knowledge().loads().get("mallory"), Some(&0.5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_provider_directory_keeps_a_bounded_number_of_providers_per_service() {
+    let net = Network::new();
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    let mut members = Vec::new();
+    for i in 0..MAX_PROVIDERS_PER_SERVICE + 10 {
+        let name = format!("p{i}");
+        members.push(net.join(&name).unwrap());
+        let advert = Message::Advert {
+            services: vec![("popular".into(), OfferModes::CAN_DO)],
+        };
+        send(&net, &name, "a", 0, advert);
+        settle().await;
+    }
+    let known = a.knowledge().providers().providers("popular").len();
+    assert_eq!(known, MAX_PROVIDERS_PER_SERVICE);
+    assert_eq!(a.refusals().get(&Refusal::OverCap), Some(&10));
+    // Members that leave are forgotten when the directory is next read.
+    drop(members);
+    let err = a.call("popular", ()).await.unwrap_err();
+    assert!(matches!(err, CallError::NoProvider { .. }), "{err}");
+    assert!(a.knowledge().providers().providers("popular").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn duplicate_request_ids_are_refused_and_the_first_request_still_answered() {
+    let net = Network::new();
+    let slow = Behaviour::parse(SourceFile::new(
+        "slow.yaml",
+        "behaviour: slow\ninitial: s\nstates:\n  s: { after: { 2s: f } }\n  f: { final: true, output: '\"done\"' }\n",
+    ))
+    .unwrap();
+    let b = Agent::builder("b")
+        .network(&net)
+        .behaviour(slow)
+        .service(Service::new("slow", OfferModes::CAN_DO))
+        .spawn()
+        .await
+        .unwrap();
+    let m = net.join("mallory").unwrap();
+    let request = || Message::Request {
+        service: "slow".into(),
+        modes: vec![OfferMode::CanDo],
+        input: Value::Null,
+        hops: 0,
+    };
+    send(&net, "mallory", "b", 7, request());
+    send(&net, "mallory", "b", 7, request());
+    let mut replies = Vec::new();
+    while replies.len() < 2 {
+        if let Some(Incoming::Message { envelope, .. }) = m.inbox.recv().await
+            && let Message::Reply(r) = envelope.body
+        {
+            replies.push(r);
+        }
+    }
+    assert!(
+        matches!(&replies[0], Reply::Refused(r) if r.contains("in flight")),
+        "{replies:?}"
+    );
+    assert_eq!(replies[1], Reply::Done(Value::from("done")));
+    assert_eq!(b.refusals().get(&Refusal::DuplicateRequest), Some(&1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flooding_peer_fills_its_own_share_and_the_others_calls_get_through() {
+    let net = Network::new();
+    let _b = teacher(&net, "b").await;
+    let _m = net.join("mallory").unwrap();
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    // Mallory floods b without pause: loads, then requests, far beyond b's inbox.
+    let mut refused = 0;
+    for i in 0..5000 {
+        let body = if i % 2 == 0 {
+            Message::Load { utilization: 0.1 }
+        } else {
+            Message::Request {
+                service: "service2".into(),
+                modes: vec![OfferMode::CanDo],
+                input: n(1),
+                hops: 0,
+            }
+        };
+        let sent = net.send(Envelope {
+            from: "mallory".into(),
+            to: "b".into(),
+            id: i,
+            body,
+        });
+        refused += u64::from(sent.is_err());
+    }
+    assert!(
+        refused > 4000,
+        "mallory's share is small: {refused} refused"
+    );
+    assert_eq!(a.call("service2", n(21)).await.unwrap(), Value::Int(42));
+    let counters = net.counters();
+    assert_eq!(counters.refused.get(&Refusal::Flooding), Some(&refused));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_learner_asks_to_be_taught_only_by_teachers_it_trusts() {
+    let net = Network::new();
+    let _b = teacher(&net, "b").await;
+    let _c = teacher(&net, "c").await;
+    let a = Agent::builder("a")
+        .network(&net)
+        .negotiation(selflet::negotiation::Config {
+            teachers: Some(vec!["c".into()]),
+            ..Default::default()
+        })
+        .spawn()
+        .await
+        .unwrap();
+    let outcome = a
+        .request_service("service2", &[OfferMode::CanTeach], ())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Learned { teacher, .. } if teacher == "c"),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        net.counters().by_kind.get("teaching"),
+        Some(&1),
+        "b was not asked to teach"
+    );
+}
