@@ -1,11 +1,16 @@
 //! Across two processes over Zenoh on loopback: a service call's round trip and a teaching
-//! package's transfer, against a bare Zenoh query round trip measured in the same run.
+//! package's transfer, against a bare Zenoh query round trip measured in the same run; and
+//! the same call in secure mode, where every message carries a tag, to show what proving the
+//! sender costs.
 //!
 //! The bench re-runs its own executable as the other process (`SELFLET_BENCH_PEER` set):
-//! there, one Zenoh session carries a provider agent and, beside it, a bare queryable that
-//! answers every query with its own payload. Here, a requester agent calls the provider, and
-//! a bare session queries the echo with payloads the size of the call's envelope and of the
-//! teaching package, so each selflet figure has a reference of the same size.
+//! there, one Zenoh session in open mode and one in secure mode each carry a provider agent,
+//! and beside them a bare queryable answers every query with its own payload. Here, a
+//! requester agent in each mode calls its provider, and a bare session queries the echo with
+//! payloads the size of the call's envelope and of the teaching package, so each selflet
+//! figure has a reference of the same size. Teaching runs in secure mode, the only one that
+//! teaches across processes, with upgrades allowed so that each round installs the package
+//! again.
 //!
 //! Criterion gives means and medians; the p50/p99 of each kind are printed first, from
 //! `SAMPLES` round trips each.
@@ -18,17 +23,18 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use selflet::behaviour::Behaviour;
 use selflet::negotiation::Outcome;
-use selflet::transport::{Transport, Zenoh, ZenohConfig};
+use selflet::transport::{Security, Zenoh, ZenohConfig};
 use selflet::{Agent, AgentHandle, OfferMode, OfferModes, Service, Value};
 use zenoh::Wait;
 
 #[path = "../tests/support/loopback.rs"]
 mod loopback;
 
-use loopback::{bare_session, free_endpoint};
+use loopback::{bare_session, connecting, free_endpoint, sees};
 
 const PEER: &str = "SELFLET_BENCH_PEER";
 const NAMESPACE: &str = "bench";
+const SECURE_NAMESPACE: &str = "bench-secure";
 const ECHO: &str = "bench/echo";
 const SAMPLES: usize = 2_000;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -53,7 +59,34 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-/// The other process: a provider agent and a bare echo queryable, until stdin closes.
+/// The key directory both processes share, as on one machine.
+fn keys() -> Security {
+    Security::Secure {
+        keys: std::env::temp_dir().join("selflet-bench-keys"),
+    }
+}
+
+/// A provider of `echo` (can do) and of services 1 to 3 (can teach).
+async fn provider(zenoh: &Zenoh, name: &str) -> AgentHandle {
+    let both = OfferModes::CAN_DO | OfferModes::CAN_TEACH;
+    let s1 = Service::new("service1", OfferModes::CAN_TEACH).requiring(["service2", "service3"]);
+    Agent::builder(name)
+        .transport(Arc::new(zenoh.clone()))
+        .behaviour(echo())
+        .behaviour(shipped("service1"))
+        .behaviour(shipped("service2"))
+        .behaviour(shipped("service3"))
+        .service(Service::new("echo", OfferModes::CAN_DO))
+        .service(s1)
+        .service(Service::new("service2", both))
+        .service(Service::new("service3", both))
+        .spawn()
+        .await
+        .expect("provider spawns")
+}
+
+/// The other process: a provider agent in each mode and a bare echo queryable, until stdin
+/// closes.
 fn peer(endpoint: String) {
     runtime().block_on(async move {
         let config = ZenohConfig {
@@ -62,22 +95,10 @@ fn peer(endpoint: String) {
             ..ZenohConfig::default()
         };
         let zenoh = Zenoh::open(&config).await.expect("zenoh opens");
-        let both = OfferModes::CAN_DO | OfferModes::CAN_TEACH;
-        let mut s1 = Service::new("service1", OfferModes::CAN_TEACH);
-        s1.requires = vec!["service2".into(), "service3".into()];
-        let provider = Agent::builder("provider")
-            .transport(Arc::new(zenoh.clone()))
-            .behaviour(echo())
-            .behaviour(shipped("service1"))
-            .behaviour(shipped("service2"))
-            .behaviour(shipped("service3"))
-            .service(Service::new("echo", OfferModes::CAN_DO))
-            .service(s1)
-            .service(Service::new("service2", both))
-            .service(Service::new("service3", both))
-            .spawn()
-            .await
-            .expect("provider spawns");
+        // The secure session reaches the network through the open one's endpoint.
+        let secure = connecting(SECURE_NAMESPACE, &endpoint, keys()).await;
+        let provider_open = provider(&zenoh, "provider").await;
+        let provider_secure = provider(&secure, "provider").await;
         let bare = bare_session(&endpoint).await;
         let _queryable = bare
             .declare_queryable(ECHO)
@@ -93,7 +114,9 @@ fn peer(endpoint: String) {
             let _ = std::io::stdin().read_to_end(&mut Vec::new());
         })
         .await;
-        provider.shutdown().await;
+        provider_open.shutdown().await;
+        provider_secure.shutdown().await;
+        secure.close().await;
         zenoh.close().await;
     });
 }
@@ -122,6 +145,9 @@ fn start_peer(endpoint: &str) -> Peer {
 
 struct Side {
     requester: AgentHandle,
+    // The same requester in secure mode, which also learns.
+    secure: AgentHandle,
+    secure_zenoh: Zenoh,
     // The same call between two agents of this process: the cost of selflet's own path.
     local: AgentHandle,
     bare: zenoh::Session,
@@ -140,9 +166,15 @@ async fn connect(endpoint: &str) -> Side {
         .spawn()
         .await
         .expect("requester spawns");
-    while !zenoh.members().iter().any(|m| m == "provider") {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let secure_zenoh = connecting(SECURE_NAMESPACE, endpoint, keys()).await;
+    let secure = Agent::builder("requester")
+        .transport(Arc::new(secure_zenoh.clone()))
+        .spawn()
+        .await
+        .expect("requester spawns");
+    secure.knowledge().allow_upgrade("service1", true);
+    sees(&zenoh, "provider").await;
+    sees(&secure_zenoh, "provider").await;
     let bare = bare_session(endpoint).await;
     let network = selflet::Network::new();
     let _local_provider = Agent::builder("local_provider")
@@ -167,6 +199,8 @@ async fn connect(endpoint: &str) -> Side {
     }
     Side {
         requester,
+        secure,
+        secure_zenoh,
         local,
         bare,
         zenoh,
@@ -198,7 +232,7 @@ async fn call_from(requester: &AgentHandle) {
 
 async fn teach(side: &Side) {
     let learned = side
-        .requester
+        .secure
         .request_service("service1", &[OfferMode::CanTeach], Value::Null)
         .await
         .expect("taught");
@@ -279,6 +313,7 @@ fn main() {
         for _ in 0..100 {
             bare_query(&side.bare, &small).await;
             call(&side).await;
+            call_from(&side.secure).await;
             call_from(&side.local).await;
             teach(&side).await;
         }
@@ -288,11 +323,13 @@ fn main() {
     );
     let bare_small = rt.block_on(sample(|| bare_query(&side.bare, &small)));
     let calls = rt.block_on(sample(|| call(&side)));
+    let secure_calls = rt.block_on(sample(|| call_from(&side.secure)));
     let local_calls = rt.block_on(sample(|| call_from(&side.local)));
     let bare_large = rt.block_on(sample(|| bare_query(&side.bare, &large)));
     let teachings = rt.block_on(sample(|| teach(&side)));
     percentiles(&format!("bare zenoh query, {request_bytes} B"), bare_small);
     percentiles("selflet service call (echo)", calls);
+    percentiles("  the same call in secure mode", secure_calls);
     percentiles("  the same call within this process", local_calls);
     percentiles(&format!("bare zenoh query, {package_bytes} B"), bare_large);
     percentiles("selflet teaching (request, package, install)", teachings);
@@ -303,6 +340,9 @@ fn main() {
         b.to_async(&rt).iter(|| bare_query(&side.bare, &small))
     });
     g.bench_function("service_call", |b| b.to_async(&rt).iter(|| call(&side)));
+    g.bench_function("service_call_secure", |b| {
+        b.to_async(&rt).iter(|| call_from(&side.secure))
+    });
     g.bench_function("service_call_in_process", |b| {
         b.to_async(&rt).iter(|| call_from(&side.local))
     });
@@ -314,7 +354,9 @@ fn main() {
     c.final_summary();
     rt.block_on(async {
         side.requester.shutdown().await;
+        side.secure.shutdown().await;
         side.zenoh.close().await;
+        side.secure_zenoh.close().await;
         let _ = side.bare.close().await;
     });
 }

@@ -99,7 +99,8 @@ struct NetworkArgs {
     /// Default: the manifests' `security`, or open.
     #[arg(long, value_enum)]
     security: Option<SecurityArg>,
-    /// The key directory in secure mode (default: the manifests' `security.keys`).
+    /// The key directory in secure mode (default: the manifests' `security.keys`, or `keys`
+    /// beside the first manifest).
     #[arg(long, value_name = "DIR")]
     keys: Option<PathBuf>,
 }

@@ -91,13 +91,23 @@ fn network_settings(
         config.namespace.clone_from(ns);
     }
     config.multicast_scouting |= args.multicast_scouting;
-    config.security = security_override(config.security, args)?;
+    // As in a manifest: `keys` beside the (first) manifest, unless told otherwise.
+    let beside = paths
+        .first()
+        .and_then(|p| p.parent())
+        .unwrap_or(std::path::Path::new("."))
+        .join("keys");
+    config.security = security_override(config.security, args, beside)?;
     config.check().map_err(|p| p.join("; "))?;
     Ok(Some(config))
 }
 
 /// The manifests' security, as `--security` and `--keys` change it.
-fn security_override(from_manifests: Security, args: &NetworkArgs) -> Result<Security, String> {
+fn security_override(
+    from_manifests: Security,
+    args: &NetworkArgs,
+    beside: PathBuf,
+) -> Result<Security, String> {
     let keys_of = |s: &Security| match s {
         Security::Secure { keys } => Some(keys.clone()),
         _ => None,
@@ -111,7 +121,7 @@ fn security_override(from_manifests: Security, args: &NetworkArgs) -> Result<Sec
             let keys = keys
                 .clone()
                 .or_else(|| keys_of(&from_manifests))
-                .unwrap_or_else(|| PathBuf::from("keys"));
+                .unwrap_or(beside);
             Ok(Security::Secure { keys })
         }
         (None, Some(keys)) => match from_manifests {
@@ -140,7 +150,7 @@ async fn open(
         listen = ?config.listen,
         connect = ?config.connect,
         security = config.security.name(),
-        keys = %format!("{}/**", zenoh.prefix()),
+        key_expr = %format!("{}/**", zenoh.prefix()),
         "on Zenoh"
     );
     if !config.connect.is_empty() {
