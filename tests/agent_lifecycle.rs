@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use selflet::agent::{AgentError, LIFECYCLE};
+use selflet::agent::AgentError;
+use selflet::topic::{Lifecycle as LifecycleEvent, Payload};
 use selflet::transport::{JoinError, Transport};
 use selflet::{Agent, Lifecycle, Network, Value};
 
@@ -19,7 +20,7 @@ async fn an_agent_goes_through_its_lifecycle_and_announces_it() {
     assert_eq!(agent.lifecycle(), Lifecycle::Running);
     assert_eq!(agent.goal(), Some("test"));
     assert_eq!(agent.fact("x"), Some(Value::Int(1)));
-    let announcements = agent.subscribe(LIFECYCLE).unwrap();
+    let announcements = agent.subscribe(LifecycleEvent::TOPIC).unwrap();
     let mut changes = agent.lifecycle_changes();
     agent.shutdown().await;
     assert_eq!(agent.lifecycle(), Lifecycle::Stopped);

@@ -1,7 +1,8 @@
 //! Internal knowledge: facts with change events, services, providers.
 
 use selflet::bus::{Bus, Pattern};
-use selflet::knowledge::{FACT_CHANGED, FACT_REMOVED, SERVICE_CHANGED, Service};
+use selflet::knowledge::Service;
+use selflet::topic::{FactChanged, FactRemoved, Payload, ServiceChanged};
 use selflet::{Knowledge, OfferMode, OfferModes, Value};
 
 #[tokio::test]
@@ -20,7 +21,7 @@ async fn setting_and_removing_facts_publishes_changes_with_old_and_new_values() 
     assert_eq!(k.fact("load"), None);
 
     let first = events.recv().await.unwrap();
-    assert_eq!(first.topic(), FACT_CHANGED);
+    assert_eq!(first.topic(), FactChanged::TOPIC);
     assert_eq!(first.payload().get("key"), Some(&Value::from("load")));
     assert_eq!(first.payload().get("old"), Some(&Value::Null));
     assert_eq!(first.payload().get("new"), Some(&Value::Float(0.5)));
@@ -29,7 +30,7 @@ async fn setting_and_removing_facts_publishes_changes_with_old_and_new_values() 
     assert_eq!(second.payload().get("old"), Some(&Value::Float(0.5)));
     assert_eq!(second.payload().get("new"), Some(&Value::Float(0.9)));
     let third = events.recv().await.unwrap();
-    assert_eq!(third.topic(), FACT_REMOVED);
+    assert_eq!(third.topic(), FactRemoved::TOPIC);
     assert_eq!(third.payload().get("old"), Some(&Value::Float(0.9)));
     assert!(events.try_recv().is_err());
 }
@@ -38,7 +39,7 @@ async fn setting_and_removing_facts_publishes_changes_with_old_and_new_values() 
 async fn services_can_be_offered_reconfigured_and_withdrawn_with_events() {
     let bus = Bus::new("a");
     let events = bus
-        .subscribe(Pattern::parse(SERVICE_CHANGED).unwrap())
+        .subscribe(Pattern::parse(ServiceChanged::TOPIC).unwrap())
         .unwrap();
     let k = Knowledge::new(bus);
     k.offer(Service::new("service1", OfferModes::CAN_DO)).await;

@@ -393,6 +393,11 @@ impl Bus {
         publish_on(&self.inner, &self.topic(topic), payload.into()).await
     }
 
+    /// Publishes a payload of selflet's own topic table ([`crate::topic`]) on its topic.
+    pub async fn emit<E: crate::topic::Payload>(&self, event: &E) -> Result<(), Closed> {
+        self.publish(E::TOPIC, event.to_value()).await
+    }
+
     /// A publisher bound to one topic: it skips the topic lookup on every publish.
     pub fn publisher(&self, topic: &str) -> Publisher {
         Publisher {

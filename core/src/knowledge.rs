@@ -22,14 +22,8 @@ use tokio::time::Instant;
 
 use crate::bus::Bus;
 use crate::sync::{read, write};
+use crate::topic;
 use crate::value::Value;
-
-/// Topic of the event published when a fact is set to a new value.
-pub const FACT_CHANGED: &str = "knowledge.fact.changed";
-/// Topic of the event published when a fact is removed.
-pub const FACT_REMOVED: &str = "knowledge.fact.removed";
-/// Topic of the event published when a service is offered, withdrawn or offered differently.
-pub const SERVICE_CHANGED: &str = "knowledge.service.changed";
 
 /// A service in the repository: how it is offered and what implements it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,21 +82,13 @@ impl Service {
         self
     }
 
-    fn to_value(&self) -> Value {
-        Value::map([
-            ("service", Value::from(self.name.as_str())),
-            ("behaviour", Value::from(self.behaviour.clone())),
-            ("modes", Value::from(self.modes)),
-            (
-                "requires",
-                Value::List(
-                    self.requires
-                        .iter()
-                        .map(|s| Value::from(s.as_str()))
-                        .collect(),
-                ),
-            ),
-        ])
+    fn changed(&self) -> topic::ServiceChanged {
+        topic::ServiceChanged {
+            service: self.name.clone(),
+            behaviour: Value::from(self.behaviour.clone()),
+            modes: self.modes.iter().map(|m| m.name().to_owned()).collect(),
+            requires: self.requires.clone(),
+        }
     }
 }
 
@@ -341,13 +327,13 @@ impl Knowledge {
         let value = value.into();
         let old = write(&self.inner.facts).insert(key.to_owned(), value.clone());
         if old.as_ref() != Some(&value) {
-            let payload = Value::map([
-                ("key", Value::from(key)),
-                ("old", old.clone().unwrap_or_default()),
-                ("new", value),
-            ]);
+            let event = topic::FactChanged {
+                key: key.to_owned(),
+                old: old.clone().unwrap_or_default(),
+                new: value,
+            };
             // After the agent stopped there is nobody left to tell.
-            let _ = self.inner.bus.publish(FACT_CHANGED, payload).await;
+            let _ = self.inner.bus.emit(&event).await;
         }
         old
     }
@@ -356,8 +342,11 @@ impl Knowledge {
     /// existed.
     pub async fn remove_fact(&self, key: &str) -> Option<Value> {
         let old = write(&self.inner.facts).remove(key)?;
-        let payload = Value::map([("key", Value::from(key)), ("old", old.clone())]);
-        let _ = self.inner.bus.publish(FACT_REMOVED, payload).await;
+        let event = topic::FactRemoved {
+            key: key.to_owned(),
+            old: old.clone(),
+        };
+        let _ = self.inner.bus.emit(&event).await;
         Some(old)
     }
 
@@ -396,9 +385,9 @@ impl Knowledge {
     /// Adds or replaces a service; returns the previous entry. Publishes
     /// `knowledge.service.changed`.
     pub async fn offer(&self, service: Service) -> Option<Service> {
-        let payload = service.to_value();
+        let event = service.changed();
         let old = write(&self.inner.services).insert(service.name.clone(), service);
-        let _ = self.inner.bus.publish(SERVICE_CHANGED, payload).await;
+        let _ = self.inner.bus.emit(&event).await;
         old
     }
 
@@ -415,10 +404,10 @@ impl Knowledge {
                 .get_mut(name)
                 .ok_or_else(|| UnknownService(name.to_owned()))?;
             let old = std::mem::replace(&mut s.modes, modes);
-            (old, s.to_value())
+            (old, s.changed())
         };
         if old != modes {
-            let _ = self.inner.bus.publish(SERVICE_CHANGED, payload).await;
+            let _ = self.inner.bus.emit(&payload).await;
         }
         Ok(old)
     }
@@ -429,11 +418,7 @@ impl Knowledge {
         let mut gone = old.clone();
         gone.modes = OfferModes::NONE;
         gone.behaviour = None;
-        let _ = self
-            .inner
-            .bus
-            .publish(SERVICE_CHANGED, gone.to_value())
-            .await;
+        let _ = self.inner.bus.emit(&gone.changed()).await;
         Some(old)
     }
 

@@ -46,6 +46,7 @@ pub mod policy;
 pub mod prediction;
 pub mod script;
 pub mod source;
+pub mod topic;
 pub mod transport;
 pub mod value;
 

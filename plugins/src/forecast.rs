@@ -24,12 +24,10 @@ use selflet_core::Value;
 use selflet_core::bus::Event;
 use selflet_core::error::BoxError;
 use selflet_core::prediction::{
-    DEFAULT_SAMPLE_PERIOD, Descriptor, Emitter, LOAD_SAMPLE, Predictor, param_duration, param_f64,
-    param_str, param_usize,
+    DEFAULT_SAMPLE_PERIOD, Descriptor, Emitter, Predictor, param_duration, param_f64, param_str,
+    param_usize,
 };
-
-/// Topic of the forecast.
-pub const LOAD: &str = "prediction.load";
+use selflet_core::topic::{LoadPrediction, LoadSample, Payload};
 
 /// A forecasting model and its smoothing parameters (each in `(0, 1]`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -253,8 +251,8 @@ impl LoadForecast {
             descriptor: Descriptor {
                 name: name.to_owned(),
                 kind: "load_forecast".into(),
-                consumes: vec![selflet_core::Pattern::Exact(LOAD_SAMPLE.into())],
-                produces: vec![LOAD.into()],
+                consumes: vec![selflet_core::Pattern::Exact(LoadSample::TOPIC.into())],
+                produces: vec![LoadPrediction::TOPIC.into()],
                 params: params.clone(),
             },
             model,
@@ -299,19 +297,14 @@ impl Predictor for LoadForecast {
                     .map(|r| (s.clone(), Value::Float(r.max(0.0))))
             })
             .collect();
-        out.emit(
-            LOAD,
-            Value::map([
-                ("model", Value::from(self.model.name())),
-                ("horizon_samples", Value::Int(self.horizon as i64)),
-                (
-                    "horizon_s",
-                    Value::Float(self.horizon as f64 * self.period.as_secs_f64()),
-                ),
-                ("utilization", Value::Float(u.max(0.0))),
-                ("rates", Value::Map(rates)),
-            ]),
-        );
+        let forecast = LoadPrediction {
+            model: self.model.name().to_owned(),
+            horizon_samples: self.horizon as i64,
+            horizon_s: self.horizon as f64 * self.period.as_secs_f64(),
+            utilization: u.max(0.0),
+            rates: Value::Map(rates),
+        };
+        out.emit(LoadPrediction::TOPIC, forecast.to_value());
         Ok(())
     }
 }

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
+use selflet::AgentHandle;
 use selflet::bus::{Bus, Overflow, Pattern, SubscribeOptions};
-use selflet::negotiation::{EXECUTED, LEARNED, NEIGHBOUR_JOINED, NEIGHBOUR_LEFT, REQUEST_OUTGOING};
+use selflet::topic::{
+    Executed, NeighbourJoined, NeighbourLeft, Payload, RequestOutgoing, ServiceLearned,
+};
 use selflet::transport::MessageCounters;
 use selflet::transport::Refusal;
-use selflet::{AgentHandle, Value};
 use tokio::time::Instant;
 
 /// How often a running `selflet run` says what its agents did lately.
@@ -32,10 +34,33 @@ pub(super) struct Summary {
     agents: Vec<(String, Arc<Mutex<Tally>>)>,
 }
 
-fn text(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        Some(Value::Str(s)) => s.clone(),
-        _ => String::new(),
+impl Tally {
+    /// Counts one event of the agent's bus, read with the topic table's payload types.
+    fn count(&mut self, ev: &selflet::bus::Event, at: Duration) {
+        let p = ev.payload();
+        match ev.topic() {
+            RequestOutgoing::TOPIC => {
+                self.remote_requests += 1;
+                self.last_remote_request = Some(at);
+            }
+            Executed::TOPIC => self.served += 1,
+            ServiceLearned::TOPIC => {
+                if let Some(l) = ServiceLearned::from_value(p) {
+                    self.learned.push((l.service, l.teacher, at));
+                }
+            }
+            NeighbourJoined::TOPIC => {
+                if let Some(j) = NeighbourJoined::from_value(p) {
+                    self.joined.push(j.agent);
+                }
+            }
+            NeighbourLeft::TOPIC => {
+                if let Some(l) = NeighbourLeft::from_value(p) {
+                    self.left.push(l.agent);
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -61,19 +86,8 @@ impl Summary {
                 tokio::spawn(async move {
                     while let Some(ev) = events.recv().await {
                         let at = ev.time().duration_since(start);
-                        let p = ev.payload();
                         let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
-                        match ev.topic() {
-                            REQUEST_OUTGOING => {
-                                t.remote_requests += 1;
-                                t.last_remote_request = Some(at);
-                            }
-                            EXECUTED => t.served += 1,
-                            LEARNED => t.learned.push((text(p, "service"), text(p, "teacher"), at)),
-                            NEIGHBOUR_JOINED => t.joined.push(text(p, "agent")),
-                            NEIGHBOUR_LEFT => t.left.push(text(p, "agent")),
-                            _ => {}
-                        }
+                        t.count(&ev, at);
                     }
                 });
             }

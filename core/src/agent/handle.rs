@@ -13,7 +13,6 @@ use tokio::sync::watch;
 pub use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::agent::LIFECYCLE;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::ability::Abilities;
@@ -397,13 +396,9 @@ impl AgentHandle {
 
     async fn announce(&self, state: Lifecycle) {
         self.inner.state.send_replace(state);
-        let _ = self
-            .inner
-            .bus
-            .publish(
-                LIFECYCLE,
-                Value::map([("state", Value::from(state.name()))]),
-            )
-            .await;
+        let event = crate::topic::Lifecycle {
+            state: state.name().to_owned(),
+        };
+        let _ = self.inner.bus.emit(&event).await;
     }
 }

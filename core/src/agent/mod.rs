@@ -37,9 +37,6 @@ pub use policy::ActionError;
 use crate::manifest::Manifest;
 use crate::transport::JoinError;
 
-/// Topic on which an agent announces its lifecycle (`{state: "running"}`, ...).
-pub const LIFECYCLE: &str = "agent.lifecycle";
-
 /// Entry point for building agents.
 #[derive(Debug)]
 pub struct Agent(());

@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use crate::agent::AgentHandle;
 use crate::bus::{Overflow, Pattern, SubscribeOptions};
-use crate::knowledge::{Learned, SERVICE_CHANGED};
-use crate::negotiation::{
-    CallError, CallOptions, ForgetError, NEIGHBOUR_JOINED, NEIGHBOUR_LEFT, Outcome, TeachError,
-};
+use crate::knowledge::Learned;
+use crate::negotiation::{CallError, CallOptions, ForgetError, Outcome, TeachError};
 use crate::offer::OfferMode;
+use crate::topic::{self, Payload};
 use crate::transport::{MemberChange, MessageCounters, Refusal, Transport};
 use crate::value::Value;
 
@@ -149,20 +148,21 @@ impl AgentHandle {
                         Err(_) => break,
                     },
                 };
-                let (topic, agent) = match change {
-                    MemberChange::Joined(a) => {
-                        negotiator.member_joined(&a);
-                        (NEIGHBOUR_JOINED, a)
+                let sent = match change {
+                    MemberChange::Joined(agent) => {
+                        negotiator.member_joined(&agent);
+                        tracing::info!(agent = %name, neighbour = %agent, "{}", topic::NeighbourJoined::TOPIC);
+                        bus.emit(&topic::NeighbourJoined { agent }).await
                     }
-                    MemberChange::Left(a) => {
-                        negotiator.member_left(&a);
-                        (NEIGHBOUR_LEFT, a)
+                    MemberChange::Left(agent) => {
+                        negotiator.member_left(&agent);
+                        tracing::info!(agent = %name, neighbour = %agent, "{}", topic::NeighbourLeft::TOPIC);
+                        bus.emit(&topic::NeighbourLeft { agent }).await
                     }
                 };
-                tracing::info!(agent = %name, neighbour = %agent, "{topic}");
-                let _ = bus
-                    .publish(topic, Value::map([("agent", Value::from(agent))]))
-                    .await;
+                if sent.is_err() {
+                    break;
+                }
             }
         });
         let options = SubscribeOptions {
@@ -171,7 +171,7 @@ impl AgentHandle {
         };
         let Ok(changes) = inner
             .bus
-            .subscribe_with(Pattern::Exact(SERVICE_CHANGED.into()), options)
+            .subscribe_with(Pattern::Exact(topic::ServiceChanged::TOPIC.into()), options)
         else {
             return;
         };

@@ -5,9 +5,8 @@ use std::sync::atomic::Ordering;
 
 use crate::agent::AgentHandle;
 use crate::bus::Pattern;
-use crate::prediction::{
-    DEFAULT_SAMPLE_PERIOD, LOAD_SAMPLE, PredictionError, Predictors, param_duration,
-};
+use crate::prediction::{DEFAULT_SAMPLE_PERIOD, PredictionError, Predictors, param_duration};
+use crate::topic::{LoadSample, Payload};
 use crate::value::Value;
 
 impl AgentHandle {
@@ -39,7 +38,7 @@ impl AgentHandle {
             .descriptors()
             .iter()
             .filter(|d| {
-                d.consumes.iter().any(|p| p.matches(LOAD_SAMPLE))
+                d.consumes.iter().any(|p| p.matches(LoadSample::TOPIC))
                     || d.consumes.contains(&Pattern::All)
             })
             .filter_map(|d| param_duration(&d.params, "sample_period", DEFAULT_SAMPLE_PERIOD).ok())
@@ -47,7 +46,7 @@ impl AgentHandle {
         // Policies balancing load react to the samples too.
         let period = period.or_else(|| {
             self.policies()
-                .listens_to(LOAD_SAMPLE)
+                .listens_to(LoadSample::TOPIC)
                 .then_some(DEFAULT_SAMPLE_PERIOD)
         });
         let Some(period) = period.filter(|p| !p.is_zero()) else {
@@ -77,15 +76,15 @@ impl AgentHandle {
                     })
                     .collect();
                 let busy = now.busy_seconds - last.busy_seconds;
-                let sample = Value::map([
-                    ("period_s", Value::Float(secs)),
-                    ("busy_s", Value::Float(busy)),
-                    ("utilization", Value::Float(busy / secs)),
-                    ("rates", Value::Map(rates)),
-                ]);
+                let sample = LoadSample {
+                    period_s: secs,
+                    busy_s: busy,
+                    utilization: busy / secs,
+                    rates: Value::Map(rates),
+                };
                 last = now;
                 agent.inner().negotiator.share_load(busy / secs);
-                if agent.publish(LOAD_SAMPLE, sample).await.is_err() {
+                if agent.bus().emit(&sample).await.is_err() {
                     break;
                 }
             }

@@ -7,6 +7,7 @@ use super::model::{Action, Args, Behaviour, Expr, Final, Transition};
 use super::runtime::{BoxFuture, InstanceLimits, Runtime, announce};
 use super::{BehaviourError, ErrorKind};
 use crate::bus::{Overflow, SubscribeOptions, Subscription};
+use crate::topic;
 use crate::value::Value;
 
 pub(super) struct Instance<'a> {
@@ -282,14 +283,12 @@ impl<'a> Instance<'a> {
         for a in &t.actions {
             self.act(from, a).await?;
         }
-        let step = || {
-            Value::map([
-                ("behaviour", Value::from(b.name.as_str())),
-                ("instance", Value::Int(self.id as i64)),
-                ("from", Value::from(b.states[from].name.as_str())),
-                ("to", Value::from(b.states[t.target].name.as_str())),
-                ("trigger", Value::from(trigger)),
-            ])
+        let step = || topic::TransitionTaken {
+            behaviour: b.name.clone(),
+            instance: self.id as i64,
+            from: b.states[from].name.clone(),
+            to: b.states[t.target].name.clone(),
+            trigger: trigger.to_owned(),
         };
         announce(&self.rt.0.transition_pub, step).await;
         self.enter(t.target).await?;
@@ -305,12 +304,10 @@ impl<'a> Instance<'a> {
                 .busy_nanos
                 .fetch_add((d * 1e9) as u64, std::sync::atomic::Ordering::Relaxed);
         }
-        let entered = || {
-            Value::map([
-                ("behaviour", Value::from(b.name.as_str())),
-                ("instance", Value::Int(self.id as i64)),
-                ("state", Value::from(b.states[state].name.as_str())),
-            ])
+        let entered = || topic::StateEntered {
+            behaviour: b.name.clone(),
+            instance: self.id as i64,
+            state: b.states[state].name.clone(),
         };
         announce(&self.rt.0.state_pub, entered).await;
         for a in &b.states[state].entry {

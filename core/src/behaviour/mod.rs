@@ -73,8 +73,7 @@ use rhai::Engine;
 pub use model::{Behaviour, ModelError, StateInfo};
 pub(crate) use runtime::{BoxFuture, Runtime, RuntimeParts, ServiceCaller};
 pub use runtime::{
-    DEFAULT_SERVICE_TIME, DEFAULT_STEPS, DONE, FAILED, InstanceLimits, LoadCounters,
-    MAX_CALL_DEPTH, STATE, TRANSITION,
+    DEFAULT_SERVICE_TIME, DEFAULT_STEPS, InstanceLimits, LoadCounters, MAX_CALL_DEPTH,
 };
 
 use crate::script::{self, Limits};

@@ -15,16 +15,8 @@ use super::{Behaviour, BehaviourError, Behaviours, ErrorKind};
 use crate::ability::Abilities;
 use crate::bus::{Bus, Publisher};
 use crate::error::BoxError;
+use crate::topic::{self, Payload};
 use crate::value::Value;
-
-/// Topic of the event published when an instance enters a state.
-pub const STATE: &str = "behaviour.state";
-/// Topic of the event published when an instance takes a transition.
-pub const TRANSITION: &str = "behaviour.transition";
-/// Topic of the event published when an instance reaches a final state with an output.
-pub const DONE: &str = "behaviour.done";
-/// Topic of the event published when an instance ends with an error.
-pub const FAILED: &str = "behaviour.failed";
 
 /// How deeply service calls made by behaviours may nest.
 pub const MAX_CALL_DEPTH: u32 = 16;
@@ -112,10 +104,10 @@ impl Runtime {
     pub(crate) fn new(p: RuntimeParts) -> Runtime {
         Runtime(Arc::new(RuntimeInner {
             agent: p.agent.into(),
-            state_pub: p.bus.publisher(STATE),
-            transition_pub: p.bus.publisher(TRANSITION),
-            done_pub: p.bus.publisher(DONE),
-            failed_pub: p.bus.publisher(FAILED),
+            state_pub: p.bus.publisher(topic::StateEntered::TOPIC),
+            transition_pub: p.bus.publisher(topic::TransitionTaken::TOPIC),
+            done_pub: p.bus.publisher(topic::BehaviourDone::TOPIC),
+            failed_pub: p.bus.publisher(topic::BehaviourFailed::TOPIC),
             bus: p.bus,
             abilities: p.abilities,
             behaviours: p.behaviours,
@@ -188,27 +180,21 @@ impl Runtime {
     }
 
     async fn announce_end(&self, b: &Behaviour, id: u64, result: &Result<Value, BehaviourError>) {
-        let instance = |extra: Vec<(&str, Value)>| {
-            let mut m = Value::map([
-                ("behaviour", Value::from(b.name.as_str())),
-                ("instance", Value::Int(id as i64)),
-            ]);
-            if let Value::Map(map) = &mut m {
-                map.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
-            }
-            m
-        };
         match result {
             Ok(output) => {
-                let done = || instance(vec![("output", output.clone())]);
+                let done = || topic::BehaviourDone {
+                    behaviour: b.name.clone(),
+                    instance: id as i64,
+                    output: output.clone(),
+                };
                 announce(&self.0.done_pub, done).await;
             }
             Err(e) => {
-                let failed = || {
-                    instance(vec![
-                        ("state", Value::from(e.state())),
-                        ("error", Value::from(e.to_string())),
-                    ])
+                let failed = || topic::BehaviourFailed {
+                    behaviour: b.name.clone(),
+                    instance: id as i64,
+                    state: e.state().to_owned(),
+                    error: e.to_string(),
                 };
                 announce(&self.0.failed_pub, failed).await;
             }
@@ -269,8 +255,8 @@ pub struct LoadCounters {
 
 /// Publishes what an instance did, building the payload only if someone listens: most steps
 /// of most agents are watched by nobody, and they are the interpreter's hot path.
-pub(super) async fn announce(p: &Publisher, payload: impl FnOnce() -> Value) {
+pub(super) async fn announce<E: Payload>(p: &Publisher, payload: impl FnOnce() -> E) {
     if p.has_subscribers() {
-        let _ = p.publish(payload()).await;
+        let _ = p.publish(payload().to_value()).await;
     }
 }

@@ -29,7 +29,7 @@
 //!
 //! Every call ends with a result, an error or a time-out; a provider that leaves the network
 //! (on transports that tell, such as Zenoh) is forgotten and the requests waiting for it fail
-//! at once.
+//! at once. The events it publishes are in [`crate::topic`] (`service.*`, `neighbour.*`).
 
 mod call;
 mod choice;
@@ -58,25 +58,6 @@ use crate::behaviour::{Behaviours, Runtime};
 use crate::bus::Bus;
 use crate::knowledge::Knowledge;
 use crate::transport::{Envelope, Message, Refusal, Refusals, Reply, Transport};
-
-/// Published when a request leaves the agent: `{service, provider, modes}`.
-pub const REQUEST_OUTGOING: &str = "service.request.outgoing";
-/// Published when a request arrives: `{service, requester, modes}`.
-pub const REQUEST_INCOMING: &str = "service.request.incoming";
-/// Published when the agent ran a service for a peer: `{service, requester}`.
-pub const EXECUTED: &str = "service.executed";
-/// Published when a call failed: `{service, provider, error}`.
-pub const FAILED: &str = "service.failed";
-/// Published when the agent learned a service: `{service, teacher}`.
-pub const LEARNED: &str = "service.learned";
-/// Published when the agent forgot a learned service: `{service, teacher}`.
-pub const FORGOTTEN: &str = "service.forgotten";
-/// Published when the agent taught a service: `{service, learner}`.
-pub const TAUGHT: &str = "service.taught";
-/// Published when another agent appeared on the network: `{agent}`.
-pub const NEIGHBOUR_JOINED: &str = "neighbour.joined";
-/// Published when another agent left the network or its process is gone: `{agent}`.
-pub const NEIGHBOUR_LEFT: &str = "neighbour.left";
 
 /// How many referral hops a request follows by default.
 pub const DEFAULT_REFERRAL_HOPS: u32 = 3;

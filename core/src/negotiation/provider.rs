@@ -7,11 +7,12 @@ use futures_util::FutureExt;
 use tokio_util::task::TaskTracker;
 
 use super::call::Origin;
-use super::requester::{failure, modes_value};
+use super::requester::mode_names;
 use super::{MAX_IN_FLIGHT_PER_PEER, MAX_REFERRAL, Negotiator};
 use crate::knowledge::Service;
 use crate::offer::{OfferMode, OfferModes};
 use crate::sync::lock;
+use crate::topic;
 use crate::transport::{Message, Refusal, Reply};
 use crate::value::Value;
 
@@ -42,12 +43,12 @@ impl Negotiator {
             };
             return self.reply(&r.from, r.id, Reply::Refused(reason));
         }
-        let event = Value::map([
-            ("service", Value::from(r.service.as_str())),
-            ("requester", Value::from(r.from.as_str())),
-            ("modes", modes_value(&r.modes)),
-        ]);
-        let _ = self.bus.publish(super::REQUEST_INCOMING, event).await;
+        let event = topic::RequestIncoming {
+            service: r.service.clone(),
+            requester: r.from.clone(),
+            modes: mode_names(&r.modes),
+        };
+        let _ = self.bus.emit(&event).await;
         if work.is_closed() {
             self.done_with(&r.from, r.id);
             return self.reply(&r.from, r.id, Reply::Failed("the agent is stopping".into()));
@@ -141,18 +142,18 @@ impl Negotiator {
             hops: r.hops,
         };
         let result = self.run_here(&r.service, r.input.clone(), origin, 0).await;
-        let event = Value::map([
-            ("service", Value::from(r.service.as_str())),
-            ("requester", Value::from(r.from.as_str())),
-        ]);
         Ok(match result {
             Ok(v) => {
-                let _ = self.bus.publish(super::EXECUTED, event).await;
+                let event = topic::Executed {
+                    service: r.service.clone(),
+                    requester: r.from.clone(),
+                };
+                let _ = self.bus.emit(&event).await;
                 Reply::Done(v)
             }
             Err(e) => {
-                let f = failure(&r.service, &self.agent, &e.to_string());
-                let _ = self.bus.publish(super::FAILED, f).await;
+                self.report_failure(&r.service, &self.agent, &e.to_string())
+                    .await;
                 Reply::Failed(e.to_string())
             }
         })
@@ -163,11 +164,11 @@ impl Negotiator {
         let pkg = self.package(offer).map_err(|reason| {
             format!("`{}` cannot teach `{}`: {reason}", self.agent, offer.name)
         })?;
-        let ev = Value::map([
-            ("service", Value::from(r.service.as_str())),
-            ("learner", Value::from(r.from.as_str())),
-        ]);
-        let _ = self.bus.publish(super::TAUGHT, ev).await;
+        let event = topic::ServiceTaught {
+            service: r.service.clone(),
+            learner: r.from.clone(),
+        };
+        let _ = self.bus.emit(&event).await;
         tracing::info!(agent = %self.agent, service = %r.service, learner = %r.from, "service taught");
         Ok(Reply::Teach(pkg))
     }

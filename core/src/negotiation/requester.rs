@@ -10,6 +10,7 @@ use crate::knowledge::Provider;
 use crate::name::is_valid_name;
 use crate::offer::{OfferMode, OfferModes};
 use crate::sync::lock;
+use crate::topic;
 use crate::transport::{Message, Refusal, Reply, TeachingPackage};
 use crate::value::Value;
 
@@ -401,10 +402,7 @@ impl Negotiator {
         } else {
             "not offered in the modes asked".to_owned()
         };
-        let _ = self
-            .bus
-            .publish(super::FAILED, failure(service, "", &reason))
-            .await;
+        self.report_failure(service, "", &reason).await;
         if elsewhere.is_empty() {
             CallError::NoProvider {
                 service: service.to_owned(),
@@ -419,13 +417,18 @@ impl Negotiator {
 
     async fn note_failure(&self, service: &str, provider: &str, error: &AttemptError) {
         self.knowledge.providers().failed(service, provider);
-        let _ = self
-            .bus
-            .publish(
-                super::FAILED,
-                failure(service, provider, &error.to_string()),
-            )
+        self.report_failure(service, provider, &error.to_string())
             .await;
+    }
+
+    /// Publishes `service.failed`.
+    pub(super) async fn report_failure(&self, service: &str, provider: &str, error: &str) {
+        let event = topic::ServiceFailed {
+            service: service.to_owned(),
+            provider: provider.to_owned(),
+            error: error.to_owned(),
+        };
+        let _ = self.bus.emit(&event).await;
     }
 
     /// Hearing back is news of the provider too: it is fresh and no longer failing.
@@ -449,23 +452,15 @@ impl Negotiator {
         provider: &str,
         modes: &[OfferMode],
     ) {
-        let event = Value::map([
-            ("service", Value::from(service)),
-            ("provider", Value::from(provider)),
-            ("modes", modes_value(modes)),
-        ]);
-        let _ = self.bus.publish(super::REQUEST_OUTGOING, event).await;
+        let event = topic::RequestOutgoing {
+            service: service.to_owned(),
+            provider: provider.to_owned(),
+            modes: mode_names(modes),
+        };
+        let _ = self.bus.emit(&event).await;
     }
 }
 
-pub(super) fn modes_value(modes: &[OfferMode]) -> Value {
-    Value::List(modes.iter().map(|m| Value::from(m.name())).collect())
-}
-
-pub(super) fn failure(service: &str, provider: &str, error: &str) -> Value {
-    Value::map([
-        ("service", Value::from(service)),
-        ("provider", Value::from(provider)),
-        ("error", Value::from(error)),
-    ])
+pub(super) fn mode_names(modes: &[OfferMode]) -> Vec<String> {
+    modes.iter().map(|m| m.name().to_owned()).collect()
 }

@@ -15,8 +15,8 @@ use crate::knowledge::{Learned, Service};
 use crate::name::is_valid_name;
 use crate::offer::OfferModes;
 use crate::source::SourceFile;
+use crate::topic;
 use crate::transport::{Message, Refusal, TeachingPackage};
-use crate::value::Value;
 
 /// How many script files one package may carry.
 pub const MAX_PACKAGE_SCRIPTS: usize = 32;
@@ -194,12 +194,12 @@ impl Negotiator {
                 time_limit: None,
             })
             .await;
-        let event = Value::map([
-            ("service", Value::from(c.service.as_str())),
-            ("teacher", Value::from(teacher)),
-            ("upgrade", Value::Bool(previous.is_some())),
-        ]);
-        let _ = self.bus.publish(super::LEARNED, event).await;
+        let event = topic::ServiceLearned {
+            service: c.service.clone(),
+            teacher: teacher.to_owned(),
+            upgrade: previous.is_some(),
+        };
+        let _ = self.bus.emit(&event).await;
         match previous {
             Some(p) => {
                 tracing::info!(agent = %self.agent, service = %c.service, teacher, previous_teacher = %p.teacher, "service upgraded")
@@ -245,11 +245,11 @@ impl Negotiator {
         self.transport
             .send(self.envelope(neighbour, 0, Message::Lesson(pkg)))
             .map_err(|e| TeachError::Send(e.to_string()))?;
-        let ev = Value::map([
-            ("service", Value::from(service)),
-            ("learner", Value::from(neighbour)),
-        ]);
-        let _ = self.bus.publish(super::TAUGHT, ev).await;
+        let event = topic::ServiceTaught {
+            service: service.to_owned(),
+            learner: neighbour.to_owned(),
+        };
+        let _ = self.bus.emit(&event).await;
         tracing::info!(agent = %self.agent, %service, learner = %neighbour, "service taught unasked");
         Ok(())
     }
@@ -271,11 +271,11 @@ impl Negotiator {
                 self.abilities.remove(a);
             }
         }
-        let event = Value::map([
-            ("service", Value::from(service)),
-            ("teacher", Value::from(learned.teacher.as_str())),
-        ]);
-        let _ = self.bus.publish(super::FORGOTTEN, event).await;
+        let event = topic::ServiceForgotten {
+            service: service.to_owned(),
+            teacher: learned.teacher.clone(),
+        };
+        let _ = self.bus.emit(&event).await;
         tracing::info!(agent = %self.agent, %service, teacher = %learned.teacher, "service forgotten");
         Ok(learned)
     }

@@ -241,7 +241,7 @@ impl Policies {
             .rules
             .iter()
             .flat_map(|r| r.topics.iter().map(move |t| (r, t)))
-            .filter(|(_, t)| !rhai_api::is_known_topic(t))
+            .filter(|(_, t)| !crate::topic::is_published(t))
             .map(|(r, t)| Warning {
                 at: r.at.clone(),
                 message: format!(

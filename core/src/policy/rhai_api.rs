@@ -577,23 +577,3 @@ pub(super) fn unknown_calls(engine: &Engine, ast: &AST) -> Vec<(String, Position
     });
     unknown
 }
-
-/// Topics selflet's own parts publish (by prefix).
-const KNOWN_PREFIXES: [&str; 7] = [
-    "agent.",
-    "knowledge.",
-    "behaviour.",
-    "service.",
-    "prediction.",
-    "neighbour.",
-    "load.",
-];
-
-pub(super) fn is_known_topic(p: &Pattern) -> bool {
-    match p {
-        Pattern::All => true,
-        Pattern::Exact(t) | Pattern::Prefix(t) => KNOWN_PREFIXES
-            .iter()
-            .any(|k| t.starts_with(k) || k.starts_with(t.as_str())),
-    }
-}

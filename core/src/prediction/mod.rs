@@ -24,14 +24,9 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::{Bus, Event, Overflow, Pattern, SubscribeOptions};
 use crate::error::BoxError;
 use crate::sync::{lock, read, write};
+use crate::topic;
 use crate::value::Value;
 
-/// Topic of the event published when a predictor returns an error.
-pub const ERROR: &str = "prediction.error";
-/// Topic of the event published when a predictor panics and is unplugged.
-pub const FAILED: &str = "prediction.failed";
-/// Topic on which the agent publishes its own load samples.
-pub const LOAD_SAMPLE: &str = "load.sample";
 /// How often load samples are published unless a predictor asks otherwise with its
 /// `sample_period` parameter.
 pub const DEFAULT_SAMPLE_PERIOD: Duration = Duration::from_secs(10);
@@ -360,11 +355,11 @@ impl Run {
                 Ok(Err(e)) => {
                     lock(&self.stats).errors += 1;
                     tracing::warn!(agent = %self.bus.agent(), predictor = %name, "predictor error: {e}");
-                    let payload = Value::map([
-                        ("predictor", Value::from(name.as_str())),
-                        ("error", Value::from(e.to_string())),
-                    ]);
-                    let _ = self.bus.publish(ERROR, payload).await;
+                    let event = topic::PredictionError {
+                        predictor: name.clone(),
+                        error: e.to_string(),
+                    };
+                    let _ = self.bus.emit(&event).await;
                 }
                 Err(panic) => {
                     let msg = panic_message(&*panic);
@@ -372,11 +367,11 @@ impl Run {
                     if let Some(m) = self.manager.upgrade() {
                         lock(&m.slots).remove(&name);
                     }
-                    let payload = Value::map([
-                        ("predictor", Value::from(name.as_str())),
-                        ("error", Value::from(msg)),
-                    ]);
-                    let _ = self.bus.publish(FAILED, payload).await;
+                    let event = topic::PredictionFailed {
+                        predictor: name.clone(),
+                        error: msg,
+                    };
+                    let _ = self.bus.emit(&event).await;
                     break;
                 }
             }

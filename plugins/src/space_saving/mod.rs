@@ -33,12 +33,10 @@ use selflet_core::error::BoxError;
 use selflet_core::prediction::{
     Descriptor, Emitter, Predictor, param_duration, param_f64, param_str, param_topics, param_usize,
 };
+use selflet_core::topic::{Frequent, Payload};
 use tokio::time::Instant;
 
 pub use summary::{Estimate, SpaceSaving};
-
-/// Topic of the forecast, unless `produces` says otherwise.
-pub const FREQUENT: &str = "prediction.frequent";
 
 /// How the past is forgotten.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -98,7 +96,7 @@ impl FrequentItems {
         if k == 0 {
             return Err("`k` is at least 1".into());
         }
-        let produces = param_str(params, "produces", FREQUENT)?.to_owned();
+        let produces = param_str(params, "produces", Frequent::TOPIC)?.to_owned();
         Ok(FrequentItems {
             descriptor: Descriptor {
                 name: name.to_owned(),
@@ -229,21 +227,17 @@ impl Predictor for FrequentItems {
         };
         if fresh {
             self.reported.insert(Arc::from(item), now);
-            out.emit(
-                self.produces.clone(),
-                Value::map([
-                    ("item", Value::from(item)),
-                    ("count", Value::Int(count as i64)),
-                    ("error", Value::Int(error as i64)),
-                    ("support", Value::Float(support)),
-                    ("events", Value::Int(events as i64)),
-                    (
-                        "window_s",
-                        self.window_len()
-                            .map_or(Value::Null, |w| Value::Float(w.as_secs_f64())),
-                    ),
-                ]),
-            );
+            let frequent = Frequent {
+                item: item.to_owned(),
+                count: count as i64,
+                error: error as i64,
+                support,
+                events: events as i64,
+                window_s: self
+                    .window_len()
+                    .map_or(Value::Null, |w| Value::Float(w.as_secs_f64())),
+            };
+            out.emit(self.produces.clone(), frequent.to_value());
         }
         Ok(())
     }
