@@ -24,8 +24,8 @@ use selflet_core::Value;
 use selflet_core::bus::Event;
 use selflet_core::error::BoxError;
 use selflet_core::prediction::{
-    DEFAULT_SAMPLE_PERIOD, Descriptor, Emitter, Predictor, param_duration, param_f64, param_str,
-    param_usize,
+    DEFAULT_SAMPLE_PERIOD, Descriptor, Emitter, ParamError, Predictor, param_duration, param_f64,
+    param_str, param_usize,
 };
 use selflet_core::topic::{LoadPrediction, LoadSample, Payload};
 
@@ -210,18 +210,18 @@ pub struct LoadForecast {
     rates: BTreeMap<String, Forecaster>,
 }
 
-fn smoothing(params: &Value, key: &str, default: f64) -> Result<f64, String> {
+fn smoothing(params: &Value, key: &str, default: f64) -> Result<f64, ParamError> {
     let v = param_f64(params, key, default)?;
     if v > 0.0 && v <= 1.0 {
         Ok(v)
     } else {
-        Err(format!("`{key}` is in (0, 1], not {v}"))
+        Err(ParamError::out_of_range(key, format!("in (0, 1], not {v}")))
     }
 }
 
 impl LoadForecast {
     /// Makes the predictor from manifest parameters.
-    pub fn from_params(name: &str, params: &Value) -> Result<LoadForecast, String> {
+    pub fn from_params(name: &str, params: &Value) -> Result<LoadForecast, ParamError> {
         let alpha = smoothing(params, "alpha", 0.5)?;
         let beta = smoothing(params, "beta", 0.3)?;
         let model = match param_str(params, "model", "holt")? {
@@ -230,9 +230,10 @@ impl LoadForecast {
             "holt_winters" => {
                 let season = param_usize(params, "season", 0)?;
                 if season < 2 {
-                    return Err(
-                        "holt_winters needs `season`, the samples per season (at least 2)".into(),
-                    );
+                    return Err(ParamError::out_of_range(
+                        "season",
+                        "the samples per season, at least 2, for holt_winters",
+                    ));
                 }
                 Model::HoltWinters {
                     alpha,
@@ -242,8 +243,9 @@ impl LoadForecast {
                 }
             }
             other => {
-                return Err(format!(
-                    "`model` is ewma, holt or holt_winters, not `{other}`"
+                return Err(ParamError::out_of_range(
+                    "model",
+                    format!("ewma, holt or holt_winters, not `{other}`"),
                 ));
             }
         };

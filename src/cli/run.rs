@@ -98,7 +98,13 @@ fn network_settings(
         .unwrap_or(std::path::Path::new("."))
         .join("keys");
     config.security = security_override(config.security, args, beside)?;
-    config.check().map_err(|p| p.join("; "))?;
+    config.check().map_err(|problems| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
     Ok(Some(config))
 }
 

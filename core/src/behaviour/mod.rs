@@ -76,6 +76,7 @@ pub use runtime::{
     DEFAULT_SERVICE_TIME, DEFAULT_STEPS, InstanceLimits, LoadCounters, MAX_CALL_DEPTH,
 };
 
+use crate::error::BoxError;
 use crate::script::{self, Limits};
 use crate::source::{LoadError, SourceFile};
 use crate::sync::{read, write};
@@ -94,16 +95,17 @@ impl Behaviour {
 
     /// A modified copy: the behaviour's YAML is read as a [`Value`] tree, `edit` changes it,
     /// and the result is validated like any file (under the name `<name> (modified)`). The
-    /// original is untouched, whatever happens.
+    /// original is untouched, whatever happens; an error of `edit` is reported as a problem
+    /// of the modified file.
     pub fn modify(
         &self,
-        edit: impl FnOnce(&mut Value) -> Result<(), String>,
+        edit: impl FnOnce(&mut Value) -> Result<(), BoxError>,
     ) -> Result<Behaviour, LoadError> {
         let name = format!("{} (modified)", self.source.name());
         let fail = |m: String| LoadError::from(SourceFile::new(name.clone(), "").error(m));
         let mut tree: Value =
             serde_saphyr::from_str(self.source.text()).map_err(|e| fail(e.to_string()))?;
-        edit(&mut tree).map_err(&fail)?;
+        edit(&mut tree).map_err(|e| fail(e.to_string()))?;
         let text = serde_saphyr::to_string(&tree).map_err(|e| fail(e.to_string()))?;
         Behaviour::parse(SourceFile::new(name.clone(), text))
     }
@@ -122,7 +124,7 @@ impl Behaviour {
             states(tree)?
                 .remove(name)
                 .map(drop)
-                .ok_or_else(|| format!("no state `{name}`"))
+                .ok_or_else(|| format!("no state `{name}`").into())
         })
     }
 
@@ -139,13 +141,13 @@ impl Behaviour {
                 .get_mut(from)
                 .ok_or_else(|| format!("no state `{from}`"))?;
             let Value::Map(state) = state else {
-                return Err(format!("state `{from}` is not a map"));
+                return Err(format!("state `{from}` is not a map").into());
             };
             let on = state
                 .entry("on".to_owned())
                 .or_insert_with(|| Value::Map(BTreeMap::new()));
             let Value::Map(on) = on else {
-                return Err(format!("`on` of state `{from}` is not a map"));
+                return Err(format!("`on` of state `{from}` is not a map").into());
             };
             on.insert(trigger.to_owned(), Value::from(to));
             Ok(())
@@ -168,13 +170,13 @@ impl Behaviour {
             if removed {
                 Ok(())
             } else {
-                Err(format!("state `{from}` has no transition on `{trigger}`"))
+                Err(format!("state `{from}` has no transition on `{trigger}`").into())
             }
         })
     }
 }
 
-fn states(tree: &mut Value) -> Result<&mut BTreeMap<String, Value>, String> {
+fn states(tree: &mut Value) -> Result<&mut BTreeMap<String, Value>, BoxError> {
     match tree {
         Value::Map(m) => match m.get_mut("states") {
             Some(Value::Map(s)) => Ok(s),

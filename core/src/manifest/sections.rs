@@ -232,13 +232,13 @@ impl<'a> Check<'a> {
             }
         }
         for e in z.listen.iter().chain(&z.connect) {
-            if let Err(msg) = ZenohConfig::check_endpoint(&e.value) {
-                self.at(e, msg);
+            if let Err(err) = ZenohConfig::check_endpoint(&e.value) {
+                self.at(e, err.to_string());
             }
         }
         if let Some(ns) = &z.namespace {
-            if let Err(msg) = ZenohConfig::check_namespace(&ns.value) {
-                self.at(ns, msg);
+            if let Err(err) = ZenohConfig::check_namespace(&ns.value) {
+                self.at(ns, err.to_string());
             }
             config.namespace.clone_from(&ns.value);
         }

@@ -84,11 +84,11 @@ pub trait Predictor: Send + 'static {
 
 /// Makes a predictor of one kind from an instance name and parameters.
 pub type Factory =
-    Arc<dyn Fn(&str, &Value) -> Result<Box<dyn Predictor>, String> + Send + Sync + 'static>;
+    Arc<dyn Fn(&str, &Value) -> Result<Box<dyn Predictor>, ParamError> + Send + Sync + 'static>;
 
-/// A factory from a predictor's constructor (instance name and parameters in, predictor or a
-/// message saying what is wrong with the parameters out).
-pub fn factory<P: Predictor>(make: fn(&str, &Value) -> Result<P, String>) -> Factory {
+/// A factory from a predictor's constructor (instance name and parameters in, predictor or
+/// what is wrong with the parameters out).
+pub fn factory<P: Predictor>(make: fn(&str, &Value) -> Result<P, ParamError>) -> Factory {
     Arc::new(move |name, params| Ok(Box::new(make(name, params)?) as Box<dyn Predictor>))
 }
 
@@ -141,10 +141,72 @@ impl Kinds {
                     kind: kind.to_owned(),
                     known: self.names(),
                 })?;
-        factory(name, params).map_err(|message| PredictionError::Params {
+        factory(name, params).map_err(|error| PredictionError::Params {
             name: name.to_owned(),
-            message,
+            error,
         })
+    }
+}
+
+/// What kind of problem a predictor parameter has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParamErrorKind {
+    /// A value of another type than the parameter takes.
+    WrongType,
+    /// A value of the right type outside what the parameter accepts.
+    OutOfRange,
+    /// Parameters that do not go together, or a script or file that cannot be used.
+    Invalid,
+}
+
+/// A predictor parameter that cannot be used: which one, what kind of problem, and what is
+/// wrong in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{key}`: {message}")]
+pub struct ParamError {
+    key: String,
+    kind: ParamErrorKind,
+    message: String,
+}
+
+impl ParamError {
+    /// A problem of `kind` with parameter `key`.
+    pub fn new(key: &str, kind: ParamErrorKind, message: impl Into<String>) -> ParamError {
+        ParamError {
+            key: key.to_owned(),
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// `key` holds a value of another type than `expected`.
+    pub fn wrong_type(key: &str, expected: &str, found: &Value) -> ParamError {
+        ParamError::new(
+            key,
+            ParamErrorKind::WrongType,
+            format!("{expected}, not {found}"),
+        )
+    }
+
+    /// `key` is outside what it accepts, which `accepted` says.
+    pub fn out_of_range(key: &str, accepted: impl Into<String>) -> ParamError {
+        ParamError::new(key, ParamErrorKind::OutOfRange, accepted)
+    }
+
+    /// The parameter.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// What kind of problem.
+    pub fn kind(&self) -> ParamErrorKind {
+        self.kind
+    }
+
+    /// What is wrong, in words.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
@@ -160,12 +222,13 @@ pub enum PredictionError {
         known: Vec<String>,
     },
     /// The parameters were refused.
-    #[error("predictor `{name}`: {message}")]
+    #[error("predictor `{name}`: {error}")]
     Params {
         /// The instance.
         name: String,
         /// What is wrong.
-        message: String,
+        #[source]
+        error: ParamError,
     },
     /// A predictor of that name is already plugged.
     #[error("a predictor named `{0}` is already plugged")]
@@ -396,49 +459,61 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Reads a numeric parameter (int or float), or the default; an error for other kinds of value.
-pub fn param_f64(params: &Value, key: &str, default: f64) -> Result<f64, String> {
+pub fn param_f64(params: &Value, key: &str, default: f64) -> Result<f64, ParamError> {
     match params.get(key) {
         None => Ok(default),
         Some(v) => v
             .as_f64()
-            .ok_or_else(|| format!("`{key}` is a number, not a {}", v.kind())),
+            .ok_or_else(|| ParamError::wrong_type(key, "a number", v)),
     }
 }
 
 /// Reads a non-negative integer parameter, or the default.
-pub fn param_usize(params: &Value, key: &str, default: usize) -> Result<usize, String> {
+pub fn param_usize(params: &Value, key: &str, default: usize) -> Result<usize, ParamError> {
     match params.get(key) {
         None => Ok(default),
         Some(Value::Int(i)) if *i >= 0 => Ok(*i as usize),
-        Some(v) => Err(format!("`{key}` is a non-negative integer, not {v}")),
+        Some(v) => Err(ParamError::wrong_type(key, "a non-negative integer", v)),
     }
 }
 
 /// Reads a string parameter, or the default.
-pub fn param_str<'a>(params: &'a Value, key: &str, default: &'a str) -> Result<&'a str, String> {
+pub fn param_str<'a>(
+    params: &'a Value,
+    key: &str,
+    default: &'a str,
+) -> Result<&'a str, ParamError> {
     match params.get(key) {
         None => Ok(default),
         Some(Value::Str(s)) => Ok(s),
-        Some(v) => Err(format!("`{key}` is a string, not a {}", v.kind())),
+        Some(v) => Err(ParamError::wrong_type(key, "a string", v)),
     }
 }
 
-/// Reads a duration parameter (`"30s"`, `"500ms"`, or a number of seconds), or the default.
-pub fn param_duration(params: &Value, key: &str, default: Duration) -> Result<Duration, String> {
+/// Reads a duration parameter (`"30s"`, `"500ms"`, or a number of seconds, at most 365 days),
+/// or the default.
+pub fn param_duration(
+    params: &Value,
+    key: &str,
+    default: Duration,
+) -> Result<Duration, ParamError> {
     match params.get(key) {
         None => Ok(default),
-        Some(Value::Str(s)) => crate::duration::parse(s).map_err(|e| format!("`{key}`: {e}")),
+        Some(Value::Str(s)) => crate::duration::parse(s)
+            .map_err(|e| ParamError::new(key, ParamErrorKind::OutOfRange, e.to_string())),
         Some(v) => v
             .as_f64()
             .filter(|s| (0.0..=crate::duration::MAX.as_secs_f64()).contains(s))
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .ok_or_else(|| format!("`{key}` is a duration of at most 365 days, not {v}")),
+            .ok_or_else(|| ParamError::wrong_type(key, "a duration of at most 365 days", v)),
     }
 }
 
 /// Reads topic patterns (one string or a list), or the default.
-pub fn param_topics(params: &Value, key: &str, default: &str) -> Result<Vec<Pattern>, String> {
-    let parse = |s: &str| Pattern::parse(s).map_err(|e| format!("`{key}`: {e}"));
+pub fn param_topics(params: &Value, key: &str, default: &str) -> Result<Vec<Pattern>, ParamError> {
+    let parse = |s: &str| {
+        Pattern::parse(s).map_err(|e| ParamError::new(key, ParamErrorKind::Invalid, e.to_string()))
+    };
     match params.get(key) {
         None => Ok(vec![parse(default)?]),
         Some(Value::Str(s)) => Ok(vec![parse(s)?]),
@@ -446,10 +521,14 @@ pub fn param_topics(params: &Value, key: &str, default: &str) -> Result<Vec<Patt
             .iter()
             .map(|v| {
                 v.as_str()
-                    .ok_or_else(|| format!("`{key}` lists topics as strings"))
+                    .ok_or_else(|| ParamError::wrong_type(key, "a list of topics", v))
                     .and_then(parse)
             })
             .collect(),
-        Some(v) => Err(format!("`{key}` is a topic or a list of topics, not {v}")),
+        Some(v) => Err(ParamError::wrong_type(
+            key,
+            "a topic or a list of topics",
+            v,
+        )),
     }
 }

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{AST, CallFnOptions, Dynamic, Engine, Scope};
 
-use super::{Descriptor, Emitter, Predictor, param_topics};
+use super::{Descriptor, Emitter, ParamError, ParamErrorKind, Predictor, param_topics};
 use crate::bus::Event;
 use crate::error::BoxError;
 use crate::script::{self, Limits};
@@ -46,16 +46,17 @@ pub(super) struct ScriptPredictor {
 }
 
 impl ScriptPredictor {
-    pub(super) fn new(name: &str, params: &Value) -> Result<ScriptPredictor, String> {
+    pub(super) fn new(name: &str, params: &Value) -> Result<ScriptPredictor, ParamError> {
+        let invalid = |key: &str, m: String| ParamError::new(key, ParamErrorKind::Invalid, m);
         let source = match (params.get("source"), params.get("file")) {
             (Some(Value::Str(s)), None) => s.clone(),
-            (None, Some(Value::Str(f))) => {
-                std::fs::read_to_string(f).map_err(|e| format!("cannot read `{f}`: {e}"))?
-            }
+            (None, Some(Value::Str(f))) => std::fs::read_to_string(f)
+                .map_err(|e| invalid("file", format!("cannot read `{f}`: {e}")))?,
             _ => {
-                return Err(
+                return Err(invalid(
+                    "source",
                     "a rhai predictor has either `source` (the script) or `file` (its path)".into(),
-                );
+                ));
             }
         };
         let consumes = param_topics(params, "consumes", "*")?;
@@ -67,8 +68,10 @@ impl ScriptPredictor {
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect(),
             Some(v) => {
-                return Err(format!(
-                    "`produces` is a topic or a list of topics, not {v}"
+                return Err(ParamError::wrong_type(
+                    "produces",
+                    "a topic or a list of topics",
+                    v,
                 ));
             }
         };
@@ -86,12 +89,15 @@ impl ScriptPredictor {
         );
         let ast = engine
             .compile(&source)
-            .map_err(|e| format!("script: {e}"))?;
+            .map_err(|e| invalid("source", format!("the script does not compile: {e}")))?;
         if !ast
             .iter_functions()
             .any(|f| f.name == "update" && f.params.len() == 1)
         {
-            return Err("the script defines no `fn update(ev)`".into());
+            return Err(invalid(
+                "source",
+                "the script defines no `fn update(ev)`".into(),
+            ));
         }
         let state = if ast
             .iter_functions()
@@ -107,7 +113,7 @@ impl ScriptPredictor {
                     (params.to_dynamic(),),
                 )
             })
-            .map_err(|e| format!("init: {}", script::describe(&e)))?
+            .map_err(|e| invalid("source", format!("init: {}", script::describe(&e))))?
         } else {
             Dynamic::from_map(rhai::Map::new())
         };

@@ -111,44 +111,68 @@ impl Default for ZenohConfig {
     }
 }
 
+/// A Zenoh setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Not written as an endpoint.
+    #[error("`{0}` is not an endpoint: write `tcp/<host>:<port>`")]
+    NotAnEndpoint(String),
+    /// A protocol this build does not carry.
+    #[error("endpoint protocol `{0}` is not supported: this build carries `tcp` only")]
+    Protocol(String),
+    /// An endpoint without a host or a port.
+    #[error("`{0}` needs a host and a port, as in `tcp/127.0.0.1:7447`")]
+    HostAndPort(String),
+    /// A namespace that is not a name.
+    #[error("invalid namespace `{0}`: {rule}", rule = crate::name::NAME_RULE)]
+    Namespace(String),
+    /// A largest message size of 0.
+    #[error("the largest message size must be above 0")]
+    ZeroMessageSize,
+    /// A client with nowhere to connect.
+    #[error("a client needs an endpoint to connect to")]
+    ClientWithoutEndpoint,
+    /// Zenoh itself refused a setting.
+    #[error("zenoh refused `{setting}`: {reason}")]
+    Zenoh {
+        /// The setting.
+        setting: String,
+        /// What Zenoh said.
+        reason: String,
+    },
+}
+
 impl ZenohConfig {
     /// Checks an endpoint such as `tcp/127.0.0.1:7447`: the protocols this build carries are
     /// `tcp` only, and the address needs a port.
-    pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    pub fn check_endpoint(endpoint: &str) -> Result<(), ConfigError> {
         let Some((protocol, address)) = endpoint.split_once('/') else {
-            return Err(format!(
-                "`{endpoint}` is not an endpoint: write `tcp/<host>:<port>`"
-            ));
+            return Err(ConfigError::NotAnEndpoint(endpoint.to_owned()));
         };
         if protocol != "tcp" {
-            return Err(format!(
-                "endpoint protocol `{protocol}` is not supported: this build carries `tcp` only"
-            ));
+            return Err(ConfigError::Protocol(protocol.to_owned()));
         }
         let address = address.split('#').next().unwrap_or(address);
         match address.rsplit_once(':') {
             Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-            _ => Err(format!(
-                "`{endpoint}` needs a host and a port, as in `tcp/127.0.0.1:7447`"
-            )),
+            _ => Err(ConfigError::HostAndPort(endpoint.to_owned())),
         }
     }
 
     /// Checks a namespace: a name (letters, digits, `_`, `-`), so that it is one chunk of a
     /// key expression.
-    pub fn check_namespace(namespace: &str) -> Result<(), String> {
+    pub fn check_namespace(namespace: &str) -> Result<(), ConfigError> {
         if crate::name::is_valid_name(namespace) {
             Ok(())
         } else {
-            Err(format!(
-                "invalid namespace `{namespace}`: a namespace starts with a letter and has only letters, digits, `_` and `-`"
-            ))
+            Err(ConfigError::Namespace(namespace.to_owned()))
         }
     }
 
     /// Checks every field, giving each problem found.
-    pub fn check(&self) -> Result<(), Vec<String>> {
-        let mut problems: Vec<String> = self
+    pub fn check(&self) -> Result<(), Vec<ConfigError>> {
+        let mut problems: Vec<ConfigError> = self
             .listen
             .iter()
             .chain(&self.connect)
@@ -158,10 +182,10 @@ impl ZenohConfig {
             problems.push(e);
         }
         if self.max_message_bytes == 0 {
-            problems.push("the largest message size must be above 0".to_owned());
+            problems.push(ConfigError::ZeroMessageSize);
         }
         if self.mode == ZenohMode::Client && self.connect.is_empty() {
-            problems.push("a client needs an endpoint to connect to".to_owned());
+            problems.push(ConfigError::ClientWithoutEndpoint);
         }
         if problems.is_empty() {
             Ok(())
@@ -181,7 +205,7 @@ mod tests {
         assert!(ZenohConfig::check_endpoint("tcp/[::1]:7447").is_ok());
         assert!(ZenohConfig::check_endpoint("tcp/localhost:7447").is_ok());
         let udp = ZenohConfig::check_endpoint("udp/127.0.0.1:7447").unwrap_err();
-        assert!(udp.contains("`udp` is not supported"), "{udp}");
+        assert_eq!(udp, ConfigError::Protocol("udp".into()));
         assert!(ZenohConfig::check_endpoint("127.0.0.1:7447").is_err());
         assert!(ZenohConfig::check_endpoint("tcp/127.0.0.1").is_err());
         assert!(ZenohConfig::check_endpoint("tcp/:7447").is_err());
@@ -195,7 +219,7 @@ mod tests {
         };
         assert_eq!(
             c.check().unwrap_err(),
-            vec!["a client needs an endpoint to connect to"]
+            vec![ConfigError::ClientWithoutEndpoint]
         );
     }
 }

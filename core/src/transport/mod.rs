@@ -24,7 +24,9 @@ use async_channel::Receiver;
 use serde::{Deserialize, Serialize};
 
 pub use auth::{KeyError, Keyring, PublicKey, REPLAY_WINDOW, TAG_LEN};
-pub use config::{DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_NAMESPACE, Security, ZenohConfig, ZenohMode};
+pub use config::{
+    ConfigError, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_NAMESPACE, Security, ZenohConfig, ZenohMode,
+};
 pub use inbox::{INBOX_CAPACITY, Inbox, InboxSender, Incoming, PER_SENDER_QUEUED, inbox};
 pub use network::Network;
 pub use refusal::{Refusal, Refusals};

@@ -31,7 +31,8 @@ use selflet_core::Value;
 use selflet_core::bus::Event;
 use selflet_core::error::BoxError;
 use selflet_core::prediction::{
-    Descriptor, Emitter, Predictor, param_duration, param_f64, param_str, param_topics, param_usize,
+    Descriptor, Emitter, ParamError, Predictor, param_duration, param_f64, param_str, param_topics,
+    param_usize,
 };
 use selflet_core::topic::{Frequent, Payload};
 use tokio::time::Instant;
@@ -70,10 +71,10 @@ pub struct FrequentItems {
 
 impl FrequentItems {
     /// Makes the predictor from manifest parameters.
-    pub fn from_params(name: &str, params: &Value) -> Result<FrequentItems, String> {
+    pub fn from_params(name: &str, params: &Value) -> Result<FrequentItems, ParamError> {
         let size = param_duration(params, "window_size", Duration::from_secs(60))?;
         if size.is_zero() {
-            return Err("`window_size` is longer than zero".into());
+            return Err(ParamError::out_of_range("window_size", "longer than zero"));
         }
         let window = match param_str(params, "window", "none")? {
             "none" => Window::None,
@@ -83,18 +84,19 @@ impl FrequentItems {
                 panes: param_usize(params, "panes", 4)?.max(1),
             },
             other => {
-                return Err(format!(
-                    "`window` is none, tumbling or sliding, not `{other}`"
+                return Err(ParamError::out_of_range(
+                    "window",
+                    format!("none, tumbling or sliding, not `{other}`"),
                 ));
             }
         };
         let min_support = param_f64(params, "min_support", 0.2)?;
         if !(0.0..=1.0).contains(&min_support) {
-            return Err("`min_support` is between 0 and 1".into());
+            return Err(ParamError::out_of_range("min_support", "between 0 and 1"));
         }
         let k = param_usize(params, "k", 64)?;
         if k == 0 {
-            return Err("`k` is at least 1".into());
+            return Err(ParamError::out_of_range("k", "at least 1"));
         }
         let produces = param_str(params, "produces", Frequent::TOPIC)?.to_owned();
         Ok(FrequentItems {

@@ -39,8 +39,8 @@ use zenoh::query::{Query, Queryable};
 use zenoh::sample::SampleKind;
 
 use super::{
-    InboxSender, JoinError, Keyring, MemberChange, Membership, MessageCounters, Refusal, Security,
-    Transport, ZenohConfig, inbox,
+    ConfigError, InboxSender, JoinError, Keyring, MemberChange, Membership, MessageCounters,
+    Refusal, Security, Transport, ZenohConfig, inbox,
 };
 use crate::name::is_valid_name;
 use crate::sync::lock;
@@ -64,8 +64,8 @@ const MAX_OPEN_QUERIES: usize = 65_536;
 #[non_exhaustive]
 pub enum ZenohError {
     /// The settings are wrong.
-    #[error("invalid Zenoh settings: {}", .0.join("; "))]
-    Config(Vec<String>),
+    #[error("invalid Zenoh settings: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Config(Vec<ConfigError>),
     /// Zenoh refused to open (an endpoint already in use, an unreachable router, ...).
     #[error("cannot open the Zenoh session: {0}")]
     Open(String),
@@ -240,8 +240,12 @@ fn zenoh_config(config: &ZenohConfig) -> Result<zenoh::Config, ZenohError> {
         ),
     ];
     for (key, value) in settings {
-        z.insert_json5(key, &value)
-            .map_err(|e| ZenohError::Config(vec![format!("{key}: {e}")]))?;
+        z.insert_json5(key, &value).map_err(|e| {
+            ZenohError::Config(vec![ConfigError::Zenoh {
+                setting: key.to_owned(),
+                reason: e.to_string(),
+            }])
+        })?;
     }
     Ok(z)
 }
