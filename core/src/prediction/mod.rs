@@ -163,7 +163,7 @@ pub enum ParamErrorKind {
 /// A predictor parameter that cannot be used: which one, what kind of problem, and what is
 /// wrong in words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{key}`: {message}")]
+#[error("`{key}`{} {message}", if *.kind == ParamErrorKind::Invalid { ":" } else { " is" })]
 pub struct ParamError {
     key: String,
     kind: ParamErrorKind,
