@@ -114,7 +114,8 @@ fn modes(d: &Dynamic) -> Result<Vec<OfferMode>> {
     .into())
 }
 
-/// The engine policies of one agent run on.
+/// The engine policies of one agent run on: the sandbox, plus the functions rules may call,
+/// registered group by group.
 pub(super) fn engine(
     limits: &Limits,
     shared: &Shared,
@@ -123,6 +124,18 @@ pub(super) fn engine(
     behaviours: &Behaviours,
 ) -> Engine {
     let mut e = script::engine(limits);
+    register_rules(&mut e, shared);
+    register_reads(&mut e, k, bus, behaviours);
+    register_service_actions(&mut e, shared);
+    register_behaviour_actions(&mut e, shared);
+    register_agent_actions(&mut e, shared);
+    register_learning(&mut e, shared, k);
+    register_balancing(&mut e, shared, k, behaviours, bus);
+    e
+}
+
+/// The rule builder: `rule(name).on(topics).priority(p).when(f).then(f)`.
+fn register_rules(e: &mut Engine, shared: &Shared) {
     e.register_type_with_name::<Builder>("Rule");
 
     let loading = shared.clone();
@@ -178,8 +191,10 @@ pub(super) fn engine(
         });
         Ok(())
     });
+}
 
-    // Reads.
+/// What rules read of their agent, at once.
+fn register_reads(e: &mut Engine, k: &Knowledge, bus: &Bus, behaviours: &Behaviours) {
     let kn = k.clone();
     e.register_fn("fact", move |key: &str| {
         kn.fact(key).unwrap_or_default().to_dynamic()
@@ -232,8 +247,10 @@ pub(super) fn engine(
     e.register_fn("agent_name", move || name.clone());
     let bs = behaviours.clone();
     e.register_fn("has_behaviour", move |n: &str| bs.contains(n));
+}
 
-    // Actions: queued, applied by the agent after the rule returns.
+/// Actions on services: request them, change how they are offered and asked for, offer them.
+fn register_service_actions(e: &mut Engine, shared: &Shared) {
     let q = shared.clone();
     e.register_fn(
         "request_service",
@@ -291,6 +308,10 @@ pub(super) fn engine(
             Ok(())
         },
     );
+}
+
+/// Actions on behaviours and abilities: install, modify, enable, make main.
+fn register_behaviour_actions(e: &mut Engine, shared: &Shared) {
     let q = shared.clone();
     e.register_fn("install_ability", move |name: &str, script: &str| {
         q.push(Action::InstallAbility {
@@ -369,6 +390,10 @@ pub(super) fn engine(
             behaviour: b.into(),
         })
     });
+}
+
+/// Actions on the agent's other parts: neighbours, facts, events, predictors, policies, its log.
+fn register_agent_actions(e: &mut Engine, shared: &Shared) {
     for (name, enabled) in [("enable_neighbour", true), ("disable_neighbour", false)] {
         let q = shared.clone();
         e.register_fn(name, move |a: &str| {
@@ -432,21 +457,15 @@ pub(super) fn engine(
         q.push(Action::RemovePolicy { name: name.into() })
     });
     let q = shared.clone();
-    e.register_fn("redirect", move |s: &str, n: &str, fraction: f64| {
-        q.push(Action::Redirect {
-            service: s.into(),
-            neighbour: n.into(),
-            fraction,
-        });
+    e.register_fn("log", move |m: Dynamic| {
+        q.push(Action::Log {
+            message: m.to_string(),
+        })
     });
-    let q = shared.clone();
-    e.register_fn("stop_redirect", move |s: &str| {
-        q.push(Action::Redirect {
-            service: s.into(),
-            neighbour: String::new(),
-            fraction: 0.0,
-        });
-    });
+}
+
+/// What was taught: forget it, let it be upgraded, list it.
+fn register_learning(e: &mut Engine, shared: &Shared, k: &Knowledge) {
     let q = shared.clone();
     e.register_fn("forget_service", move |s: &str| {
         q.push(Action::ForgetService { service: s.into() });
@@ -466,6 +485,32 @@ pub(super) fn engine(
             .into_iter()
             .map(|(s, l)| (s.into(), Dynamic::from(l.teacher)))
             .collect()
+    });
+}
+
+/// Load balancing: redirect, teach unasked, and the load model's numbers.
+fn register_balancing(
+    e: &mut Engine,
+    shared: &Shared,
+    k: &Knowledge,
+    behaviours: &Behaviours,
+    bus: &Bus,
+) {
+    let q = shared.clone();
+    e.register_fn("redirect", move |s: &str, n: &str, fraction: f64| {
+        q.push(Action::Redirect {
+            service: s.into(),
+            neighbour: n.into(),
+            fraction,
+        });
+    });
+    let q = shared.clone();
+    e.register_fn("stop_redirect", move |s: &str| {
+        q.push(Action::Redirect {
+            service: s.into(),
+            neighbour: String::new(),
+            fraction: 0.0,
+        });
     });
     let q = shared.clone();
     e.register_fn("teach", move |s: &str, n: &str| {
@@ -529,13 +574,6 @@ pub(super) fn engine(
             .to_dynamic()
         })
     });
-    let q = shared.clone();
-    e.register_fn("log", move |m: Dynamic| {
-        q.push(Action::Log {
-            message: m.to_string(),
-        })
-    });
-    e
 }
 
 /// Names called as functions in the file that nothing defines, with where they are called.
