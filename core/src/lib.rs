@@ -22,9 +22,29 @@
 //! | [`manifest`] | deployment | agent manifest YAML → a configured agent |
 //! | [`agent`] | the SelfLet | builder, handle, lifecycle (statig), the wiring of the parts above |
 //!
-//! Plus [`value`] (the dynamic [`Value`] every part exchanges), [`source`] (source files and
-//! located errors) and [`script`] (the Rhai sandbox shared by guards, abilities, policies and
+//! Below them, small shared modules: [`value`] (the dynamic [`Value`] every part exchanges),
+//! [`name`] and [`duration`] (what names and durations users write may be), [`error`] (the
+//! error type of user code), [`offer`] (offer modes, which travel on the wire), [`source`]
+//! (source files and located errors), [`topic`] (every topic selflet publishes, with its
+//! payload) and [`script`] (the Rhai sandbox shared by guards, abilities, policies and
 //! scripted predictors).
+//!
+//! # Layers
+//!
+//! Each module uses only modules of lower layers, so the parts can be read, tested and
+//! replaced from the bottom up (`tests/module_layers.rs` checks this table against the code):
+//!
+//! | layer | modules |
+//! |---|---|
+//! | 0 | `sync`, `value`, `name`, `duration`, `error` |
+//! | 1 | `source`, `offer`, `topic` |
+//! | 2 | `bus`, `transport` |
+//! | 3 | `knowledge`, `script` |
+//! | 4 | `ability`, `prediction` |
+//! | 5 | `behaviour` |
+//! | 6 | `policy`, `negotiation` |
+//! | 7 | `manifest` |
+//! | 8 | `agent` |
 //!
 //! # Re-exports
 //!

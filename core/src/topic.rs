@@ -3,7 +3,7 @@
 //! This table is the one place a topic's name and fields are written: publishers build the
 //! typed payload and [`Bus::emit`](crate::bus::Bus::emit) it, readers (the CLI's summary,
 //! tests, applications) read it back with [`Payload::from_value`], `selflet check` warns about
-//! rules on topics not in [`TOPICS`] (nor under one of their prefixes), and a test keeps the
+//! rules on topics no topic of [`TOPICS`] matches, and a test keeps the
 //! event table of `policies/README.md` equal to [`markdown_table`].
 //!
 //! ```
@@ -344,12 +344,6 @@ topics! {
         /// Instances started per second, per behaviour.
         rates: Value,
     }
-}
-
-/// Whether selflet itself publishes on topics a rule's pattern matches: a topic of the table,
-/// or a prefix of one of them.
-pub fn is_published(pattern: &crate::bus::Pattern) -> bool {
-    TOPICS.iter().any(|t| pattern.matches(t.topic))
 }
 
 /// The table as Markdown, as `policies/README.md` shows it.

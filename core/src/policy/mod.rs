@@ -241,7 +241,7 @@ impl Policies {
             .rules
             .iter()
             .flat_map(|r| r.topics.iter().map(move |t| (r, t)))
-            .filter(|(_, t)| !crate::topic::is_published(t))
+            .filter(|(_, t)| !crate::topic::TOPICS.iter().any(|known| t.matches(known.topic)))
             .map(|(r, t)| Warning {
                 at: r.at.clone(),
                 message: format!(
