@@ -21,10 +21,16 @@ fn has(p: &[(usize, usize, String)], line: usize, col: usize, needle: &str) {
 
 #[test]
 fn shipped_behaviours_validate() {
-    for f in ["home_energy", "service1", "service2", "service3"] {
-        let path = format!("{}/behaviors/{f}.yaml", env!("CARGO_MANIFEST_DIR"));
-        Behaviour::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/behaviors");
+    let mut validated = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            Behaviour::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            validated += 1;
+        }
     }
+    assert_eq!(validated, 7, "every behaviour in behaviors/");
 }
 
 #[test]

@@ -151,3 +151,112 @@ fn run_refuses_bad_network_settings_before_starting_anything() {
         assert!(!stderr.contains("running"), "nothing started: {stderr}");
     }
 }
+
+#[test]
+fn every_shipped_manifest_behaviour_and_policy_passes_check() {
+    let mut files = Vec::new();
+    for dir in [
+        "behaviors",
+        "policies",
+        "examples/home",
+        "examples/teaching",
+        "examples/chain",
+    ] {
+        for entry in std::fs::read_dir(format!("{ROOT}/{dir}")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            // Ability scripts are checked through the manifests that name them.
+            let policy = name.ends_with(".rhai") && (dir == "policies" || name == "learn.rhai");
+            let checked = name.ends_with(".yaml") || policy;
+            if checked {
+                files.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    let out = Command::new(BIN)
+        .arg("check")
+        .args(&files)
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in &files {
+        assert!(
+            stdout.contains(&format!("ok: {f}")),
+            "{f} not checked:\n{stdout}"
+        );
+    }
+    assert_eq!(files.len(), 22);
+}
+
+#[test]
+fn a_referral_a_lesson_and_a_refusal_along_a_chain_of_three_agents() {
+    // A knows only B; B only knows who translates; C translates (with a scripted ability)
+    // and teaches it, but runs its dictionary for others without teaching it.
+    let mut p = Running::start(&[
+        "run",
+        "examples/chain/a.yaml",
+        "examples/chain/b.yaml",
+        "examples/chain/c.yaml",
+    ]);
+    p.wait_for_all(&["served through a referral", "provider=c", r#"via=["b"]"#]);
+    p.wait_for_all(&[
+        "service learned",
+        "agent=a",
+        "service=translate",
+        "teacher=c",
+    ]);
+    // Why `dictionary` is not taught, in A's log.
+    p.wait_for_all(&[
+        "request failed",
+        "agent=a",
+        "`c` offers `dictionary` as can_do only",
+    ]);
+    let learned_at = p.log.len();
+    p.wait_for("request failed");
+    let out = p.interrupt();
+    let a = out
+        .lines()
+        .find(|l| l.starts_with("summary: agent=a "))
+        .expect("a's summary");
+    assert!(a.contains("learned=[translate@"), "{a}");
+    assert!(a.contains("<-c]"), "{a}");
+    // A still calls `dictionary` at C: remote requests go on after the lesson.
+    let c = out
+        .lines()
+        .find(|l| l.starts_with("summary: agent=c "))
+        .expect("c's summary");
+    let served: u64 = c
+        .split(" served=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("served");
+    assert!(served > 5, "{c}");
+    assert!(
+        p.log[learned_at..]
+            .iter()
+            .all(|l| !l.contains("main behaviour")),
+        "the translations go on without failing:\n{}",
+        p.log.join("\n")
+    );
+}
+
+#[test]
+fn a_service_only_known_about_passes_check_and_runs() {
+    let file = format!("{ROOT}/tests/fixtures/contain/knows_who.yaml");
+    let out = Command::new(BIN).args(["check", &file]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut run = Running::start(&["run", &file]);
+    run.wait_for("press Ctrl-C to stop");
+    run.interrupt();
+}

@@ -149,9 +149,24 @@ async fn an_agent_built_from_a_manifest_has_its_services_facts_and_attributes() 
 }
 
 #[test]
-fn shipped_manifests_load() {
+fn shipped_manifests_load_and_their_agents_check() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    Manifest::load(root.join("examples/home/kitchen.yaml")).unwrap();
+    let mut checked = 0;
+    for dir in ["examples/home", "examples/teaching"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let m = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            selflet::Agent::from_manifest(&m)
+                .predictor_kinds(selflet::plugins::kinds())
+                .check()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 4, "grid, kitchen, a and b");
 }
 
 #[test]

@@ -411,3 +411,97 @@ async fn a_requester_shutting_down_still_receives_the_replies_of_its_in_flight_w
     assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
     assert!(executed.try_recv().is_ok());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_behaviours_call_to_a_redirected_service_is_redirected() {
+    let net = Network::new();
+    let work = || shipped("work");
+    let y = Agent::builder("y")
+        .network(&net)
+        .behaviour(work())
+        .service(Service::new("work", OfferModes::CAN_DO))
+        .spawn()
+        .await
+        .unwrap();
+    let uses_work = Behaviour::parse(SourceFile::new(
+        "uses_work.yaml",
+        "behaviour: uses_work\nrequires: [work]\ninitial: w\nstates:\n  w: { do: { call: work }, on: { done: f } }\n  f: { final: true }\n",
+    ))
+    .unwrap();
+    let x = Agent::builder("x")
+        .network(&net)
+        .behaviour(work())
+        .behaviour(uses_work)
+        .service(Service::new("work", OfferModes::CAN_DO))
+        .spawn()
+        .await
+        .unwrap();
+    let executed = y.subscribe("service.executed").unwrap();
+    x.redirect("work", "y", 1.0);
+    x.run_behaviour("uses_work", ()).await.unwrap();
+    let ev = executed.recv().await.unwrap();
+    assert_eq!(ev.payload().get("requester"), Some(&Value::from("x")));
+    assert_eq!(x.load_counters().runs.get("work"), None, "x did not run it");
+}
+
+/// A transport that remembers who tried to join it.
+struct Watched {
+    net: Network,
+    joins: std::sync::Mutex<Vec<String>>,
+}
+
+impl Transport for Watched {
+    fn join(
+        &self,
+        agent: &str,
+    ) -> Result<selflet::transport::Membership, selflet::transport::JoinError> {
+        self.joins.lock().unwrap().push(agent.to_owned());
+        self.net.join(agent)
+    }
+    fn send(&self, e: Envelope) -> Result<(), selflet::transport::SendError> {
+        self.net.send(e)
+    }
+    fn publish(&self, service: &str, e: Envelope) -> usize {
+        self.net.publish(service, e)
+    }
+    fn broadcast(&self, e: Envelope) -> usize {
+        self.net.broadcast(e)
+    }
+    fn offer(&self, agent: &str, service: &str, offered: bool) {
+        self.net.offer(agent, service, offered)
+    }
+    fn members(&self) -> Vec<String> {
+        self.net.members()
+    }
+    fn authenticates(&self, agent: &str) -> bool {
+        self.net.authenticates(agent)
+    }
+    fn counters(&self) -> selflet::transport::MessageCounters {
+        self.net.counters()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_that_fails_to_spawn_never_shows_itself_to_its_network() {
+    let watched = std::sync::Arc::new(Watched {
+        net: Network::new(),
+        joins: Default::default(),
+    });
+    let err = Agent::builder("broken")
+        .transport(watched.clone())
+        .policy(SourceFile::new(
+            "bad.rhai",
+            "rule(\"r\").on(\"x\").then(|ev| log(\n",
+        ))
+        .spawn()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("bad.rhai"), "{err}");
+    assert!(watched.joins.lock().unwrap().is_empty(), "it never joined");
+    Agent::builder("fine")
+        .transport(watched.clone())
+        .spawn()
+        .await
+        .unwrap();
+    assert_eq!(*watched.joins.lock().unwrap(), ["fine"]);
+}

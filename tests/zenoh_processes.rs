@@ -118,26 +118,30 @@ fn two_processes_reproduce_the_teaching_scenario_in_secure_mode() {
 }
 
 #[test]
-fn three_processes_a_killed_provider_is_seen_leaving_and_calls_fail_over() {
+fn three_processes_a_call_in_flight_at_a_killed_provider_fails_over() {
     let endpoint = free_endpoint();
     let mut caller = run("--listen", &endpoint, "failover", "caller.yaml");
-    let p1 = run("--connect", &endpoint, "failover", "p1.yaml");
+    let mut p1 = run("--connect", &endpoint, "failover", "p1.yaml");
     caller.wait_for_all(&["neighbour.joined", "neighbour=p1"]);
-    // The caller asks the first provider it heard of while that one works: p1.
-    std::thread::sleep(Duration::from_millis(600));
+    // p1 has started on the caller's request, which takes it a minute: a call is in flight.
+    p1.wait_for("greeting caller");
     let mut p2 = run("--connect", &endpoint, "failover", "p2.yaml");
     caller.wait_for_all(&["neighbour.joined", "neighbour=p2"]);
     std::thread::sleep(Duration::from_millis(300));
 
-    // Each call takes 200 ms, so one is almost surely in flight; the caller's time-out is
-    // 120 s, so only the news of p1's departure can end it within this test.
+    // The caller's time-out is 120 s: only the news of p1's departure can end the call now.
     let killed_at = caller.log.len();
     p1.kill();
     caller.wait_for_all(&["neighbour.left", "neighbour=p1"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(1000));
     let caller_out = caller.interrupt();
     let p2_out = p2.interrupt();
 
+    assert_eq!(
+        summary(&caller_out, "caller", "failed"),
+        "[p1:1]",
+        "the call in flight at p1 failed there, once:\n{caller_out}"
+    );
     let served = summary(&p2_out, "p2", "served").parse::<u64>().unwrap();
     assert!(served > 0, "p2 took over the calls:\n{p2_out}");
     assert_eq!(summary(&caller_out, "caller", "left"), "[p1]");

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use selflet::AgentHandle;
 use selflet::bus::{Bus, Overflow, Pattern, SubscribeOptions};
 use selflet::topic::{
-    Executed, NeighbourJoined, NeighbourLeft, Payload, RequestOutgoing, ServiceLearned,
+    Executed, NeighbourJoined, NeighbourLeft, Payload, RequestOutgoing, ServiceFailed,
+    ServiceLearned,
 };
 use selflet::transport::MessageCounters;
 use selflet::transport::Refusal;
@@ -27,6 +28,8 @@ struct Tally {
     learned: Vec<(String, String, Duration)>,
     joined: Vec<String>,
     left: Vec<String>,
+    // Calls that failed, by the provider that failed them.
+    failed: BTreeMap<String, u64>,
 }
 
 pub(super) struct Summary {
@@ -52,6 +55,13 @@ impl Tally {
             NeighbourJoined::TOPIC => {
                 if let Some(j) = NeighbourJoined::from_value(p) {
                     self.joined.push(j.agent);
+                }
+            }
+            ServiceFailed::TOPIC => {
+                if let Some(f) = ServiceFailed::from_value(p)
+                    && !f.provider.is_empty()
+                {
+                    *self.failed.entry(f.provider).or_default() += 1;
                 }
             }
             NeighbourLeft::TOPIC => {
@@ -143,13 +153,18 @@ impl Summary {
             let refused = agent.map(|a| refusals(&a.refusals())).unwrap_or_default();
             let limited = agent.map_or(0, |a| a.load_counters().stopped_by_limits);
             println!(
-                "summary: agent={name} remote_requests={} last_remote_request={} served={} learned=[{}] joined=[{}] left=[{}] refused=[{refused}] stopped_by_limits={limited}",
+                "summary: agent={name} remote_requests={} last_remote_request={} served={} learned=[{}] joined=[{}] left=[{}] failed=[{}] refused=[{refused}] stopped_by_limits={limited}",
                 t.remote_requests,
                 t.last_remote_request.map_or("-".into(), secs),
                 t.served,
                 learned.join(","),
                 t.joined.join(","),
                 t.left.join(","),
+                t.failed
+                    .iter()
+                    .map(|(p, n)| format!("{p}:{n}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
             );
         }
         let kinds: Vec<String> = counters

@@ -73,7 +73,12 @@ impl Negotiator {
                 continue;
             }
             match self.attempt(service, modes, &input, &c, deadline).await {
-                Next::Done(outcome) => return Ok(outcome),
+                Next::Done(outcome) => {
+                    if !c.via.is_empty() {
+                        tracing::info!(agent = %self.agent, %service, provider = %c.agent, via = ?c.via, "served through a referral");
+                    }
+                    return Ok(outcome);
+                }
                 Next::Referred(more) => {
                     // Followed next, before the other providers: the referrer knows better.
                     for m in more.into_iter().rev() {
@@ -317,16 +322,25 @@ impl Negotiator {
             self.knowledge.providers().forget(&p.agent);
             self.knowledge.forget_load(&p.agent);
         }
-        let (healthy, failing): (Vec<Provider>, Vec<Provider>) = present
-            .into_iter()
-            .filter(|p| self.talks_to(&p.agent) && modes.iter().any(|m| p.modes.contains(*m)))
-            .partition(|p| {
-                p.last_failure
-                    .is_none_or(|t| now.duration_since(t) >= self.config.cool_down)
-            });
-        // Providers that failed recently come last, whatever the strategy prefers.
+        // Providers are asked by the best mode they offer (one that runs the service before
+        // one that refers to another), then healthy before recently failed; the strategy
+        // chooses within each group.
+        let rank = |p: &Provider| {
+            let best = modes.iter().position(|m| p.modes.contains(*m));
+            let failing = p
+                .last_failure
+                .is_some_and(|t| now.duration_since(t) < self.config.cool_down);
+            best.map(|b| (b, failing))
+        };
+        let mut groups: std::collections::BTreeMap<(usize, bool), Vec<Provider>> =
+            std::collections::BTreeMap::new();
+        for p in present.into_iter().filter(|p| self.talks_to(&p.agent)) {
+            if let Some(r) = rank(&p) {
+                groups.entry(r).or_default().push(p);
+            }
+        }
         let mut order = Vec::new();
-        for mut rest in [healthy, failing] {
+        for mut rest in groups.into_values() {
             while !rest.is_empty() {
                 let i = self
                     .config

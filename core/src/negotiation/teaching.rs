@@ -202,10 +202,10 @@ impl Negotiator {
         let _ = self.bus.emit(&event).await;
         match previous {
             Some(p) => {
-                tracing::info!(agent = %self.agent, service = %c.service, teacher, previous_teacher = %p.teacher, "service upgraded")
+                tracing::info!(agent = %self.agent, service = %c.service, %teacher, previous_teacher = %p.teacher, "service upgraded")
             }
             None => {
-                tracing::info!(agent = %self.agent, service = %c.service, teacher, "service learned")
+                tracing::info!(agent = %self.agent, service = %c.service, %teacher, "service learned")
             }
         }
     }
