@@ -20,13 +20,15 @@
 //! cargo run --release --example load_balancing -- --json
 //! ```
 
+#[path = "../support/plot.rs"]
+mod plot;
 mod scenario;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
-use scenario::{DURATION_S, N, Report};
+use plot::Chart;
+use scenario::{DURATION_S, Report};
 use selflet::Value;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -99,7 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             assert_eq!(r.requests, r.answered, "every request was answered");
         }
     }
-    std::fs::write("load_balancing.svg", svg(&reports, &configs))?;
+    plot(&reports, &configs)?;
     if !json {
         println!("\nplot written to load_balancing.svg");
     }
@@ -107,78 +109,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Per-SelfLet utilization over time, one panel per configuration.
-fn svg(reports: &BTreeMap<&str, Report>, configs: &[&str]) -> String {
-    let (pw, ph) = (380.0, 220.0);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
-        2.0 * pw,
-        2.0 * ph + 20.0
-    );
-    let colours = [
-        "#c0392b", "#e67e22", "#27ae60", "#2471a3", "#8e44ad", "#16a085", "#7f8c8d", "#d4ac0d",
-    ];
-    for (p, c) in configs.iter().enumerate() {
-        let (ox, oy) = ((p % 2) as f64 * pw, (p / 2) as f64 * ph + 20.0);
-        let (l, r, t, b) = (ox + 40.0, ox + pw - 10.0, oy + 20.0, oy + ph - 30.0);
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" font-size=\"13\">{c}</text>",
-            l,
-            oy + 14.0
-        );
-        let _ = writeln!(
-            s,
-            "<rect x=\"{l}\" y=\"{t}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>",
-            r - l,
-            b - t
-        );
-        let y = |u: f64| b - (b - t) * u.min(1.2) / 1.2;
-        let _ = writeln!(
-            s,
-            "<line x1=\"{l}\" y1=\"{:.1}\" x2=\"{r}\" y2=\"{:.1}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/><text x=\"{}\" y=\"{:.1}\" fill=\"#999\">0.8</text>",
-            y(0.8),
-            y(0.8),
-            l - 24.0,
-            y(0.8) + 4.0
-        );
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{:.1}\">1.0</text><text x=\"{}\" y=\"{:.1}\">0</text>",
-            l - 24.0,
-            y(1.0) + 4.0,
-            l - 14.0,
-            b
-        );
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">time (s), 0 to {DURATION_S}</text>",
-            (l + r) / 2.0,
-            b + 16.0
-        );
-        let report = &reports[c];
-        for (i, series) in report.series.iter().enumerate() {
-            let n = series.len().max(2) as f64 - 1.0;
-            let pts: Vec<String> = series
-                .iter()
-                .enumerate()
-                .map(|(k, u)| format!("{:.1},{:.1}", l + (r - l) * k as f64 / n, y(*u)))
-                .collect();
-            let _ = writeln!(
-                s,
-                "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" points=\"{}\"/>",
-                colours[i % colours.len()],
-                pts.join(" ")
-            );
-        }
-    }
-    for i in 0..N {
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"12\" fill=\"{}\">s{i}</text>",
-            10.0 + 40.0 * i as f64,
-            colours[i % colours.len()]
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+fn plot(
+    reports: &BTreeMap<&str, Report>,
+    configs: &[&str],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let charts: Vec<Chart> = configs
+        .iter()
+        .map(|c| {
+            let report = &reports[c];
+            let mut chart = Chart::new(*c, "time (s)", "utilization");
+            for (i, series) in report.series.iter().enumerate() {
+                let n = series.len().max(2) as f64 - 1.0;
+                let points = series
+                    .iter()
+                    .enumerate()
+                    .map(|(k, u)| (DURATION_S as f64 * k as f64 / n, u.min(1.2)))
+                    .collect();
+                chart = chart.line(format!("s{i}"), points);
+            }
+            chart.y_max = Some(1.2);
+            chart.guide = Some((0.8, "0.8".into()));
+            chart
+        })
+        .collect();
+    plot::svg(
+        std::path::Path::new("load_balancing.svg"),
+        &charts,
+        2,
+        (420, 260),
+    )
 }

@@ -12,6 +12,8 @@
 //! cargo run --release --example teaching -- --realtime --duration 120   # watch it live
 //! ```
 
+#[path = "../support/plot.rs"]
+mod plot;
 mod scenario;
 
 use std::collections::BTreeMap;
@@ -19,6 +21,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Parser;
+use plot::Chart;
 use scenario::{Run, Settings};
 use selflet::Value;
 
@@ -108,7 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         print!("{}", table(&without, &with, args.period));
     }
-    std::fs::write(&args.svg, svg(&without, &with, args.duration))?;
+    plot(&args.svg, &without, &with)?;
     if !args.json {
         println!("\nplot written to {}", args.svg.display());
     }
@@ -187,130 +190,23 @@ fn json(without: &Run, with: &Run) -> String {
 }
 
 /// A line chart of cumulative remote requests for both runs, learning moments marked.
-fn svg(without: &Run, with: &Run, duration: u64) -> String {
-    let (w, h, left, right, top, bottom) = (760.0, 420.0, 70.0, 20.0, 40.0, 50.0);
-    let max_y = without
-        .series
+fn plot(
+    path: &std::path::Path,
+    without: &Run,
+    with: &Run,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let points = |r: &Run| r.series.iter().map(|(t, v)| (*t, *v as f64)).collect();
+    let mut chart = Chart::new(
+        "Cumulative remote requests, A asking B (Table 1 of the prediction paper)",
+        "time (s)",
+        "requests",
+    )
+    .line("without the policy", points(without))
+    .line("with the policy", points(with));
+    chart.marks = with
+        .learned
         .iter()
-        .chain(&with.series)
-        .map(|(_, y)| *y)
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let x = |t: f64| left + (w - left - right) * t / duration.max(1) as f64;
-    let y = |v: f64| h - bottom - (h - top - bottom) * v / max_y;
-    let line = |r: &Run| {
-        r.series
-            .iter()
-            .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v as f64)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{left}\" y=\"22\" font-size=\"15\">Cumulative remote requests, A asking B (Table 1 of the prediction paper)</text>\n"
-    );
-    // Axes and ticks.
-    let _ = writeln!(
-        s,
-        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>",
-        h - bottom,
-        w - right,
-        h - bottom
-    );
-    let _ = writeln!(
-        s,
-        "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>",
-        h - bottom
-    );
-    for i in 0..=6 {
-        let t = duration as f64 * i as f64 / 6.0;
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{:.0}</text>",
-            x(t),
-            h - bottom + 18.0,
-            t
-        );
-        let v = max_y * i as f64 / 6.0;
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}</text>",
-            left - 6.0,
-            y(v) + 4.0,
-            v
-        );
-        let _ = writeln!(
-            s,
-            "<line x1=\"{left}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"#eee\"/>",
-            y(v),
-            w - right,
-            y(v)
-        );
-    }
-    let _ = writeln!(
-        s,
-        "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">time (s)</text>",
-        (left + w - right) / 2.0,
-        h - 12.0
-    );
-    let _ = writeln!(
-        s,
-        "<text x=\"16\" y=\"{:.1}\" transform=\"rotate(-90 16 {:.1})\" text-anchor=\"middle\">requests</text>",
-        (top + h - bottom) / 2.0,
-        (top + h - bottom) / 2.0
-    );
-    let _ = writeln!(
-        s,
-        "<polyline fill=\"none\" stroke=\"#c0392b\" stroke-width=\"2\" points=\"{}\"/>",
-        line(without)
-    );
-    let _ = writeln!(
-        s,
-        "<polyline fill=\"none\" stroke=\"#2471a3\" stroke-width=\"2\" points=\"{}\"/>",
-        line(with)
-    );
-    for (service, t) in &with.learned {
-        let _ = writeln!(
-            s,
-            "<line x1=\"{:.1}\" y1=\"{top}\" x2=\"{:.1}\" y2=\"{}\" stroke=\"#2471a3\" stroke-dasharray=\"4 3\"/>",
-            x(*t),
-            x(*t),
-            h - bottom
-        );
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{}\" fill=\"#2471a3\">{service} learned</text>",
-            x(*t) + 3.0,
-            top + 14.0
-                + 14.0
-                    * with
-                        .learned
-                        .iter()
-                        .position(|(n, _)| n == service)
-                        .unwrap_or(0) as f64
-        );
-    }
-    let lx = w - right - 230.0;
-    let _ = writeln!(
-        s,
-        "<line x1=\"{lx}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#c0392b\" stroke-width=\"2\"/><text x=\"{}\" y=\"{}\">without the policy</text>",
-        h - bottom - 40.0,
-        lx + 24.0,
-        h - bottom - 40.0,
-        lx + 30.0,
-        h - bottom - 36.0
-    );
-    let _ = writeln!(
-        s,
-        "<line x1=\"{lx}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#2471a3\" stroke-width=\"2\"/><text x=\"{}\" y=\"{}\">with the policy</text>",
-        h - bottom - 22.0,
-        lx + 24.0,
-        h - bottom - 22.0,
-        lx + 30.0,
-        h - bottom - 18.0
-    );
-    s.push_str("</svg>\n");
-    s
+        .map(|(service, t)| (*t, format!("{service} learned")))
+        .collect();
+    plot::svg(path, &[chart], 1, (760, 420))
 }
