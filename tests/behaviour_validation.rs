@@ -162,3 +162,29 @@ fn durations_beyond_a_year_are_refused_where_they_are_written() {
     );
     has(&p, 4, 17, "longer than the longest duration");
 }
+
+#[test]
+fn yaml_reads_only_true_and_false_as_booleans() {
+    // YAML 1.1 took `n`, `no`, `on` and `off` for booleans (the "Norway problem"); selflet reads
+    // YAML 1.2's core schema, so an edited behaviour keeps its `n`.
+    let b = Behaviour::parse(SourceFile::new(
+        "b.yaml",
+        "behaviour: b\ninput: [n, no]\nvars: { country: no }\ninitial: a\nstates:\n  a: { final: true, output: country }\n",
+    ))
+    .unwrap();
+    assert_eq!(b.inputs(), ["n", "no"]);
+    // An edit reads the file as values and writes it back: nothing turns into a boolean.
+    let edited = b.modify(|_| Ok(())).unwrap();
+    assert_eq!(edited.inputs(), ["n", "no"]);
+    let text: selflet::Value = selflet::source::from_yaml("[n, on, off, yes, true]").unwrap();
+    assert_eq!(
+        text,
+        selflet::Value::List(vec![
+            "n".into(),
+            "on".into(),
+            "off".into(),
+            "yes".into(),
+            selflet::Value::Bool(true)
+        ])
+    );
+}

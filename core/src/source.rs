@@ -231,6 +231,16 @@ impl fmt::Display for Problems<'_> {
     }
 }
 
+/// Reads YAML the way every selflet file is read: YAML 1.2's core schema, so that only
+/// `true` and `false` are booleans — `n`, `no`, `on` and `off` stay strings, as they do for
+/// the JSON Schemas and the editors that use them.
+pub fn from_yaml<'de, T: serde::Deserialize<'de>>(
+    text: &'de str,
+) -> Result<T, serde_saphyr::Error> {
+    let options = serde_saphyr::options! { strict_booleans: true };
+    serde_saphyr::from_str_with_options(text, options)
+}
+
 /// A YAML map read in document order, keeping where each key was written.
 #[derive(Debug, Clone)]
 pub(crate) struct Ordered<T>(pub(crate) Vec<(serde_saphyr::Spanned<String>, T)>);

@@ -104,7 +104,7 @@ impl Behaviour {
         let name = format!("{} (modified)", self.source.name());
         let fail = |m: String| LoadError::from(SourceFile::new(name.clone(), "").error(m));
         let mut tree: Value =
-            serde_saphyr::from_str(self.source.text()).map_err(|e| fail(e.to_string()))?;
+            crate::source::from_yaml(self.source.text()).map_err(|e| fail(e.to_string()))?;
         edit(&mut tree).map_err(|e| fail(e.to_string()))?;
         let text = serde_saphyr::to_string(&tree).map_err(|e| fail(e.to_string()))?;
         Behaviour::parse(SourceFile::new(name.clone(), text))

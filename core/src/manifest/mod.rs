@@ -177,7 +177,7 @@ impl Manifest {
     /// Each section is read, and checked by the part of selflet it configures.
     pub fn parse(source: &SourceFile, base: &Path) -> Result<Manifest, LoadError> {
         let raw: raw::RawManifest =
-            serde_saphyr::from_str(source.text()).map_err(|e| source.yaml_error(&e))?;
+            crate::source::from_yaml(source.text()).map_err(|e| source.yaml_error(&e))?;
         let mut c = sections::Check::new(source, base);
         c.name(&raw.name, "agent");
         let main = raw.main.as_ref().map(|m| {

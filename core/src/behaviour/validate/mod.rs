@@ -23,7 +23,7 @@ type Index<'a> = HashMap<&'a str, usize>;
 
 pub(crate) fn validate(source: SourceFile, engine: &Engine) -> Result<Behaviour, LoadError> {
     let raw: RawBehaviour =
-        serde_saphyr::from_str(source.text()).map_err(|e| source.yaml_error(&e))?;
+        crate::source::from_yaml(source.text()).map_err(|e| source.yaml_error(&e))?;
     let mut c = Checker {
         source: &source,
         engine,
