@@ -126,3 +126,22 @@ async fn a_main_behaviour_stopped_by_its_limits_is_restarted() {
     );
     agent.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_instance_reacting_to_its_own_events_keeps_to_its_step_budget() {
+    let ping = behaviour(
+        "behaviour: ping\ninitial: a\nstates:\n  a: { entry: { publish: ping.me }, on: { ping.me: a, stop.it: f } }\n  f: { final: true }\n",
+    );
+    let agent = Agent::builder("p")
+        .behaviour(ping)
+        .instance_limits(InstanceLimits {
+            steps: 100,
+            time: None,
+        })
+        .spawn()
+        .await
+        .unwrap();
+    let err = agent.run_behaviour("ping", ()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Limit, "{err}");
+    agent.shutdown().await;
+}

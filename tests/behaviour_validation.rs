@@ -188,3 +188,13 @@ fn yaml_reads_only_true_and_false_as_booleans() {
         ])
     );
 }
+
+#[test]
+fn timers_wait_at_least_a_millisecond() {
+    // A loop of timers that do not wait would reset the step budget for ever.
+    let p = problems(
+        "behaviour: b\ninitial: a\nstates:\n  a: { after: { 0ms: a, 0.5ms: f } }\n  f: { final: true }\n",
+    );
+    has(&p, 4, 17, "at least 1ms");
+    has(&p, 4, 25, "at least 1ms");
+}

@@ -21,6 +21,9 @@ pub(super) struct Instance<'a> {
     deadline: Option<Instant>,
     // Transitions taken since the last trigger (the start, an event or a timer).
     steps: u32,
+    // Topics this instance published since the last trigger: its own events are not new
+    // triggers, or publishing and reacting to itself would be a loop without a budget.
+    published: Vec<String>,
 }
 
 enum Trigger {
@@ -57,6 +60,7 @@ impl<'a> Instance<'a> {
             limits,
             deadline: limits.time.map(crate::duration::deadline),
             steps: 0,
+            published: Vec::new(),
         }
     }
 
@@ -116,6 +120,12 @@ impl<'a> Instance<'a> {
             return Err(self.out_of_time(state));
         }
         Ok(())
+    }
+
+    /// An event from elsewhere, or a timer: the step budget starts again.
+    fn new_trigger(&mut self) {
+        self.steps = 0;
+        self.published.clear();
     }
 
     fn out_of_time(&self, state: usize) -> BehaviourError {
@@ -184,14 +194,16 @@ impl<'a> Instance<'a> {
                     (&st.on_error, Dynamic::from(e), "error".into())
                 }
                 Trigger::Event(topic, payload) => {
-                    self.steps = 0;
+                    if !self.published.contains(&topic) {
+                        self.new_trigger();
+                    }
                     let Some((_, ts)) = st.on_event.iter().find(|(p, _)| p.matches(&topic)) else {
                         continue;
                     };
                     (ts, payload.to_dynamic(), topic)
                 }
                 Trigger::Timer(i) => {
-                    self.steps = 0;
+                    self.new_trigger();
                     (
                         &st.after[i].1,
                         Dynamic::UNIT,
@@ -406,6 +418,9 @@ impl<'a> Instance<'a> {
             }
             Action::Publish { topic, payload } => {
                 let payload = self.value(state, payload)?;
+                if !self.published.contains(topic) {
+                    self.published.push(topic.clone());
+                }
                 let _ = self.rt.0.bus.publish(topic, payload).await;
             }
             Action::Log(e) => {

@@ -10,6 +10,9 @@ use super::Index;
 use super::actions::Checker;
 use crate::bus::Pattern;
 
+/// The shortest `after` timer.
+const MIN_TIMER: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// A state's transitions by trigger, as read.
 #[derive(Default)]
 struct Triggers {
@@ -114,6 +117,15 @@ impl Checker<'_> {
         for (d, list) in &s.after.0 {
             let ts = self.transitions(&list.0, index, requires, &mut t.targets);
             match crate::duration::parse(&d.value) {
+                // A timer resets the instance's step budget, as any trigger does: one that
+                // did not wait would make a loop of them a busy loop with no budget at all.
+                Ok(dur) if dur < MIN_TIMER => self.at(
+                    &d.referenced,
+                    format!(
+                        "a timer waits at least 1ms, not `{}` (for no wait, use `always`)",
+                        d.value
+                    ),
+                ),
                 Ok(dur) => t.after.push((dur, ts)),
                 Err(e) => self.at(&d.referenced, e.to_string()),
             }
