@@ -29,6 +29,15 @@ use crate::source::{LoadError, SourceFile};
 use crate::transport::Network;
 use crate::value::Value;
 
+/// The parts made before the agent joined its network, and its place there.
+struct Wired {
+    bus: Bus,
+    knowledge: Knowledge,
+    policies: Policies,
+    transport: Arc<dyn crate::transport::Transport>,
+    membership: crate::transport::Membership,
+}
+
 /// What checking found usable: the loaded parts, ready to wire.
 struct Checked {
     abilities: Abilities,
@@ -208,18 +217,37 @@ impl AgentBuilder {
         for (service, e) in &self.economics {
             knowledge.set_economics(service, *e);
         }
+        let parts = Wired {
+            bus,
+            knowledge,
+            policies,
+            transport,
+            membership,
+        };
+        let handle = AgentHandle::from_inner(self.wire(parts, &checked));
+        let mut plugged = self.predictors;
+        plugged.extend(checked.predictors);
+        handle
+            .start(self.facts, self.services, self.requires, self.main, plugged)
+            .await;
+        Ok(handle)
+    }
+
+    /// The agent's parts, wired to each other: the runtime its behaviours run on, the
+    /// negotiator that is its one way to services, its predictors, and its lifecycle.
+    fn wire(&self, w: Wired, checked: &Checked) -> Arc<AgentInner> {
         let cancel = CancellationToken::new();
         let stop_loops = CancellationToken::new();
         let tasks = TaskTracker::new();
         let predictors = Predictors::new(
-            bus.clone(),
+            w.bus.clone(),
             self.kinds.clone(),
             stop_loops.clone(),
             tasks.clone(),
         );
         let runtime = Runtime::new(RuntimeParts {
             agent: self.name.clone(),
-            bus: bus.clone(),
+            bus: w.bus.clone(),
             abilities: checked.abilities.clone(),
             behaviours: checked.behaviours.clone(),
             engine: script::shared(&self.limits),
@@ -229,23 +257,23 @@ impl AgentBuilder {
         });
         let negotiator = Negotiator::new(NegotiationParts {
             agent: self.name.clone(),
-            transport: Arc::clone(&transport),
-            knowledge: knowledge.clone(),
-            bus: bus.clone(),
+            transport: w.transport,
+            knowledge: w.knowledge.clone(),
+            bus: w.bus.clone(),
             runtime: runtime.clone(),
             behaviours: checked.behaviours.clone(),
             abilities: checked.abilities.clone(),
             config: self.negotiation.clone(),
         })
         .install();
-        let inner = Arc::new(AgentInner {
+        Arc::new(AgentInner {
             name: self.name.as_str().into(),
             goal: self.goal.clone(),
-            bus,
-            knowledge,
-            abilities: checked.abilities,
+            bus: w.bus,
+            knowledge: w.knowledge,
+            abilities: checked.abilities.clone(),
             runtime,
-            policies,
+            policies: w.policies,
             predictors,
             negotiator,
             main: Mutex::new(None),
@@ -256,16 +284,9 @@ impl AgentBuilder {
             state: watch::Sender::new(Lifecycle::Created),
             tasks,
             cancel,
-            membership: Mutex::new(Some(membership)),
+            membership: Mutex::new(Some(w.membership)),
             grace: self.grace,
-        });
-        let handle = AgentHandle::from_inner(inner);
-        let mut plugged = self.predictors;
-        plugged.extend(checked.predictors);
-        handle
-            .start(self.facts, self.services, self.requires, self.main, plugged)
-            .await;
-        Ok(handle)
+        })
     }
 }
 
