@@ -32,6 +32,20 @@ mod loopback;
 
 use loopback::{bare_session, connecting, free_endpoint, sees};
 
+/// A session listening on `endpoint`.
+async fn listening_at(endpoint: &str, namespace: &str, security: Security) -> (Zenoh, String) {
+    let config = ZenohConfig {
+        listen: vec![endpoint.to_owned()],
+        namespace: namespace.into(),
+        security,
+        ..ZenohConfig::default()
+    };
+    (
+        Zenoh::open(&config).await.expect("zenoh opens"),
+        endpoint.to_owned(),
+    )
+}
+
 const PEER: &str = "SELFLET_BENCH_PEER";
 const NAMESPACE: &str = "bench";
 const SECURE_NAMESPACE: &str = "bench-secure";
@@ -87,7 +101,9 @@ async fn provider(zenoh: &Zenoh, name: &str) -> AgentHandle {
 
 /// The other process: a provider agent in each mode and a bare echo queryable, until stdin
 /// closes.
-fn peer(endpoint: String) {
+fn peer(endpoints: String) {
+    let (endpoint, secure_endpoint) = endpoints.split_once(',').expect("two endpoints");
+    let (endpoint, secure_endpoint) = (endpoint.to_owned(), secure_endpoint.to_owned());
     runtime().block_on(async move {
         let config = ZenohConfig {
             listen: vec![endpoint.clone()],
@@ -95,8 +111,8 @@ fn peer(endpoint: String) {
             ..ZenohConfig::default()
         };
         let zenoh = Zenoh::open(&config).await.expect("zenoh opens");
-        // The secure session reaches the network through the open one's endpoint.
-        let secure = connecting(SECURE_NAMESPACE, &endpoint, keys()).await;
+        // Each mode on a session of its own, listening where the requester's connects.
+        let (secure, _) = listening_at(&secure_endpoint, SECURE_NAMESPACE, keys()).await;
         let provider_open = provider(&zenoh, "provider").await;
         let provider_secure = provider(&secure, "provider").await;
         let bare = bare_session(&endpoint).await;
@@ -130,9 +146,9 @@ impl Drop for Peer {
     }
 }
 
-fn start_peer(endpoint: &str) -> Peer {
+fn start_peer(endpoint: &str, secure_endpoint: &str) -> Peer {
     let mut child = Command::new(std::env::current_exe().expect("own path"))
-        .env(PEER, endpoint)
+        .env(PEER, format!("{endpoint},{secure_endpoint}"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -154,7 +170,7 @@ struct Side {
     zenoh: Zenoh,
 }
 
-async fn connect(endpoint: &str) -> Side {
+async fn connect(endpoint: &str, secure_endpoint: &str) -> Side {
     let config = ZenohConfig {
         connect: vec![endpoint.to_owned()],
         namespace: NAMESPACE.into(),
@@ -166,7 +182,7 @@ async fn connect(endpoint: &str) -> Side {
         .spawn()
         .await
         .expect("requester spawns");
-    let secure_zenoh = connecting(SECURE_NAMESPACE, endpoint, keys()).await;
+    let secure_zenoh = connecting(SECURE_NAMESPACE, secure_endpoint, keys()).await;
     let secure = Agent::builder("requester")
         .transport(Arc::new(secure_zenoh.clone()))
         .spawn()
@@ -296,14 +312,14 @@ fn percentiles(name: &str, mut samples: Vec<Duration>) {
 }
 
 fn main() {
-    if let Ok(endpoint) = std::env::var(PEER) {
-        peer(endpoint);
+    if let Ok(endpoints) = std::env::var(PEER) {
+        peer(endpoints);
         return;
     }
-    let endpoint = free_endpoint();
-    let _peer = start_peer(&endpoint);
+    let (endpoint, secure_endpoint) = (free_endpoint(), free_endpoint());
+    let _peer = start_peer(&endpoint, &secure_endpoint);
     let rt = runtime();
-    let side = rt.block_on(connect(&endpoint));
+    let side = rt.block_on(connect(&endpoint, &secure_endpoint));
     let (request_bytes, package_bytes) = sizes();
     let small = vec![b'x'; request_bytes];
     let large = vec![b'x'; package_bytes];

@@ -393,9 +393,36 @@ impl Bus {
         publish_on(&self.inner, &self.topic(topic), payload.into()).await
     }
 
-    /// Publishes a payload of selflet's own topic table ([`crate::topic`]) on its topic.
+    /// Publishes a payload of selflet's own topic table ([`crate::topic`]) on its topic. The
+    /// payload is built only if someone subscribes; the topic counts the event either way.
     pub async fn emit<E: crate::topic::Payload>(&self, event: &E) -> Result<(), Closed> {
-        self.publish(E::TOPIC, event.to_value()).await
+        self.publish_lazily(E::TOPIC, || event.to_value()).await
+    }
+
+    /// Publishes a payload of the topic table made by `make`, which runs only if someone
+    /// subscribes (the hot paths of negotiation use it: most agents watch few topics).
+    pub async fn emit_with<E: crate::topic::Payload>(
+        &self,
+        make: impl FnOnce() -> E,
+    ) -> Result<(), Closed> {
+        self.publish_lazily(E::TOPIC, || make().to_value()).await
+    }
+
+    /// Publishes on `topic` what `make` builds, building it only for subscribers.
+    async fn publish_lazily(
+        &self,
+        topic: &str,
+        make: impl FnOnce() -> Value,
+    ) -> Result<(), Closed> {
+        let topic = self.topic(topic);
+        if read(&topic.0.subscribers).is_empty() {
+            if self.inner.closed.load(Ordering::Acquire) {
+                return Err(Closed(make()));
+            }
+            topic.0.published.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        publish_on(&self.inner, &topic, make()).await
     }
 
     /// A publisher bound to one topic: it skips the topic lookup on every publish.

@@ -181,6 +181,18 @@ impl ProviderDirectory {
         Ok(())
     }
 
+    /// Records that `agent` answered a request for `service`: it is fresh, and no longer
+    /// failing. Nothing happens if the directory does not list it.
+    pub fn touch(&self, service: &str, agent: &str) {
+        if let Some(p) = write(&self.by_service)
+            .get_mut(service)
+            .and_then(|l| l.iter_mut().find(|p| p.agent == agent))
+        {
+            p.last_heard = Instant::now();
+            p.failures = 0;
+        }
+    }
+
     /// Records that a call to `agent` for `service` failed or timed out.
     pub fn failed(&self, service: &str, agent: &str) {
         if let Some(p) = write(&self.by_service)

@@ -47,12 +47,24 @@ impl Default for Limits {
 thread_local! {
     // The deadline of the evaluation running on this thread. Evaluations are synchronous and
     // do not nest across engines, so one slot per thread is enough.
-    static DEADLINE: Cell<Option<std::time::Instant>> = const { Cell::new(None) };
+    static DEADLINE: Cell<Budget> = const { Cell::new(Budget::Off) };
 }
 
 /// How often (in operations) the wall clock is read: reading it every operation would cost
 /// more than most scripts.
 const CLOCK_EVERY: u64 = 1024;
+
+/// The wall-clock budget of the evaluation running on a thread.
+#[derive(Clone, Copy)]
+enum Budget {
+    /// No evaluation under a budget runs.
+    Off,
+    /// One does, and has not yet run long enough to look at the clock: most guards and
+    /// expressions end within a few dozen operations, and never pay for a clock read.
+    Armed(Duration),
+    /// It runs until then.
+    Until(std::time::Instant),
+}
 
 /// Marker carried by the termination token of a script stopped by its wall-clock budget.
 pub(crate) const OUT_OF_TIME: &str = "wall-clock budget exceeded";
@@ -75,9 +87,20 @@ pub(crate) fn engine(limits: &Limits) -> Engine {
         if ops % CLOCK_EVERY != 0 {
             return None;
         }
+        // The budget counts from the first check, a thousand operations in: a few
+        // microseconds late, and no clock read at all for short evaluations.
         match DEADLINE.get() {
-            Some(d) if std::time::Instant::now() > d => Some(Dynamic::from(OUT_OF_TIME)),
-            _ => None,
+            Budget::Off => None,
+            Budget::Armed(budget) => {
+                let now = std::time::Instant::now();
+                let until = now
+                    .checked_add(budget)
+                    .unwrap_or(now + crate::duration::MAX);
+                DEADLINE.set(Budget::Until(until));
+                None
+            }
+            Budget::Until(d) if std::time::Instant::now() > d => Some(Dynamic::from(OUT_OF_TIME)),
+            Budget::Until(_) => None,
         }
     });
     e
@@ -96,11 +119,7 @@ pub(crate) fn shared(limits: &Limits) -> std::sync::Arc<Engine> {
 
 /// Runs `f` (one script evaluation) with the wall-clock budget armed.
 pub(crate) fn with_budget<T>(budget: Duration, f: impl FnOnce() -> T) -> T {
-    let now = std::time::Instant::now();
-    let deadline = now
-        .checked_add(budget)
-        .unwrap_or(now + crate::duration::MAX);
-    let previous = DEADLINE.replace(Some(deadline));
+    let previous = DEADLINE.replace(Budget::Armed(budget));
     let out = f();
     DEADLINE.set(previous);
     out

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use super::{CallError, CallOptions, Negotiator, Outcome};
 use crate::behaviour::{BoxFuture, InstanceLimits, ServiceCaller};
 use crate::error::BoxError;
+use crate::knowledge::Service;
 use crate::offer::OfferMode;
 use crate::transport::{Message, Reply};
 use crate::value::Value;
@@ -62,37 +63,54 @@ impl Negotiator {
         depth: u32,
         deadline: Option<Instant>,
     ) -> Result<Value, CallError> {
-        if self.runs_here(service) {
-            return self.run_here(service, input, Origin::HERE, depth).await;
+        if let Some(offer) = self.runnable(service) {
+            return self.run_here(&offer, input, Origin::HERE, depth).await;
         }
         let modes = self.knowledge.ask_modes(service);
-        match self
+        let outcome = self
             .request(service, &modes, input.clone(), deadline)
-            .await?
-        {
+            .await?;
+        match outcome {
             Outcome::Done { value, .. } => Ok(value),
             // Taught on the way: from now on it runs here, starting with this call.
-            Outcome::Learned { .. } => self.run_here(service, input, Origin::HERE, depth).await,
+            Outcome::Learned { teacher, .. } => match self.runnable(service) {
+                Some(offer) => self.run_here(&offer, input, Origin::HERE, depth).await,
+                None => Err(CallError::Unavailable {
+                    service: service.to_owned(),
+                    attempts: vec![super::Attempt {
+                        provider: teacher,
+                        error: super::AttemptError::Unexpected("a service that does not run here"),
+                    }],
+                }),
+            },
         }
     }
 
-    /// Whether the agent has an enabled implementation of `service`.
-    pub(super) fn runs_here(&self, service: &str) -> bool {
+    /// The service, if the agent has an enabled implementation of it.
+    pub(super) fn runnable(&self, service: &str) -> Option<Service> {
         self.knowledge
             .service(service)
-            .and_then(|s| s.behaviour)
-            .is_some_and(|b| self.behaviours.contains(&b))
+            .filter(|s| self.implements(s))
+    }
+
+    /// Whether the agent has an enabled implementation of `offer`.
+    pub(super) fn implements(&self, offer: &Service) -> bool {
+        offer
+            .behaviour
+            .as_ref()
+            .is_some_and(|b| self.behaviours.contains(b))
     }
 
     /// Runs `service` on this agent — or on the neighbour part of its load is redirected to,
     /// falling back to this agent if that fails, so that redirecting never loses a request.
     pub(super) async fn run_here(
         &self,
-        service: &str,
+        offer: &Service,
         input: Value,
         origin: Origin<'_>,
         depth: u32,
     ) -> Result<Value, CallError> {
+        let service = offer.name.as_str();
         if origin.hops == 0
             && let Some(to) = self.knowledge.redirect_turn(service)
             && Some(to.as_str()) != origin.requester
@@ -105,19 +123,13 @@ impl Negotiator {
                 }
             }
         }
-        let offer = self.knowledge.service(service);
-        let behaviour = offer
-            .as_ref()
-            .and_then(|s| s.behaviour.clone())
-            .unwrap_or_else(|| service.to_owned());
+        let behaviour = offer.behaviour.as_deref().unwrap_or(service);
         let limits = InstanceLimits {
-            time: offer
-                .and_then(|s| s.time_limit)
-                .or(Some(self.service_time())),
+            time: offer.time_limit.or(Some(self.service_time())),
             ..self.runtime.limits()
         };
         tokio::select! {
-            r = self.runtime.run_named(&behaviour, input, depth, limits) => r.map_err(CallError::Local),
+            r = self.runtime.run_named(behaviour, input, depth, limits) => r.map_err(CallError::Local),
             // Shutdown cancels in-flight work after its grace period.
             _ = self.runtime.cancelled() => Err(CallError::Stopped),
         }

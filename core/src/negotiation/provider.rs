@@ -43,12 +43,12 @@ impl Negotiator {
             };
             return self.reply(&r.from, r.id, Reply::Refused(reason));
         }
-        let event = topic::RequestIncoming {
+        let event = || topic::RequestIncoming {
             service: r.service.clone(),
             requester: r.from.clone(),
             modes: mode_names(&r.modes),
         };
-        let _ = self.bus.emit(&event).await;
+        let _ = self.bus.emit_with(event).await;
         if work.is_closed() {
             self.done_with(&r.from, r.id);
             return self.reply(&r.from, r.id, Reply::Failed("the agent is stopping".into()));
@@ -72,7 +72,12 @@ impl Negotiator {
             return Err(Refusal::NotNeighbour);
         }
         let mut in_flight = lock(&self.in_flight);
-        let ids = in_flight.entry(r.from.clone()).or_default();
+        if !in_flight.contains_key(&r.from) {
+            in_flight.insert(r.from.clone(), Vec::new());
+        }
+        let Some(ids) = in_flight.get_mut(&r.from) else {
+            return Err(Refusal::TooManyInFlight);
+        };
         if ids.contains(&r.id) {
             return Err(Refusal::DuplicateRequest);
         }
@@ -131,7 +136,7 @@ impl Negotiator {
 
     /// Runs the service for the requester (here, or where its load is redirected).
     async fn do_it(&self, r: &Request, offer: &Service) -> Result<Reply, String> {
-        if !self.runs_here(&offer.name) {
+        if !self.implements(offer) {
             return Err(format!(
                 "`{}` offers `{}` but cannot run it now",
                 self.agent, offer.name
@@ -141,14 +146,14 @@ impl Negotiator {
             requester: Some(&r.from),
             hops: r.hops,
         };
-        let result = self.run_here(&r.service, r.input.clone(), origin, 0).await;
+        let result = self.run_here(offer, r.input.clone(), origin, 0).await;
         Ok(match result {
             Ok(v) => {
-                let event = topic::Executed {
+                let event = || topic::Executed {
                     service: r.service.clone(),
                     requester: r.from.clone(),
                 };
-                let _ = self.bus.emit(&event).await;
+                let _ = self.bus.emit_with(event).await;
                 Reply::Done(v)
             }
             Err(e) => {
@@ -164,11 +169,11 @@ impl Negotiator {
         let pkg = self.package(offer).map_err(|reason| {
             format!("`{}` cannot teach `{}`: {reason}", self.agent, offer.name)
         })?;
-        let event = topic::ServiceTaught {
+        let event = || topic::ServiceTaught {
             service: r.service.clone(),
             learner: r.from.clone(),
         };
-        let _ = self.bus.emit(&event).await;
+        let _ = self.bus.emit_with(event).await;
         tracing::info!(agent = %self.agent, service = %r.service, learner = %r.from, "service taught");
         Ok(Reply::Teach(pkg))
     }

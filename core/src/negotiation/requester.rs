@@ -437,26 +437,17 @@ impl Negotiator {
 
     /// Publishes `service.failed`.
     pub(super) async fn report_failure(&self, service: &str, provider: &str, error: &str) {
-        let event = topic::ServiceFailed {
+        let event = || topic::ServiceFailed {
             service: service.to_owned(),
             provider: provider.to_owned(),
             error: error.to_owned(),
         };
-        let _ = self.bus.emit(&event).await;
+        let _ = self.bus.emit_with(event).await;
     }
 
     /// Hearing back is news of the provider too: it is fresh and no longer failing.
     fn succeeded(&self, service: &str, provider: &str) {
-        let modes = self
-            .knowledge
-            .providers()
-            .providers(service)
-            .into_iter()
-            .find(|p| p.agent == provider)
-            .map(|p| p.modes);
-        if let Some(modes) = modes {
-            let _ = self.knowledge.providers().heard(service, provider, modes);
-        }
+        self.knowledge.providers().touch(service, provider);
     }
 
     /// Publishes `service.request.outgoing`, which the frequent-service predictor counts.
@@ -466,12 +457,12 @@ impl Negotiator {
         provider: &str,
         modes: &[OfferMode],
     ) {
-        let event = topic::RequestOutgoing {
+        let event = || topic::RequestOutgoing {
             service: service.to_owned(),
             provider: provider.to_owned(),
             modes: mode_names(modes),
         };
-        let _ = self.bus.emit(&event).await;
+        let _ = self.bus.emit_with(event).await;
     }
 }
 
