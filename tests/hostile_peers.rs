@@ -287,11 +287,14 @@ async fn the_provider_directory_keeps_a_bounded_number_of_providers_per_service(
     let known = a.knowledge().providers().providers("popular").len();
     assert_eq!(known, MAX_PROVIDERS_PER_SERVICE);
     assert_eq!(a.refusals().get(&Refusal::OverCap), Some(&10));
-    // Members that leave are forgotten when the directory is next read.
+    // Members that left are forgotten as soon as a request finds them gone.
     drop(members);
     let err = a.call("popular", ()).await.unwrap_err();
-    assert!(matches!(err, CallError::NoProvider { .. }), "{err}");
-    assert!(a.knowledge().providers().providers("popular").is_empty());
+    assert_eq!(err.attempts().len(), 3, "the first and two retries: {err}");
+    assert_eq!(
+        a.knowledge().providers().providers("popular").len(),
+        MAX_PROVIDERS_PER_SERVICE - 3
+    );
 }
 
 #[tokio::test(start_paused = true)]

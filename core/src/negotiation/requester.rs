@@ -11,7 +11,7 @@ use crate::name::is_valid_name;
 use crate::offer::{OfferMode, OfferModes};
 use crate::sync::lock;
 use crate::topic;
-use crate::transport::{Message, Refusal, Reply, TeachingPackage};
+use crate::transport::{Message, Refusal, Reply, SendError, TeachingPackage};
 use crate::value::Value;
 
 /// A provider to ask, and the referrals that led to it.
@@ -267,6 +267,12 @@ impl Negotiator {
         lock(&self.pending).insert(id, pending);
         if let Err(e) = self.transport.send(self.envelope(to, id, body)) {
             lock(&self.pending).remove(&id);
+            if let SendError::Unknown(_) = e {
+                // Gone, and a transport that does not report departures (the in-process one)
+                // leaves it to here to forget it.
+                self.knowledge.providers().forget(to);
+                self.knowledge.forget_load(to);
+            }
             return Err(AttemptError::Unreachable(e.to_string()));
         }
         let wait = match deadline {
@@ -308,20 +314,9 @@ impl Negotiator {
     }
 
     /// The known providers of `service` in `modes` that this agent talks to, best first.
-    /// Providers no longer on the network are forgotten on the way (a transport that does
-    /// not report departures, like the in-process one, leaves that to here).
     pub(super) fn known(&self, service: &str, modes: &[OfferMode]) -> Vec<String> {
         let now = Instant::now();
-        let (present, gone): (Vec<Provider>, Vec<Provider>) = self
-            .knowledge
-            .providers()
-            .providers(service)
-            .into_iter()
-            .partition(|p| self.transport.is_member(&p.agent));
-        for p in gone {
-            self.knowledge.providers().forget(&p.agent);
-            self.knowledge.forget_load(&p.agent);
-        }
+        let present = self.knowledge.providers().providers(service);
         // Providers are asked by the best mode they offer (one that runs the service before
         // one that refers to another), then healthy before recently failed; the strategy
         // chooses within each group.
