@@ -152,8 +152,11 @@ impl Summary {
             let agent = agents.iter().find(|a| a.name() == name);
             let refused = agent.map(|a| refusals(&a.refusals())).unwrap_or_default();
             let limited = agent.map_or(0, |a| a.load_counters().stopped_by_limits);
+            // Events the agent's slow subscribers lost (drop-oldest queues), all topics.
+            let dropped: u64 =
+                agent.map_or(0, |a| a.bus().stats().iter().map(|(_, s)| s.dropped).sum());
             println!(
-                "summary: agent={name} remote_requests={} last_remote_request={} served={} learned=[{}] joined=[{}] left=[{}] failed=[{}] refused=[{refused}] stopped_by_limits={limited}",
+                "summary: agent={name} remote_requests={} last_remote_request={} served={} learned=[{}] joined=[{}] left=[{}] failed=[{}] refused=[{refused}] stopped_by_limits={limited} events_dropped={dropped}",
                 t.remote_requests,
                 t.last_remote_request.map_or("-".into(), secs),
                 t.served,
