@@ -93,7 +93,7 @@ impl Service {
 }
 
 /// What is known about one provider of one service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Provider {
     /// The provider agent's name.
     pub agent: String,
@@ -105,6 +105,39 @@ pub struct Provider {
     pub failures: u32,
     /// When it last failed.
     pub last_failure: Option<Instant>,
+    /// The quality it last advertised for the service, in (0, 1], if gossip told it.
+    pub advertised: Option<f64>,
+    /// Whether it was learned through gossip (and so counts toward the gossip's Known set).
+    pub gossiped: bool,
+    /// When a call to it last succeeded.
+    pub last_used: Option<Instant>,
+}
+
+impl Provider {
+    /// A provider just heard of, with no history.
+    pub fn new(agent: &str, modes: OfferModes) -> Provider {
+        Provider {
+            agent: agent.to_owned(),
+            modes,
+            last_heard: Instant::now(),
+            failures: 0,
+            last_failure: None,
+            advertised: None,
+            gossiped: false,
+            last_used: None,
+        }
+    }
+}
+
+/// A provider that gossip told of: who, what it offers, and the quality it advertised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gossiped<'a> {
+    /// The provider.
+    pub agent: &'a str,
+    /// Its modes.
+    pub modes: OfferModes,
+    /// The quality it advertised, in (0, 1].
+    pub quality: Option<f64>,
 }
 
 /// How many providers the directory keeps per service.
@@ -171,14 +204,61 @@ impl ProviderDirectory {
                 None => return Err(DirectoryFull),
             }
         }
-        list.push(Provider {
-            agent: agent.to_owned(),
-            modes,
-            last_heard: now,
-            failures: 0,
-            last_failure: None,
-        });
+        list.push(Provider::new(agent, modes));
         Ok(())
+    }
+
+    /// Records what gossip said of a provider of `service`, keeping at most `known` gossiped
+    /// providers of it — the best advertised: a newcomer replaces the worst one, unless that
+    /// one is in use (called successfully within `in_use`). Returns whether it was kept.
+    pub fn gossiped(
+        &self,
+        service: &str,
+        g: &Gossiped<'_>,
+        known: usize,
+        in_use: std::time::Duration,
+    ) -> Result<bool, DirectoryFull> {
+        let mut all = write(&self.by_service);
+        if !all.contains_key(service) && all.len() >= MAX_DIRECTORY_SERVICES {
+            return Err(DirectoryFull);
+        }
+        if !all.contains_key(service) {
+            all.insert(service.to_owned(), Vec::new());
+        }
+        let Some(list) = all.get_mut(service) else {
+            return Ok(false);
+        };
+        let now = Instant::now();
+        if let Some(p) = list.iter_mut().find(|p| p.agent == g.agent) {
+            p.modes = g.modes;
+            p.advertised = g.quality;
+            p.last_heard = now;
+            return Ok(true);
+        }
+        let worst = list
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.gossiped)
+            .filter(|(_, p)| p.last_used.is_none_or(|t| now.duration_since(t) > in_use))
+            .min_by(|(_, a), (_, b)| {
+                let q = |p: &Provider| p.advertised.unwrap_or(0.0);
+                q(a).total_cmp(&q(b))
+            })
+            .map(|(i, p)| (i, p.advertised.unwrap_or(0.0)));
+        let gossiped = list.iter().filter(|p| p.gossiped).count();
+        if gossiped >= known || list.len() >= MAX_PROVIDERS_PER_SERVICE {
+            match worst {
+                Some((i, q)) if g.quality.unwrap_or(0.0) > q => {
+                    list.remove(i);
+                }
+                _ => return Ok(false),
+            }
+        }
+        let mut p = Provider::new(g.agent, g.modes);
+        p.advertised = g.quality;
+        p.gossiped = true;
+        list.push(p);
+        Ok(true)
     }
 
     /// Records that `agent` answered a request for `service`: it is fresh, and no longer
@@ -188,7 +268,9 @@ impl ProviderDirectory {
             .get_mut(service)
             .and_then(|l| l.iter_mut().find(|p| p.agent == agent))
         {
-            p.last_heard = Instant::now();
+            let now = Instant::now();
+            p.last_heard = now;
+            p.last_used = Some(now);
             p.failures = 0;
         }
     }
@@ -202,6 +284,34 @@ impl ProviderDirectory {
             p.failures += 1;
             p.last_failure = Some(Instant::now());
         }
+    }
+
+    /// Whether any provider of `service` is known.
+    pub fn knows(&self, service: &str) -> bool {
+        read(&self.by_service)
+            .get(service)
+            .is_some_and(|l| !l.is_empty())
+    }
+
+    /// The providers of `service` learned through gossip: name, modes, advertised quality.
+    pub fn gossiped_of(&self, service: &str) -> Vec<(String, OfferModes, Option<f64>)> {
+        read(&self.by_service)
+            .get(service)
+            .map_or_else(Vec::new, |l| {
+                l.iter()
+                    .filter(|p| p.gossiped)
+                    .map(|p| (p.agent.clone(), p.modes, p.advertised))
+                    .collect()
+            })
+    }
+
+    /// The quality `agent` last advertised for `service`, if gossip told it.
+    pub fn advertised(&self, service: &str, agent: &str) -> Option<f64> {
+        read(&self.by_service)
+            .get(service)?
+            .iter()
+            .find(|p| p.agent == agent)?
+            .advertised
     }
 
     /// Forgets an agent everywhere (it left the network).
@@ -271,6 +381,7 @@ struct Inner {
     redirects: RwLock<BTreeMap<String, Redirect>>,
     economics: RwLock<BTreeMap<String, Economics>>,
     loads: RwLock<BTreeMap<String, f64>>,
+    qualities: RwLock<BTreeMap<String, f64>>,
     providers: ProviderDirectory,
     learned: RwLock<BTreeMap<String, Learned>>,
     upgradable: RwLock<BTreeSet<String>>,
@@ -316,6 +427,7 @@ impl Knowledge {
                 redirects: RwLock::default(),
                 economics: RwLock::default(),
                 loads: RwLock::default(),
+                qualities: RwLock::default(),
                 providers: ProviderDirectory::default(),
                 learned: RwLock::default(),
                 upgradable: RwLock::default(),
@@ -434,6 +546,25 @@ impl Knowledge {
         Some(old)
     }
 
+    /// The services offered in some mode, with their modes.
+    pub fn offered(&self) -> Vec<(String, OfferModes)> {
+        read(&self.inner.services)
+            .values()
+            .filter(|s| !s.modes.is_empty())
+            .map(|s| (s.name.clone(), s.modes))
+            .collect()
+    }
+
+    /// Everything the agent needs from others: what it requires, and what the services it
+    /// offers require.
+    pub fn needed(&self) -> BTreeSet<String> {
+        let mut needed: BTreeSet<String> = read(&self.inner.requires).iter().cloned().collect();
+        for s in read(&self.inner.services).values() {
+            needed.extend(s.requires.iter().cloned());
+        }
+        needed
+    }
+
     /// Services the agent needs from others (its main behaviour's and its services' needs).
     pub fn requires(&self) -> Vec<String> {
         read(&self.inner.requires).clone()
@@ -539,6 +670,21 @@ impl Knowledge {
     /// Forgets what an agent reported (it left the network).
     pub fn forget_load(&self, agent: &str) {
         write(&self.inner.loads).remove(agent);
+    }
+
+    /// The quality this agent advertises for a service it offers, in `[0, 1]`, if known: set
+    /// by the application or a policy, or measured on its last run for a peer.
+    pub fn quality(&self, service: &str) -> Option<f64> {
+        read(&self.inner.qualities).get(service).copied()
+    }
+
+    /// Sets the quality this agent advertises for a service (clamped to `[0, 1]`; not a
+    /// number is ignored).
+    pub fn set_quality(&self, service: &str, quality: f64) {
+        if quality.is_nan() {
+            return;
+        }
+        write(&self.inner.qualities).insert(service.to_owned(), quality.clamp(0.0, 1.0));
     }
 
     /// The services the agent was taught, by name.

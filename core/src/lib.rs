@@ -16,7 +16,8 @@
 //! | [`behaviour`] | Behaviour Manager | YAML statecharts: format, validation, interpreter, graph export, repository |
 //! | [`ability`] | Ability Execution Environment | native (Rust) and scripted (Rhai) abilities |
 //! | [`policy`] | Autonomic Manager | Rhai rules indexed by topic, the SelfLet action list, sandbox, hot reload |
-//! | [`negotiation`] | Negotiation Manager | offer modes, requests and replies, teaching, referrals, adverts, provider choice |
+//! | [`negotiation`] | Negotiation Manager | offer modes, requests and replies, teaching, referrals, adverts, gossip |
+//! | [`choice`] | Negotiation Manager | provider choice: fixed rules and learned strategies (two-layer RL), quality metrics |
 //! | [`prediction`] | Prediction Manager | the `Predictor` plugin trait, descriptors, kinds, plug/unplug at run time |
 //! | [`transport`] | Message Handler | the `Transport` trait, the in-process network, the Zenoh transport (feature `zenoh`), message accounting |
 //! | [`manifest`] | deployment | agent manifest YAML → a configured agent |
@@ -40,7 +41,7 @@
 //! | 1 | `source`, `offer`, `topic` |
 //! | 2 | `bus`, `transport` |
 //! | 3 | `knowledge`, `script` |
-//! | 4 | `ability`, `prediction` |
+//! | 4 | `ability`, `prediction`, `choice` |
 //! | 5 | `behaviour` |
 //! | 6 | `policy`, `negotiation` |
 //! | 7 | `manifest` |
@@ -55,6 +56,7 @@ pub mod ability;
 pub mod agent;
 pub mod behaviour;
 pub mod bus;
+pub mod choice;
 pub mod duration;
 pub mod error;
 pub mod knowledge;

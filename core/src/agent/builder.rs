@@ -118,7 +118,11 @@ impl AgentBuilder {
             b.negotiation.retries = r;
         }
         if let Some(c) = m.negotiation.choice {
-            b.negotiation.choice = c.strategy();
+            b.negotiation.choice = c.strategy(b.negotiation.seed);
+        }
+        b.negotiation.gossip = m.negotiation.gossip;
+        if let Some(q) = &m.negotiation.quality {
+            b.negotiation.quality = q.clone();
         }
         if let Some(h) = m.negotiation.referral_hops {
             b.negotiation.referral_hops = h;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::agent::AgentHandle;
 use crate::bus::{Overflow, Pattern, SubscribeOptions};
+use crate::choice::ProviderChoice;
 use crate::knowledge::Learned;
 use crate::negotiation::{CallError, CallOptions, ForgetError, Outcome, TeachError};
 use crate::offer::OfferMode;
@@ -110,6 +111,28 @@ impl AgentHandle {
             .set_redirect(service, neighbour, fraction);
     }
 
+    /// The provider-choice strategy in use.
+    pub fn choice(&self) -> Arc<dyn ProviderChoice> {
+        self.inner().negotiator.choice().get()
+    }
+
+    /// Switches provider choice to `strategy`; what the previous strategy learned is dropped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use selflet_core::choice::Choice;
+    ///
+    /// let a = selflet_core::Agent::builder("a").spawn().await?;
+    /// a.set_choice(Choice::Greedy.strategy(1));
+    /// assert_eq!(a.choice().name(), "greedy");
+    /// # Ok(()) }
+    /// ```
+    pub fn set_choice(&self, strategy: Arc<dyn ProviderChoice>) {
+        tracing::info!(agent = %self.name(), choice = %strategy.name(), "provider choice switched");
+        self.inner().negotiator.choice().set(strategy);
+    }
+
     /// The transport the agent is on.
     pub fn transport(&self) -> &Arc<dyn Transport> {
         self.inner().negotiator.transport()
@@ -118,6 +141,26 @@ impl AgentHandle {
     /// Messages its transport has carried (for every agent on it).
     pub fn message_counters(&self) -> MessageCounters {
         self.transport().counters()
+    }
+
+    /// Gossips every period, from now until the agent stops, if it gossips at all.
+    fn start_gossip(&self) {
+        let negotiator = Arc::clone(&self.inner().negotiator);
+        let Some(period) = negotiator.gossip_period() else {
+            return;
+        };
+        let stop = self.loops_token();
+        self.spawn_task(|_| async move {
+            let mut rng = fastrand::Rng::with_seed(negotiator.gossip_seed());
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => negotiator.gossip_round(&mut rng),
+                }
+            }
+        });
     }
 
     /// Serves the inbox, and advertises now and whenever the agent's offers change.
@@ -135,6 +178,7 @@ impl AgentHandle {
         let work = inner.tasks.clone();
         tokio::spawn(negotiator.serve(inbox, inner.cancel.clone(), work));
         inner.negotiator.advertise();
+        self.start_gossip();
         let negotiator = Arc::clone(&inner.negotiator);
         let bus = inner.bus.clone();
         let name = self.name().to_owned();

@@ -209,6 +209,10 @@ impl AgentHandle {
                 self.forget(&service).await?;
                 Ok(())
             }
+            Action::SetChoice(choice) => {
+                self.set_choice(choice.strategy(fastrand::u64(..)));
+                Ok(())
+            }
             Action::AllowUpgrade { service, allowed } => {
                 k.allow_upgrade(&service, allowed);
                 Ok(())

@@ -19,6 +19,7 @@ use super::handle::{AgentHandle, AgentInner, Lifecycle, Tracker};
 use crate::ability::Abilities;
 use crate::behaviour::{Behaviour, Behaviours, Runtime, RuntimeParts};
 use crate::bus::Bus;
+use crate::choice::ChoiceCell;
 use crate::knowledge::Knowledge;
 use crate::name::is_valid_name;
 use crate::negotiation::{Negotiator, Parts as NegotiationParts};
@@ -33,6 +34,7 @@ use crate::value::Value;
 struct Wired {
     bus: Bus,
     knowledge: Knowledge,
+    choice: ChoiceCell,
     policies: Policies,
     transport: Arc<dyn crate::transport::Transport>,
     membership: crate::transport::Membership,
@@ -195,10 +197,12 @@ impl AgentBuilder {
         let checked = self.check_all()?;
         let bus = self.bus.clone().unwrap_or_else(|| Bus::new(&self.name));
         let knowledge = Knowledge::new(bus.clone());
+        let choice = ChoiceCell::new(Arc::clone(&self.negotiation.choice));
         let policies = Policies::new(
             knowledge.clone(),
             bus.clone(),
             checked.behaviours.clone(),
+            choice.clone(),
             self.limits,
         )
         .ok_or(AgentError::BusClosed)?;
@@ -220,6 +224,7 @@ impl AgentBuilder {
         let parts = Wired {
             bus,
             knowledge,
+            choice,
             policies,
             transport,
             membership,
@@ -264,6 +269,7 @@ impl AgentBuilder {
             behaviours: checked.behaviours.clone(),
             abilities: checked.abilities.clone(),
             config: self.negotiation.clone(),
+            choice: w.choice,
         })
         .install();
         Arc::new(AgentInner {

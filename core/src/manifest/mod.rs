@@ -27,7 +27,13 @@
 //!     max_message_bytes: 1048576       # larger incoming messages are rejected
 //! trust: { teachers: [agent-b] }       # accept teaching only from these (default: anyone)
 //! security: secure                     # messages between processes prove their sender
-//! negotiation: { timeout: 5s, retries: 2, choice: least_recently_failed, referral_hops: 3 }
+//! negotiation:
+//!   timeout: 5s
+//!   retries: 2
+//!   referral_hops: 3
+//!   choice: least_recently_failed      # or { kind: two_layer_rl, initial_trust: 0.95, window: 5 }
+//!   gossip: { period: 1s, fanout: 3, known: 5 }   # or true; off by default
+//!   quality: response_time             # or { response_time: 100ms } or { output: quality }
 //! limits: { steps: 10000, service_time: 60s }   # what one behaviour instance may take
 //! ```
 //!
@@ -52,8 +58,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::behaviour::InstanceLimits;
+use crate::choice::{Choice, QualityMetric};
 use crate::knowledge::{Economics, Service};
-use crate::negotiation::Choice;
+use crate::negotiation::GossipConfig;
 use crate::source::{LoadError, Located, SourceFile};
 use crate::transport::{Security, ZenohConfig};
 use crate::value::Value;
@@ -129,7 +136,7 @@ pub struct TrustSpec {
 }
 
 /// Negotiation settings of a manifest.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NegotiationSpec {
     /// How long to wait for a reply.
     pub timeout: Option<Duration>,
@@ -139,6 +146,10 @@ pub struct NegotiationSpec {
     pub choice: Option<Choice>,
     /// How many referrals in a row a request follows.
     pub referral_hops: Option<u32>,
+    /// Gossip of provider knowledge, if on.
+    pub gossip: Option<GossipConfig>,
+    /// How the quality of a call is measured.
+    pub quality: Option<QualityMetric>,
 }
 
 /// A predictor named in a manifest.

@@ -111,9 +111,76 @@ pub(super) struct RawNegotiation {
     #[serde(default)]
     pub(super) retries: Option<u32>,
     #[serde(default)]
-    pub(super) choice: Option<Spanned<String>>,
+    pub(super) choice: Option<Spanned<Short<RawChoice>>>,
     #[serde(default)]
     pub(super) referral_hops: Option<u32>,
+    #[serde(default)]
+    pub(super) gossip: Option<Spanned<Short<RawGossip>>>,
+    #[serde(default)]
+    pub(super) quality: Option<Spanned<Short<RawQuality>>>,
+}
+
+/// `choice: name`, or `choice: { kind: name, initial_trust: .., window: .. }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChoice {
+    pub(super) kind: String,
+    #[serde(default)]
+    pub(super) initial_trust: Option<f64>,
+    #[serde(default)]
+    pub(super) window: Option<u32>,
+}
+
+/// `gossip: true`, or `gossip: { period: 1s, fanout: 3, known: 5 }`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGossip {
+    #[serde(default)]
+    pub(super) period: Option<String>,
+    #[serde(default)]
+    pub(super) fanout: Option<usize>,
+    #[serde(default)]
+    pub(super) known: Option<usize>,
+}
+
+/// `quality: response_time`, `quality: { response_time: 250ms }` or
+/// `quality: { output: field }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQuality {
+    #[serde(default)]
+    pub(super) response_time: Option<String>,
+    #[serde(default)]
+    pub(super) output: Option<String>,
+}
+
+/// A setting written as one word or flag, or in full as a map.
+pub(super) enum Short<F> {
+    Word(String),
+    Flag(bool),
+    Full(F),
+}
+
+impl<'de, F: Deserialize<'de>> Deserialize<'de> for Short<F> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<F>(std::marker::PhantomData<F>);
+        impl<'de, F: Deserialize<'de>> Visitor<'de> for V<F> {
+            type Value = Short<F>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a word, `true`, `false`, or a map")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Short<F>, E> {
+                Ok(Short::Word(v.to_owned()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Short<F>, E> {
+                Ok(Short::Flag(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Short<F>, A::Error> {
+                F::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Short::Full)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -8,12 +8,16 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
-use super::raw::{RawLimits, RawNegotiation, RawPredictor, RawSecurity, RawService, RawZenoh};
+use super::raw::{
+    RawChoice, RawGossip, RawLimits, RawNegotiation, RawPredictor, RawQuality, RawSecurity,
+    RawService, RawZenoh, Short,
+};
 use super::{NegotiationSpec, PredictorSpec};
 use crate::behaviour::InstanceLimits;
+use crate::choice::{Choice, QualityMetric};
 use crate::knowledge::{Economics, Service};
 use crate::name::{NAME_RULE, is_valid_name};
-use crate::negotiation::Choice;
+use crate::negotiation::GossipConfig;
 use crate::offer::{OfferMode, OfferModes};
 use crate::source::{Located, Ordered, SourceFile};
 use crate::transport::{Security, ZenohConfig, ZenohMode};
@@ -185,24 +189,105 @@ impl<'a> Check<'a> {
     }
 
     pub(super) fn negotiation(&mut self, raw: &RawNegotiation) -> NegotiationSpec {
-        let choice = raw.choice.as_ref().and_then(|c| {
-            let choice = Choice::from_name(&c.value);
-            if choice.is_none() {
-                let names: Vec<&str> = Choice::ALL.iter().map(|c| c.name()).collect();
-                let message = format!(
-                    "unknown provider choice `{}`, expected one of {}",
-                    c.value,
-                    names.join(", ")
-                );
-                self.at(c, message);
-            }
-            choice
-        });
         NegotiationSpec {
             timeout: raw.timeout.as_ref().and_then(|t| self.duration(t)),
             retries: raw.retries,
-            choice,
+            choice: raw.choice.as_ref().and_then(|c| self.choice(c)),
             referral_hops: raw.referral_hops,
+            gossip: raw.gossip.as_ref().and_then(|g| self.gossip(g)),
+            quality: raw.quality.as_ref().and_then(|q| self.quality(q)),
+        }
+    }
+
+    fn choice(&mut self, c: &Spanned<Short<RawChoice>>) -> Option<Choice> {
+        let (kind, initial_trust, window) = match &c.value {
+            Short::Word(w) => (w.as_str(), None, None),
+            Short::Full(f) => (f.kind.as_str(), f.initial_trust, f.window),
+            Short::Flag(_) => {
+                self.at(c, "`choice` is a strategy's name, or a map with its `kind`");
+                return None;
+            }
+        };
+        let Some(choice) = Choice::from_name(kind) else {
+            let names: Vec<&str> = Choice::ALL.iter().map(|c| c.name()).collect();
+            let message = format!(
+                "unknown provider choice `{kind}`, expected one of {}",
+                names.join(", ")
+            );
+            self.at(c, message);
+            return None;
+        };
+        if initial_trust.is_none() && window.is_none() {
+            return Some(choice);
+        }
+        let Some(mut learning) = choice.learning() else {
+            self.at(c, format!("`{kind}` takes no `initial_trust` or `window`"));
+            return None;
+        };
+        learning.initial_trust = initial_trust.unwrap_or(learning.initial_trust);
+        learning.window = window.unwrap_or(learning.window);
+        match learning.check() {
+            Ok(()) => Some(choice.with_learning(learning)),
+            Err(e) => {
+                self.at(c, e);
+                None
+            }
+        }
+    }
+
+    fn gossip(&mut self, g: &Spanned<Short<RawGossip>>) -> Option<GossipConfig> {
+        let default = RawGossip::default();
+        let raw = match &g.value {
+            Short::Flag(false) => return None,
+            Short::Flag(true) => &default,
+            Short::Full(f) => f,
+            Short::Word(_) => {
+                self.at(
+                    g,
+                    "`gossip` is `true`, `false`, or a map of `period`, `fanout`, `known`",
+                );
+                return None;
+            }
+        };
+        let mut config = GossipConfig::default();
+        if let Some(p) = &raw.period {
+            config.period = crate::duration::parse(p)
+                .map_err(|e| self.at(g, e.to_string()))
+                .ok()?;
+        }
+        config.fanout = raw.fanout.unwrap_or(config.fanout);
+        config.known = raw.known.unwrap_or(config.known);
+        config.check().map_err(|e| self.at(g, e)).ok()?;
+        Some(config)
+    }
+
+    fn quality(&mut self, q: &Spanned<Short<RawQuality>>) -> Option<QualityMetric> {
+        let expected = "`quality` is `response_time`, `{ response_time: <duration> }` or `{ output: <field> }`";
+        match &q.value {
+            Short::Word(w) if w == "response_time" => Some(QualityMetric::default()),
+            Short::Full(RawQuality {
+                response_time: Some(t),
+                output: None,
+            }) => {
+                let reference = crate::duration::parse(t)
+                    .map_err(|e| self.at(q, e.to_string()))
+                    .ok()?;
+                if reference.is_zero() {
+                    self.at(q, "the reference response time is more than 0");
+                    return None;
+                }
+                Some(QualityMetric::ResponseTime { reference })
+            }
+            Short::Full(RawQuality {
+                response_time: None,
+                output: Some(field),
+            }) => Some(QualityMetric::Output {
+                field: field.clone(),
+            }),
+            _ => {
+                self.at(q, expected);
+                None
+            }
         }
     }
 

@@ -31,6 +31,9 @@ impl Negotiator {
             self.transport
                 .offer(&self.agent, service, !modes.is_empty());
         }
+        if self.gossips() {
+            return;
+        }
         let body = Message::Advert { services };
         for member in self.transport.members() {
             if self.talks_to(&member) {
@@ -43,7 +46,7 @@ impl Negotiator {
     /// A neighbour joined: it hears what this agent offers, if anything and if it has not
     /// already.
     pub(crate) fn member_joined(&self, agent: &str) {
-        if !self.talks_to(agent) {
+        if self.gossips() || !self.talks_to(agent) {
             return;
         }
         let services = self.offers();

@@ -32,7 +32,7 @@
 //! at once. The events it publishes are in [`crate::topic`] (`service.*`, `neighbour.*`).
 
 mod call;
-mod choice;
+mod gossip;
 mod membership;
 mod outcome;
 mod provider;
@@ -47,7 +47,8 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot};
 
-pub use choice::{Choice, FirstKnown, LeastRecentlyFailed, ProviderChoice, RoundRobin};
+pub use crate::choice::{Choice, FirstKnown, LeastRecentlyFailed, ProviderChoice, RoundRobin};
+pub use gossip::GossipConfig;
 pub use outcome::{
     Attempt, AttemptError, CallError, CallOptions, ForgetError, LearnError, Outcome, TeachError,
 };
@@ -56,6 +57,7 @@ pub use teaching::MAX_PACKAGE_SCRIPTS;
 use crate::ability::Abilities;
 use crate::behaviour::{Behaviours, Runtime};
 use crate::bus::Bus;
+use crate::choice::{ChoiceCell, QualityMetric};
 use crate::knowledge::Knowledge;
 use crate::transport::{Envelope, Message, Refusal, Refusals, Reply, Transport};
 
@@ -98,6 +100,14 @@ pub struct Config {
     pub cool_down: Duration,
     /// How many referrals in a row a request follows.
     pub referral_hops: u32,
+    /// Gossip of provider knowledge, instead of adverts and discovery; off by default.
+    pub gossip: Option<GossipConfig>,
+    /// How the quality of a call is measured, for learned provider choice and for the quality
+    /// this agent advertises when it gossips.
+    pub quality: QualityMetric,
+    /// Seeds the random draws of gossip (with the agent's name), so that a run can be
+    /// repeated.
+    pub seed: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -108,6 +118,9 @@ impl std::fmt::Debug for Config {
             .field("teachers", &self.teachers)
             .field("neighbours", &self.neighbours)
             .field("referral_hops", &self.referral_hops)
+            .field("choice", &self.choice.name())
+            .field("gossip", &self.gossip)
+            .field("quality", &self.quality)
             .finish_non_exhaustive()
     }
 }
@@ -122,6 +135,9 @@ impl Default for Config {
             choice: Arc::new(LeastRecentlyFailed::default()),
             cool_down: Duration::from_secs(30),
             referral_hops: DEFAULT_REFERRAL_HOPS,
+            gossip: None,
+            quality: QualityMetric::default(),
+            seed: random_u64(),
         }
     }
 }
@@ -142,6 +158,7 @@ pub(crate) struct Parts {
     pub(crate) behaviours: Behaviours,
     pub(crate) abilities: Abilities,
     pub(crate) config: Config,
+    pub(crate) choice: ChoiceCell,
 }
 
 /// One agent's negotiation part.
@@ -154,6 +171,7 @@ pub(crate) struct Negotiator {
     behaviours: Behaviours,
     abilities: Abilities,
     config: Config,
+    choice: ChoiceCell,
     pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
     self_ref: OnceLock<Weak<Negotiator>>,
@@ -181,6 +199,7 @@ impl Negotiator {
             behaviours: p.behaviours,
             abilities: p.abilities,
             config: p.config,
+            choice: p.choice,
             pending: Mutex::default(),
             // Ids start at random, so that a reply recorded in an earlier run of this agent
             // cannot answer a request of this one.
@@ -207,6 +226,21 @@ impl Negotiator {
 
     pub(crate) fn transport(&self) -> &Arc<dyn Transport> {
         &self.transport
+    }
+
+    /// The seed of this agent's gossip draws: the configured seed mixed with its name, so
+    /// agents of one run draw differently.
+    pub(crate) fn gossip_seed(&self) -> u64 {
+        use std::hash::BuildHasher;
+        foldhash::fast::FixedState::with_seed(self.config.seed).hash_one(&self.agent)
+    }
+
+    pub(crate) fn choice(&self) -> &ChoiceCell {
+        &self.choice
+    }
+
+    pub(crate) fn gossip_period(&self) -> Option<Duration> {
+        self.config.gossip.map(|g| g.period)
     }
 
     /// What this agent refused from its peers, by reason.

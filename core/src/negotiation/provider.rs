@@ -146,9 +146,15 @@ impl Negotiator {
             requester: Some(&r.from),
             hops: r.hops,
         };
+        let started = tokio::time::Instant::now();
         let result = self.run_here(offer, r.input.clone(), origin, 0).await;
         Ok(match result {
             Ok(v) => {
+                if self.gossips() {
+                    // What this run was worth is what the agent advertises next.
+                    let q = self.config.quality.quality(&v, started.elapsed());
+                    self.knowledge.set_quality(&r.service, q);
+                }
                 let event = || topic::Executed {
                     service: r.service.clone(),
                     requester: r.from.clone(),

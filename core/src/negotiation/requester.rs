@@ -6,6 +6,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{Attempt, AttemptError, CallError, MAX_REFERRAL, Negotiator, Outcome, Pending};
+use crate::choice::Observation;
 use crate::knowledge::Provider;
 use crate::name::is_valid_name;
 use crate::offer::{OfferMode, OfferModes};
@@ -72,7 +73,10 @@ impl Negotiator {
             if !tried.insert(c.agent.clone()) {
                 continue;
             }
-            match self.attempt(service, modes, &input, &c, deadline).await {
+            let asked = Instant::now();
+            let next = self.attempt(service, modes, &input, &c, deadline).await;
+            self.observe(service, &c.agent, &next, asked.elapsed());
+            match next {
                 Next::Done(outcome) => {
                     if !c.via.is_empty() {
                         tracing::info!(agent = %self.agent, %service, provider = %c.agent, via = ?c.via, "served through a referral");
@@ -335,11 +339,10 @@ impl Negotiator {
             }
         }
         let mut order = Vec::new();
+        let choice = self.choice.get();
         for mut rest in groups.into_values() {
             while !rest.is_empty() {
-                let i = self
-                    .config
-                    .choice
+                let i = choice
                     .choose(service, &rest)
                     .unwrap_or(0)
                     .min(rest.len() - 1);
@@ -360,17 +363,22 @@ impl Negotiator {
         if !found.is_empty() {
             return found;
         }
-        // Nobody known: ask whoever offers the service to say so, and give them the time-out
-        // to answer with adverts.
-        let discover = self.envelope(
-            "",
-            0,
-            Message::Discover {
-                service: service.to_owned(),
-            },
-        );
-        if self.transport.publish(service, discover) == 0 {
-            return Vec::new();
+        if self.gossips() {
+            // Gossip collects providers of the services an agent needs; one it calls, it needs.
+            self.knowledge.require(service);
+        } else {
+            // Nobody known: ask whoever offers the service to say so, and give them the
+            // time-out to answer with adverts.
+            let discover = self.envelope(
+                "",
+                0,
+                Message::Discover {
+                    service: service.to_owned(),
+                },
+            );
+            if self.transport.publish(service, discover) == 0 {
+                return Vec::new();
+            }
         }
         let timeout = crate::duration::deadline(self.config.timeout);
         let until = deadline.map_or(timeout, |d| d.min(timeout));
@@ -438,6 +446,24 @@ impl Negotiator {
             error: error.to_owned(),
         };
         let _ = self.bus.emit_with(event).await;
+    }
+
+    /// Tells the provider choice what asking `provider` gave: the quality of a result, or
+    /// nothing for a failure. Referrals and teaching are not the service's quality.
+    fn observe(&self, service: &str, provider: &str, next: &Next, elapsed: std::time::Duration) {
+        let (quality, ok) = match next {
+            Next::Done(Outcome::Done { value, .. }) => {
+                (self.config.quality.quality(value, elapsed), true)
+            }
+            Next::Failed(_) => (0.0, false),
+            Next::Done(Outcome::Learned { .. }) | Next::Referred(_) => return,
+        };
+        let observation = Observation {
+            quality,
+            ok,
+            advertised: self.knowledge.providers().advertised(service, provider),
+        };
+        self.choice.get().observe(service, provider, &observation);
     }
 
     /// Hearing back is news of the provider too: it is fresh and no longer failing.

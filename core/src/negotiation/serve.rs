@@ -68,6 +68,7 @@ impl Negotiator {
                 }
                 match body {
                     Message::Advert { services } => self.on_advert(&from, services),
+                    Message::Gossip { entries } => self.on_gossip(&from, entries),
                     Message::Discover { service } => self.on_discover(&from, &service),
                     Message::Load { utilization } => self.on_load(&from, utilization),
                     Message::Lesson(pkg) => self.on_lesson(&from, pkg, verified).await,

@@ -4,6 +4,7 @@
 //! and the agent applies a rule's actions, in order, after the rule returned without error.
 //! A rule that fails therefore changes nothing.
 
+use crate::choice::Choice;
 use crate::knowledge::Service;
 use crate::offer::{OfferMode, OfferModes};
 use crate::value::Value;
@@ -174,6 +175,8 @@ pub enum Action {
         /// Whether upgrades are allowed.
         allowed: bool,
     },
+    /// Switch provider choice to this strategy (what the previous one learned is dropped).
+    SetChoice(Choice),
     /// Teach a service to a neighbour, unasked.
     Teach {
         /// The service.

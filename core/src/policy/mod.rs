@@ -33,6 +33,7 @@ pub use action::{Action, BehaviourChange};
 
 use crate::behaviour::Behaviours;
 use crate::bus::{Bus, Event, Overflow, Pattern, SubscribeOptions, Subscription};
+use crate::choice::ChoiceCell;
 use crate::knowledge::Knowledge;
 use crate::script::{self, Limits};
 use crate::source::{LoadError, SourceFile};
@@ -115,6 +116,7 @@ struct Inner {
     knowledge: Knowledge,
     bus: Bus,
     behaviours: Behaviours,
+    choice: ChoiceCell,
     limits: Limits,
     // Built on first load: agents without policies never pay for an engine.
     engine: OnceLock<Engine>,
@@ -138,6 +140,7 @@ impl Policies {
         knowledge: Knowledge,
         bus: Bus,
         behaviours: Behaviours,
+        choice: ChoiceCell,
         limits: Limits,
     ) -> Option<Policies> {
         let options = SubscribeOptions {
@@ -151,6 +154,7 @@ impl Policies {
                 knowledge,
                 bus,
                 behaviours,
+                choice,
                 limits,
                 engine: OnceLock::new(),
                 api: rhai_api::Shared::default(),
@@ -165,7 +169,14 @@ impl Policies {
     fn engine(&self) -> &Engine {
         self.inner.engine.get_or_init(|| {
             let i = &self.inner;
-            rhai_api::engine(&i.limits, &i.api, &i.knowledge, &i.bus, &i.behaviours)
+            rhai_api::engine(
+                &i.limits,
+                &i.api,
+                &i.knowledge,
+                &i.bus,
+                &i.behaviours,
+                &i.choice,
+            )
         })
     }
 
@@ -221,6 +232,7 @@ impl Policies {
             Knowledge::new(bus.clone()),
             bus,
             Behaviours::default(),
+            ChoiceCell::new(Arc::new(crate::choice::FirstKnown)),
             Limits::default(),
         )
         .ok_or_else(|| LoadError::from(source.error("cannot set up a checker")))?;

@@ -10,6 +10,7 @@ use rhai::{
 use super::action::{Action, BehaviourChange};
 use crate::behaviour::Behaviours;
 use crate::bus::{Bus, Pattern};
+use crate::choice::{Choice, ChoiceCell};
 use crate::knowledge::{Knowledge, Service};
 use crate::offer::{OfferMode, OfferModes};
 use crate::script::{self, Limits};
@@ -122,6 +123,7 @@ pub(super) fn engine(
     k: &Knowledge,
     bus: &Bus,
     behaviours: &Behaviours,
+    choice: &ChoiceCell,
 ) -> Engine {
     let mut e = script::engine(limits);
     register_rules(&mut e, shared);
@@ -130,6 +132,7 @@ pub(super) fn engine(
     register_behaviour_actions(&mut e, shared);
     register_agent_actions(&mut e, shared);
     register_learning(&mut e, shared, k);
+    register_choice(&mut e, shared, choice);
     register_balancing(&mut e, shared, k, behaviours, bus);
     e
 }
@@ -485,6 +488,27 @@ fn register_learning(e: &mut Engine, shared: &Shared, k: &Knowledge) {
             .into_iter()
             .map(|(s, l)| (s.into(), Dynamic::from(l.teacher)))
             .collect()
+    });
+}
+
+/// Provider choice: which strategy is in use, and switching it.
+fn register_choice(e: &mut Engine, shared: &Shared, choice: &ChoiceCell) {
+    let c = choice.clone();
+    e.register_fn("choice", move || -> ImmutableString {
+        c.get().name().into()
+    });
+    let q = shared.clone();
+    e.register_fn("set_choice", move |name: &str| -> Result<()> {
+        let Some(choice) = Choice::from_name(name) else {
+            let names: Vec<&str> = Choice::ALL.iter().map(|c| c.name()).collect();
+            return Err(format!(
+                "unknown provider choice `{name}`, expected one of {}",
+                names.join(", ")
+            )
+            .into());
+        };
+        q.push(Action::SetChoice(choice));
+        Ok(())
     });
 }
 

@@ -14,6 +14,7 @@ mod config;
 mod inbox;
 mod network;
 mod refusal;
+mod tally;
 #[cfg(feature = "zenoh")]
 mod zenoh;
 
@@ -80,6 +81,12 @@ pub enum Message {
         /// Seconds of work per second, over the sender's last sample period.
         utilization: f64,
     },
+    /// What the sender knows of providers (seed 001's gossip): the services it offers and the
+    /// best providers it knows of the services it needs, with the quality each advertised.
+    Gossip {
+        /// The providers, at most [`MAX_GOSSIP_ENTRIES`].
+        entries: Vec<GossipEntry>,
+    },
     /// Says which services an agent offers, and how.
     Advert {
         /// Service name and modes (`none` withdraws an offer).
@@ -89,7 +96,7 @@ pub enum Message {
 
 impl Message {
     /// The kind, as counted by the network: `request`, `result`, `teaching`, `referral`,
-    /// `refusal`, `failure`, `discover`, `advert`, `lesson`, `load`.
+    /// `refusal`, `failure`, `discover`, `advert`, `gossip`, `lesson`, `load`.
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Request { .. } => "request",
@@ -102,8 +109,26 @@ impl Message {
             Message::Lesson(_) => "lesson",
             Message::Load { .. } => "load",
             Message::Advert { .. } => "advert",
+            Message::Gossip { .. } => "gossip",
         }
     }
+}
+
+/// How many entries one gossip message may carry; a longer one is refused whole.
+pub const MAX_GOSSIP_ENTRIES: usize = 512;
+
+/// One provider, as gossip tells of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GossipEntry {
+    /// The provider.
+    pub agent: String,
+    /// The service.
+    pub service: String,
+    /// How it offers the service.
+    pub modes: OfferModes,
+    /// The quality it last advertised for it, in `[0, 1]`, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<f64>,
 }
 
 /// The answer to a request.
@@ -303,6 +328,19 @@ pub trait Transport: Send + Sync + 'static {
 
     /// The current members, sorted.
     fn members(&self) -> Vec<String>;
+
+    /// Up to `k` members drawn at random (without repetition), for gossip. The default draws
+    /// from [`Transport::members`]; a transport with many members should do better.
+    fn sample(&self, k: usize, rng: &mut fastrand::Rng) -> Vec<String> {
+        let mut all = self.members();
+        let k = k.min(all.len());
+        for i in 0..k {
+            let j = rng.usize(i..all.len());
+            all.swap(i, j);
+        }
+        all.truncate(k);
+        all
+    }
 
     /// Whether `agent` is a current member.
     fn is_member(&self, agent: &str) -> bool {

@@ -4,7 +4,7 @@
 //! domain, so every delivery counts as verified: only code of this process can send, and it
 //! could read any agent's keys anyway.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -21,9 +21,13 @@ pub struct Network {
 
 #[derive(Default)]
 struct NetworkInner {
-    members: BTreeMap<String, InboxSender>,
+    members: HashMap<String, InboxSender, foldhash::fast::RandomState>,
+    // The members again, in a vector with each one's position, so that gossip draws a few
+    // of thousands at random without listing them all.
+    drawable: Vec<String>,
+    position: HashMap<String, usize>,
     offers: BTreeMap<String, BTreeSet<String>>,
-    counters: MessageCounters,
+    counters: super::tally::Tally,
 }
 
 impl fmt::Debug for Network {
@@ -84,6 +88,9 @@ impl Transport for Network {
                 return Err(JoinError::NameTaken(agent.to_owned()));
             }
             inner.members.insert(agent.to_owned(), tx);
+            let at = inner.drawable.len();
+            inner.drawable.push(agent.to_owned());
+            inner.position.insert(agent.to_owned(), at);
         }
         let network = self.clone();
         let name = agent.to_owned();
@@ -95,6 +102,12 @@ impl Transport for Network {
             let mut inner = lock(&network.inner);
             if let Some(tx) = inner.members.remove(&name) {
                 tx.close();
+            }
+            if let Some(at) = inner.position.remove(&name) {
+                inner.drawable.swap_remove(at);
+                if let Some(moved) = inner.drawable.get(at).cloned() {
+                    inner.position.insert(moved, at);
+                }
             }
             for agents in inner.offers.values_mut() {
                 agents.remove(&name);
@@ -117,7 +130,7 @@ impl Transport for Network {
     }
 
     fn broadcast(&self, envelope: Envelope) -> usize {
-        self.fan_out(envelope, |inner| inner.members.keys().cloned().collect())
+        self.fan_out(envelope, |inner| inner.drawable.clone())
     }
 
     fn offer(&self, agent: &str, service: &str, offered: bool) {
@@ -137,7 +150,33 @@ impl Transport for Network {
     }
 
     fn members(&self) -> Vec<String> {
-        lock(&self.inner).members.keys().cloned().collect()
+        let mut all = lock(&self.inner).drawable.clone();
+        all.sort_unstable();
+        all
+    }
+
+    fn sample(&self, k: usize, rng: &mut fastrand::Rng) -> Vec<String> {
+        let inner = lock(&self.inner);
+        let n = inner.drawable.len();
+        let k = k.min(n);
+        // k distinct positions by rejection: cheap while k is far below n, and exact always.
+        let mut picked: Vec<usize> = Vec::with_capacity(k);
+        if k * 2 > n {
+            let mut all: Vec<usize> = (0..n).collect();
+            rng.shuffle(&mut all);
+            picked.extend_from_slice(&all[..k]);
+        } else {
+            while picked.len() < k {
+                let i = rng.usize(..n);
+                if !picked.contains(&i) {
+                    picked.push(i);
+                }
+            }
+        }
+        picked
+            .into_iter()
+            .map(|i| inner.drawable[i].clone())
+            .collect()
     }
 
     fn is_member(&self, agent: &str) -> bool {
@@ -149,6 +188,6 @@ impl Transport for Network {
     }
 
     fn counters(&self) -> MessageCounters {
-        lock(&self.inner).counters.clone()
+        lock(&self.inner).counters.snapshot()
     }
 }

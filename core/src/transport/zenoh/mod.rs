@@ -117,7 +117,7 @@ struct State {
     // Requests received by query and not answered yet: (provider, requester, id).
     queries: HashMap<(String, String, u64), Query>,
     publishers: HashMap<String, Arc<Publisher<'static>>>,
-    counters: MessageCounters,
+    counters: crate::transport::tally::Tally,
     // Declarations that keep the process's liveliness subscriber alive.
     watch: Option<Subscriber<()>>,
 }
@@ -412,7 +412,7 @@ impl Transport for Zenoh {
     }
 
     fn counters(&self) -> MessageCounters {
-        lock(&self.shared.state).counters.clone()
+        lock(&self.shared.state).counters.snapshot()
     }
 }
 

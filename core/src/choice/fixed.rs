@@ -1,16 +1,10 @@
-//! Which known provider to ask: a pluggable strategy.
+//! The fixed rules: first known, round robin, least recently failed.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use super::ProviderChoice;
 use crate::knowledge::Provider;
-
-/// Chooses among the known providers of a service (all reachable, all offering a wanted
-/// mode). Called repeatedly to order the candidates: the chosen one is asked first.
-pub trait ProviderChoice: Send + Sync + 'static {
-    /// The index of the provider to ask next, `None` for none of them.
-    fn choose(&self, service: &str, candidates: &[Provider]) -> Option<usize>;
-}
 
 /// The provider heard of first.
 #[derive(Debug, Default, Clone, Copy)]
@@ -19,6 +13,10 @@ pub struct FirstKnown;
 impl ProviderChoice for FirstKnown {
     fn choose(&self, _service: &str, candidates: &[Provider]) -> Option<usize> {
         (!candidates.is_empty()).then_some(0)
+    }
+
+    fn name(&self) -> &str {
+        "first_known"
     }
 }
 
@@ -34,6 +32,10 @@ impl ProviderChoice for RoundRobin {
             return None;
         }
         Some(self.next.fetch_add(1, Ordering::Relaxed) % candidates.len())
+    }
+
+    fn name(&self) -> &str {
+        "round_robin"
     }
 }
 
@@ -70,49 +72,8 @@ impl ProviderChoice for LeastRecentlyFailed {
                 .map(|(i, _)| i)
         })
     }
-}
 
-/// A provider-choice strategy by name, as manifests and policies write it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Choice {
-    /// [`FirstKnown`].
-    FirstKnown,
-    /// [`RoundRobin`].
-    RoundRobin,
-    /// [`LeastRecentlyFailed`].
-    LeastRecentlyFailed,
-}
-
-impl Choice {
-    /// Every strategy, by name.
-    pub const ALL: [Choice; 3] = [
-        Choice::FirstKnown,
-        Choice::RoundRobin,
-        Choice::LeastRecentlyFailed,
-    ];
-
-    /// The name manifests use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Choice::FirstKnown => "first_known",
-            Choice::RoundRobin => "round_robin",
-            Choice::LeastRecentlyFailed => "least_recently_failed",
-        }
-    }
-
-    /// The strategy of that name.
-    pub fn from_name(name: &str) -> Option<Choice> {
-        Choice::ALL.into_iter().find(|c| c.name() == name)
-    }
-
-    /// A new instance of the strategy.
-    pub fn strategy(self) -> std::sync::Arc<dyn ProviderChoice> {
-        match self {
-            Choice::FirstKnown => std::sync::Arc::new(FirstKnown),
-            Choice::RoundRobin => std::sync::Arc::new(RoundRobin::default()),
-            Choice::LeastRecentlyFailed => std::sync::Arc::new(LeastRecentlyFailed::default()),
-        }
+    fn name(&self) -> &str {
+        "least_recently_failed"
     }
 }
