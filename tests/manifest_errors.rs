@@ -198,3 +198,75 @@ fn bad_zenoh_settings_are_located() {
     assert!(found[2].2.contains("needs a host and a port"), "{found:?}");
     assert!(found[3].2.contains("invalid namespace"), "{found:?}");
 }
+
+#[test]
+fn provider_choice_gossip_and_quality_load_in_short_and_full_forms() {
+    use selflet::choice::{Choice, Learning, QualityMetric};
+    use std::time::Duration;
+
+    let m =
+        parse("name: a\nnegotiation: { choice: greedy, gossip: true, quality: response_time }\n")
+            .unwrap();
+    assert_eq!(m.negotiation.choice, Some(Choice::Greedy));
+    assert_eq!(m.negotiation.gossip, Some(Default::default()));
+    assert_eq!(m.negotiation.quality, Some(QualityMetric::default()));
+
+    let m = parse(
+        "name: a\nnegotiation:\n  choice: { kind: two_layer_rl, initial_trust: 0.5, window: 8 }\n  \
+         gossip: { period: 2s, fanout: 4, known: 7 }\n  quality: { output: score }\n",
+    )
+    .unwrap();
+    let learning = Learning {
+        initial_trust: 0.5,
+        window: 8,
+    };
+    assert_eq!(m.negotiation.choice, Some(Choice::TwoLayerRl(learning)));
+    let g = m.negotiation.gossip.unwrap();
+    assert_eq!(
+        (g.period, g.fanout, g.known),
+        (Duration::from_secs(2), 4, 7)
+    );
+    assert_eq!(
+        m.negotiation.quality,
+        Some(QualityMetric::Output {
+            field: "score".into()
+        })
+    );
+    let m = parse("name: a\nnegotiation: { gossip: false, quality: { response_time: 250ms } }\n")
+        .unwrap();
+    assert_eq!(m.negotiation.gossip, None);
+    assert_eq!(
+        m.negotiation.quality,
+        Some(QualityMetric::ResponseTime {
+            reference: Duration::from_millis(250)
+        })
+    );
+}
+
+#[test]
+fn bad_provider_choice_gossip_and_quality_are_located() {
+    let found = problems(
+        "name: a\nnegotiation:\n  choice: { kind: two_layer_rl, initial_trust: 1.5 }\n  \
+         gossip: { fanout: 0 }\n  quality: { output: q, response_time: 1s }\n",
+    );
+    let at: Vec<(usize, usize)> = found.iter().map(|(l, c, _)| (*l, *c)).collect();
+    assert_eq!(at, vec![(3, 11), (4, 11), (5, 12)], "{found:?}");
+    assert!(found[0].2.contains("`initial_trust` is 1.5"), "{found:?}");
+    assert!(found[1].2.contains("`fanout` is 0"), "{found:?}");
+    assert!(found[2].2.contains("`quality` is"), "{found:?}");
+
+    let found = problems("name: a\nnegotiation: { choice: smartest }\n");
+    assert_eq!((found[0].0, found[0].1), (2, 24), "{found:?}");
+    assert!(
+        found[0].2.contains("unknown provider choice `smartest`")
+            && found[0].2.contains("two_layer_rl"),
+        "{found:?}"
+    );
+    let found = problems("name: a\nnegotiation: { choice: { kind: greedy, window: 3 } }\n");
+    assert!(
+        found[0]
+            .2
+            .contains("`greedy` takes no `initial_trust` or `window`"),
+        "{found:?}"
+    );
+}

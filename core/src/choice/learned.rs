@@ -15,8 +15,14 @@
 //! Experience (eq. 6) and trust (eq. 7–8) are learned from each observation with the windowed
 //! step α = 1/(((n − 1) mod z) + 1) for the n-th observation of a provider. Before a provider
 //! was tried, its experience is 0 and its trust τ₀ — so τ₀ decides how far an untried
-//! provider's advertisement counts against a known one's record. A provider that advertises
-//! nothing (no gossip) counts as advertising 0, and its trust is not updated.
+//! provider's advertisement counts against a known one's record.
+//!
+//! A provider may advertise nothing: it has served no one yet, so it has measured no quality,
+//! or it was heard of by an advert rather than gossip. The learned strategies then go by
+//! experience alone — and a provider neither tried nor advertised scores 1, so that it is
+//! tried once rather than never (a bound provider that became slow would otherwise be kept
+//! for ever against idle ones that have nothing to advertise). Greedy, which knows only
+//! advertisements, counts it as 0. Trust is updated only against an advertisement.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,6 +37,9 @@ pub const MAX_TRACKED_SERVICES: usize = 4096;
 
 /// How many providers of one service a strategy keeps a record of.
 pub const MAX_ESTIMATES: usize = 64;
+
+/// The score of a provider neither tried nor advertised: the best, so it is tried once.
+const UNTRIED: f64 = 1.0;
 
 /// What a learned strategy believes of one provider of one service.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,17 +91,15 @@ impl Learner {
 
     /// H of a candidate, given what was learned of it.
     fn h(&self, p: &Provider, e: Option<&Estimate>) -> f64 {
-        let advertised = p.advertised.unwrap_or(0.0);
-        match self.score {
-            Score::TwoLayer => {
-                let (trust, experienced) = e.map_or((self.learning.initial_trust, 0.0), |e| {
-                    (e.trust, e.experienced)
-                });
-                trust * advertised + (1.0 - trust) * experienced
-            }
-            Score::SingleLayer => e.map_or(advertised, |e| e.experienced),
-            Score::Greedy => advertised,
-            Score::Random => 0.0,
+        match (self.score, e, p.advertised) {
+            (Score::TwoLayer, Some(e), Some(a)) => e.trust * a + (1.0 - e.trust) * e.experienced,
+            // GU^E_0 = 0.
+            (Score::TwoLayer, None, Some(a)) => self.learning.initial_trust * a,
+            (Score::TwoLayer | Score::SingleLayer, Some(e), _) => e.experienced,
+            (Score::SingleLayer, None, Some(a)) => a,
+            (Score::TwoLayer | Score::SingleLayer, None, None) => UNTRIED,
+            (Score::Greedy, _, a) => a.unwrap_or(0.0),
+            (Score::Random, _, _) => 0.0,
         }
     }
 

@@ -499,17 +499,57 @@ fn register_choice(e: &mut Engine, shared: &Shared, choice: &ChoiceCell) {
     });
     let q = shared.clone();
     e.register_fn("set_choice", move |name: &str| -> Result<()> {
-        let Some(choice) = Choice::from_name(name) else {
-            let names: Vec<&str> = Choice::ALL.iter().map(|c| c.name()).collect();
-            return Err(format!(
-                "unknown provider choice `{name}`, expected one of {}",
-                names.join(", ")
-            )
-            .into());
-        };
-        q.push(Action::SetChoice(choice));
+        q.push(Action::SetChoice(choice_named(name)?));
         Ok(())
     });
+    let q = shared.clone();
+    e.register_fn(
+        "set_choice",
+        move |name: &str, params: rhai::Map| -> Result<()> {
+            let choice = choice_named(name)?;
+            let Some(mut learning) = choice.learning() else {
+                return Err(format!("`{name}` takes no parameters").into());
+            };
+            for (key, v) in params {
+                match key.as_str() {
+                    "initial_trust" => learning.initial_trust = number(&v, "initial_trust")?,
+                    "window" => {
+                        learning.window = v
+                            .as_int()
+                            .ok()
+                            .and_then(|w| u32::try_from(w).ok())
+                            .ok_or("`window` is a whole number")?;
+                    }
+                    other => {
+                        return Err(format!(
+                            "unknown parameter `{other}`, expected `initial_trust` or `window`"
+                        )
+                        .into());
+                    }
+                }
+            }
+            learning.check()?;
+            q.push(Action::SetChoice(choice.with_learning(learning)));
+            Ok(())
+        },
+    );
+}
+
+fn choice_named(name: &str) -> Result<Choice> {
+    Choice::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Choice::ALL.iter().map(|c| c.name()).collect();
+        format!(
+            "unknown provider choice `{name}`, expected one of {}",
+            names.join(", ")
+        )
+        .into()
+    })
+}
+
+fn number(v: &Dynamic, what: &str) -> Result<f64> {
+    v.as_float()
+        .or_else(|_| v.as_int().map(|i| i as f64))
+        .map_err(|_| format!("`{what}` is a number").into())
 }
 
 /// Load balancing: redirect, teach unasked, and the load model's numbers.
