@@ -197,3 +197,53 @@ fn garbage_on_an_agents_keys_is_rejected_and_counted_and_the_agent_serves_on() {
     assert!(out.contains("rejected=2"), "two rejected, counted:\n{out}");
     assert_eq!(summary(&out, "b", "served"), "1");
 }
+
+#[test]
+fn two_layer_rl_moves_its_binding_away_from_a_provider_that_becomes_slow() {
+    let endpoint = free_endpoint();
+    let mut caller = run("--listen", &endpoint, "learn", "rl_caller.yaml");
+    let mut p1 = run("--connect", &endpoint, "learn", "rl_p1.yaml");
+    // Gossip alone tells the caller of p1 (no adverts), and it binds to p1.
+    p1.wait_for("greeting caller");
+    let mut p2 = run("--connect", &endpoint, "learn", "rl_p2.yaml");
+    caller.wait_for_all(&["neighbour.joined", "neighbour=p2"]);
+    // p2 advertises itself idle (1), but H = τ₀·1 = 0.95 is below the quick p1's record: the
+    // binding holds until p1 becomes slow, six seconds after it started.
+    p1.wait_for("slowing down");
+    let slowed_at = p1.log.len();
+    p2.wait_for("greeting caller");
+    let moved_at = p2.log.len();
+    std::thread::sleep(Duration::from_secs(2));
+    let caller_out = caller.interrupt();
+    let p1_out = p1.interrupt();
+    let p2_out = p2.interrupt();
+
+    let greetings = |log: &[String]| log.iter().filter(|l| l.contains("greeting caller")).count();
+    let p1_before = greetings(&p1.log[..slowed_at]);
+    let p1_after = greetings(&p1.log[slowed_at..]);
+    let p2_served = greetings(&p2.log);
+    assert!(p1_before >= 3, "the caller was bound to p1:\n{p1_out}");
+    // Log lines start with an RFC 3339 time of one clock, in one format: they sort as text.
+    let stamp = |line: &String| line.split_whitespace().next().unwrap_or("").to_owned();
+    let slowed = stamp(&p1.log[slowed_at - 1]);
+    let first_p2 = stamp(&p2.log[moved_at - 1]);
+    assert!(
+        first_p2 > slowed,
+        "p2 was first called ({first_p2}) after p1 slowed down ({slowed})"
+    );
+    // A few slow calls teach the caller that p1 is slow and that its advertisement was
+    // worth less; then p2 serves.
+    assert!(
+        p1_after <= 6,
+        "p1 kept serving after it became slow: {p1_after} calls\n{caller_out}"
+    );
+    assert!(
+        p2_served >= 10,
+        "p2 took over: {p2_served} calls\n{p2_out}\n{caller_out}"
+    );
+    let asked = summary(&caller_out, "caller", "asked");
+    assert!(
+        asked.contains("p1:") && asked.contains("p2:"),
+        "the caller asked both: {asked}"
+    );
+}

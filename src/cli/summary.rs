@@ -30,6 +30,8 @@ struct Tally {
     left: Vec<String>,
     // Calls that failed, by the provider that failed them.
     failed: BTreeMap<String, u64>,
+    // Remote requests, by the provider asked.
+    asked: BTreeMap<String, u64>,
 }
 
 pub(super) struct Summary {
@@ -45,6 +47,9 @@ impl Tally {
             RequestOutgoing::TOPIC => {
                 self.remote_requests += 1;
                 self.last_remote_request = Some(at);
+                if let Some(r) = RequestOutgoing::from_value(p) {
+                    *self.asked.entry(r.provider).or_default() += 1;
+                }
             }
             Executed::TOPIC => self.served += 1,
             ServiceLearned::TOPIC => {
@@ -156,18 +161,15 @@ impl Summary {
             let dropped: u64 =
                 agent.map_or(0, |a| a.bus().stats().iter().map(|(_, s)| s.dropped).sum());
             println!(
-                "summary: agent={name} remote_requests={} last_remote_request={} served={} learned=[{}] joined=[{}] left=[{}] failed=[{}] refused=[{refused}] stopped_by_limits={limited} events_dropped={dropped}",
+                "summary: agent={name} remote_requests={} last_remote_request={} served={} learned=[{}] joined=[{}] left=[{}] failed=[{}] asked=[{}] refused=[{refused}] stopped_by_limits={limited} events_dropped={dropped}",
                 t.remote_requests,
                 t.last_remote_request.map_or("-".into(), secs),
                 t.served,
                 learned.join(","),
                 t.joined.join(","),
                 t.left.join(","),
-                t.failed
-                    .iter()
-                    .map(|(p, n)| format!("{p}:{n}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
+                counts(&t.failed),
+                counts(&t.asked),
             );
         }
         let kinds: Vec<String> = counters
@@ -183,6 +185,15 @@ impl Summary {
             refusals(&counters.refused)
         );
     }
+}
+
+/// Counts by agent as `agent:n,...`.
+fn counts(by_agent: &BTreeMap<String, u64>) -> String {
+    by_agent
+        .iter()
+        .map(|(p, n)| format!("{p}:{n}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Refusals as `reason=n,...`.

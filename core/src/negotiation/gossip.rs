@@ -91,7 +91,10 @@ impl Negotiator {
             .offered()
             .into_iter()
             .map(|(service, modes)| GossipEntry {
-                quality: self.knowledge.quality(&service),
+                // A provider that has served no one yet has no load: like the paper's idle
+                // service, it advertises its best. Trust (eq. 7–8) corrects an idle provider
+                // that is worse than that once it is tried.
+                quality: Some(self.knowledge.quality(&service).unwrap_or(1.0)),
                 agent: self.agent.to_string(),
                 service,
                 modes,
