@@ -26,8 +26,8 @@ fn every_json_example_of_the_protocol_page_is_an_envelope_that_round_trips() {
     assert_eq!(
         kinds,
         [
-            "advert", "discover", "failure", "lesson", "load", "referral", "refusal", "request",
-            "result", "teaching"
+            "advert", "discover", "failure", "gossip", "lesson", "load", "referral", "refusal",
+            "request", "result", "teaching"
         ],
         "every kind of message has an example"
     );

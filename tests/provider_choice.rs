@@ -334,3 +334,28 @@ async fn policies_read_and_switch_the_provider_choice() {
     let stats = a.policies().stats();
     assert_eq!((stats["bad"].failed, stats["unknown"].failed), (1, 1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn round_robin_asks_each_provider_in_turn() {
+    let net = Network::new();
+    let mut providers = Vec::new();
+    for name in ["p1", "p2", "p3"] {
+        providers.push(provider(&net, name, Arc::new(AtomicU64::new(0))).await);
+    }
+    let c = consumer(&net, Choice::RoundRobin).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(c.knowledge().providers().providers("work").len(), 3);
+    let mut served = std::collections::BTreeMap::new();
+    for _ in 0..9 {
+        let who = c.call("work", Value::Null).await.unwrap();
+        *served.entry(who.as_str().unwrap().to_owned()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        served.into_iter().collect::<Vec<_>>(),
+        [
+            ("p1".to_owned(), 3),
+            ("p2".to_owned(), 3),
+            ("p3".to_owned(), 3)
+        ]
+    );
+}

@@ -74,7 +74,10 @@ pub(crate) fn t_975(n: usize) -> f64 {
 pub(crate) struct Disturbance {
     pub(crate) before: f64,
     pub(crate) lowest: f64,
+    /// Rounds from the change until ξ is back within [`TOLERANCE`] for good.
     pub(crate) recovery: Option<u64>,
+    /// Rounds from the change until ξ has made up half the drop for good.
+    pub(crate) half: Option<u64>,
 }
 
 /// Rounds ξ must stay back within the tolerance to count as recovered.
@@ -90,13 +93,17 @@ impl Disturbance {
         let before = xi.mean_over(change_at.saturating_sub(50).max(1), change_at - 1);
         let lowest = xi.min_over(change_at, (change_at + 10).min(last));
         let back = |r: u64| (xi.at(r) - before).abs() <= TOLERANCE || xi.at(r) >= before;
-        let recovery = (change_at..=last.saturating_sub(HOLD - 1))
-            .find(|&r| (r..r + HOLD).all(back))
-            .map(|r| r - change_at);
+        let midway = |r: u64| xi.at(r) >= (before + lowest) / 2.0;
+        let settled = |ok: &dyn Fn(u64) -> bool| {
+            (change_at..=last.saturating_sub(HOLD - 1))
+                .find(|&r| (r..r + HOLD).all(ok))
+                .map(|r| r - change_at)
+        };
         Disturbance {
             before,
             lowest,
-            recovery,
+            recovery: settled(&back),
+            half: settled(&midway),
         }
     }
 
@@ -150,5 +157,7 @@ mod tests {
         assert_eq!(d.lowest, 0.5);
         // Back at 0.89 (index 5), but it falls again at 0.8: recovered from index 8 on.
         assert_eq!(d.recovery, Some(8));
+        // Half the drop (0.7) is made up at index 2 and stays so.
+        assert_eq!(d.half, Some(2));
     }
 }

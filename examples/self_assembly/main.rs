@@ -292,7 +292,7 @@ fn print_tables(
         args.seeds
     );
     println!(
-        "{:<8} {:<22} {:>15} {:>15} {:>15} {:>15} {:>9} {:>8} {:>9}",
+        "{:<8} {:<22} {:>15} {:>15} {:>15} {:>15} {:>9} {:>8} {:>6} {:>9}",
         "scenario",
         "strategy",
         format!("ξ@{pre}"),
@@ -301,21 +301,24 @@ fn print_tables(
         format!("ζ@{last}"),
         "resolved",
         "drop",
+        "half",
         "recovery"
     );
     for ((scenario, label), m) in s {
         let d = Disturbance::of(&m.xi, args.rounds / 2);
         let cell = |x: &Series, r: u64| format!("{:.3} ± {:.3}", x.at(r), x.ci_at(r));
-        let (drop, recovery) = if *scenario == Scenario::Static {
-            ("—".to_owned(), "—".to_owned())
+        let rounds = |r: Option<u64>| r.map_or("none".to_owned(), |r| r.to_string());
+        let (drop, half, recovery) = if *scenario == Scenario::Static {
+            ("—".to_owned(), "—".to_owned(), "—".to_owned())
         } else {
             (
                 format!("{:.3}", d.before - d.lowest),
-                d.recovery.map_or("none".to_owned(), |r| r.to_string()),
+                rounds(d.half),
+                rounds(d.recovery),
             )
         };
         println!(
-            "{:<8} {:<22} {:>15} {:>15} {:>15} {:>15} {:>9.3} {:>8} {:>9}",
+            "{:<8} {:<22} {:>15} {:>15} {:>15} {:>15} {:>9.3} {:>8} {:>6} {:>9}",
             scenario.name(),
             label,
             cell(&m.xi, pre),
@@ -324,6 +327,7 @@ fn print_tables(
             cell(&m.zeta, last),
             m.resolved.at(last),
             drop,
+            half,
             recovery
         );
     }
@@ -469,6 +473,7 @@ fn json(
                     ("xi_ci", floats(&m.xi.ci)),
                     ("zeta_ci", floats(&m.zeta.ci)),
                     ("calls", Value::Float(m.calls)),
+                    ("disturbance", disturbance(args, *scenario, &m.xi)),
                 ]),
             );
         }
@@ -524,6 +529,22 @@ fn json(
                     .collect(),
             ),
         ),
+    ])
+}
+
+/// The drop of ξ after the change and the rounds to make up half of it and all of it
+/// (`null` in the static scenario, and for what never happened).
+fn disturbance(args: &Args, scenario: Scenario, xi: &Series) -> Value {
+    if scenario == Scenario::Static {
+        return Value::Null;
+    }
+    let d = Disturbance::of(xi, args.rounds / 2);
+    let rounds = |r: Option<u64>| r.map_or(Value::Null, |r| Value::Int(r as i64));
+    Value::map([
+        ("before", Value::Float(d.before)),
+        ("lowest", Value::Float(d.lowest)),
+        ("half", rounds(d.half)),
+        ("recovery", rounds(d.recovery)),
     ])
 }
 

@@ -25,6 +25,9 @@
 //! advertisements, counts it as 0. Trust is updated only against an advertisement.
 
 use std::collections::HashMap;
+
+// Keys come from peers, but both maps are small and capped: a fast hash is enough.
+type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
 use std::sync::Mutex;
 
 use super::{Learning, Observation, ProviderChoice};
@@ -63,12 +66,12 @@ enum Score {
 #[derive(Default)]
 struct Bindings {
     bound: Option<String>,
-    estimates: HashMap<String, Estimate>,
+    estimates: Map<Estimate>,
 }
 
 struct State {
     rng: fastrand::Rng,
-    services: HashMap<String, Bindings>,
+    services: Map<Bindings>,
 }
 
 struct Learner {
@@ -84,7 +87,7 @@ impl Learner {
             learning,
             state: Mutex::new(State {
                 rng: fastrand::Rng::with_seed(seed),
-                services: HashMap::new(),
+                services: Map::default(),
             }),
         }
     }
@@ -103,7 +106,18 @@ impl Learner {
         }
     }
 
-    fn choose(&self, service: &str, candidates: &[Provider]) -> Option<usize> {
+    /// The pick, then the others best first (the failover order).
+    fn order(&self, service: &str, candidates: &[Provider]) -> Vec<usize> {
+        let Some((first, scores)) = self.pick(service, candidates) else {
+            return Vec::new();
+        };
+        let mut rest: Vec<usize> = (0..candidates.len()).filter(|&i| i != first).collect();
+        rest.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        std::iter::once(first).chain(rest).collect()
+    }
+
+    /// The provider to ask (Select_K), and every candidate's score.
+    fn pick(&self, service: &str, candidates: &[Provider]) -> Option<(usize, Vec<f64>)> {
         if candidates.is_empty() {
             return None;
         }
@@ -121,12 +135,13 @@ impl Learner {
         if let Some(i) = bound
             && scores[i] >= best
         {
-            return Some(i);
+            return Some((i, scores));
         }
         let ties: Vec<usize> = (0..candidates.len())
             .filter(|&i| scores[i] >= best)
             .collect();
-        ties.get(rng.usize(..ties.len())).copied()
+        let pick = ties.get(rng.usize(..ties.len())).copied()?;
+        Some((pick, scores))
     }
 
     fn observe(&self, service: &str, provider: &str, o: &Observation) {
@@ -238,7 +253,11 @@ macro_rules! learned_strategy {
 
         impl ProviderChoice for $name {
             fn choose(&self, service: &str, candidates: &[Provider]) -> Option<usize> {
-                self.0.choose(service, candidates)
+                self.0.pick(service, candidates).map(|(i, _)| i)
+            }
+
+            fn order(&self, service: &str, candidates: &[Provider]) -> Vec<usize> {
+                self.0.order(service, candidates)
             }
 
             fn observe(&self, service: &str, provider: &str, observation: &Observation) {

@@ -40,6 +40,19 @@ pub trait ProviderChoice: Send + Sync + 'static {
     /// The index of the provider to ask next, `None` for none of them.
     fn choose(&self, service: &str, candidates: &[Provider]) -> Option<usize>;
 
+    /// The order to ask `candidates` in: every index once, the one to ask first first. The
+    /// default asks [`choose`](Self::choose)'s pick first, then the others as listed (the
+    /// order they were heard of), so a strategy is consulted once per call.
+    fn order(&self, service: &str, candidates: &[Provider]) -> Vec<usize> {
+        let first = self
+            .choose(service, candidates)
+            .filter(|&i| i < candidates.len());
+        first
+            .into_iter()
+            .chain((0..candidates.len()).filter(|&i| Some(i) != first))
+            .collect()
+    }
+
     /// What asking `provider` for `service` gave. Learned strategies update their estimates
     /// here; the default ignores it.
     fn observe(&self, service: &str, provider: &str, observation: &Observation) {

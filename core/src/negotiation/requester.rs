@@ -340,13 +340,16 @@ impl Negotiator {
         }
         let mut order = Vec::new();
         let choice = self.choice.get();
-        for mut rest in groups.into_values() {
-            while !rest.is_empty() {
-                let i = choice
-                    .choose(service, &rest)
-                    .unwrap_or(0)
-                    .min(rest.len() - 1);
-                order.push(rest.remove(i).agent);
+        for group in groups.into_values() {
+            let ranked = choice.order(service, &group);
+            // A custom strategy's order is taken as far as it is a valid one; whatever it
+            // left out is asked after, as listed.
+            let mut asked = vec![false; group.len()];
+            for i in ranked.into_iter().chain(0..group.len()) {
+                if asked.get(i) == Some(&false) {
+                    asked[i] = true;
+                    order.push(group[i].agent.clone());
+                }
             }
         }
         order
