@@ -212,7 +212,7 @@ async fn gossip_keeps_only_needed_services_of_members_from_members() {
 async fn the_known_set_keeps_the_best_few_providers_per_service() {
     let net = Network::new();
     let c = consumer(&net, Choice::TwoLayerRl(Default::default())).await;
-    let names: Vec<String> = (0..20).map(|i| format!("p{i}")).collect();
+    let names: Vec<String> = (0..21).map(|i| format!("p{i}")).collect();
     let _m = members(&net, names.iter().cloned().chain(["mallory".to_owned()]));
     // p0 … p19 advertise 0.05, 0.10, … 1.0, in a scrambled order, over several messages.
     for chunk in [
@@ -238,6 +238,18 @@ async fn the_known_set_keeps_the_best_few_providers_per_service() {
     let n_k = GossipConfig::default().known;
     assert_eq!(n_k, 5);
     assert_eq!(known, ["p15", "p16", "p17", "p18", "p19"]);
+    // A newcomer as good as the worst takes its place, so Known keeps changing among equals.
+    gossip(&net, "mallory", "c", vec![entry("p20", "work", 0.8)]);
+    settle().await;
+    let mut known: Vec<String> = c
+        .knowledge()
+        .providers()
+        .gossiped_of("work")
+        .into_iter()
+        .map(|(agent, _, _)| agent)
+        .collect();
+    known.sort();
+    assert_eq!(known, ["p16", "p17", "p18", "p19", "p20"]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -209,8 +209,14 @@ impl ProviderDirectory {
     }
 
     /// Records what gossip said of a provider of `service`, keeping at most `known` gossiped
-    /// providers of it — the best advertised: a newcomer replaces the worst one, unless that
-    /// one is in use (called successfully within `in_use`). Returns whether it was kept.
+    /// providers of it — the best advertised: a newcomer that advertises at least as much as
+    /// the worst one replaces it, unless that one is in use (called successfully within
+    /// `in_use`). Returns whether it was kept.
+    ///
+    /// A newcomer replaces an equal, not only a worse one: once every provider advertises the
+    /// same, Known keeps changing among them, so a consumer stuck with providers it learned
+    /// to distrust keeps hearing of untried ones (seed 001 says only that the worst is
+    /// replaced by the new one; strictly better froze Known and slowed every recovery).
     pub fn gossiped(
         &self,
         service: &str,
@@ -248,7 +254,7 @@ impl ProviderDirectory {
         let gossiped = list.iter().filter(|p| p.gossiped).count();
         if gossiped >= known || list.len() >= MAX_PROVIDERS_PER_SERVICE {
             match worst {
-                Some((i, q)) if g.quality.unwrap_or(0.0) > q => {
+                Some((i, q)) if g.quality.unwrap_or(0.0) >= q => {
                     list.remove(i);
                 }
                 _ => return Ok(false),
