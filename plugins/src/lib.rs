@@ -5,12 +5,14 @@
 //! | [`space_saving`] | Space-Saving frequent items (Metwally et al. 2005): the library type and the `space_saving` predictor |
 //! | [`forecast`] | EWMA, Holt and Holt-Winters forecasting, and the `load_forecast` predictor |
 //! | [`utilization`] | the load-balancing chapter's model: visits from the routing equations, demand, M/M/1 response times |
+//! | [`ucb`] | UCB1, UCB1-Tuned and seed 000's printed bound over a list of actions; the grouped-threshold environment classifier |
 //!
 //! Each predictor implements `selflet_core::prediction::Predictor`, so the runtime never
 //! depends on this crate; [`kinds`] registers them by name for manifests and policies.
 
 pub mod forecast;
 pub mod space_saving;
+pub mod ucb;
 pub mod utilization;
 
 use selflet_core::prediction::{Kinds, factory};

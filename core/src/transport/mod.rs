@@ -28,6 +28,9 @@ pub use auth::{KeyError, Keyring, PublicKey, REPLAY_WINDOW, TAG_LEN};
 pub use config::{
     ConfigError, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_NAMESPACE, Security, ZenohConfig, ZenohMode,
 };
+/// The generator [`Transport::sample`] draws with, re-exported so that a transport written
+/// outside this crate names the same version.
+pub use fastrand;
 pub use inbox::{INBOX_CAPACITY, Inbox, InboxSender, Incoming, PER_SENDER_QUEUED, inbox};
 pub use network::Network;
 pub use refusal::{Refusal, Refusals};

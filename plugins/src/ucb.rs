@@ -1,0 +1,369 @@
+//! Upper-confidence-bound learning over a fixed list of actions, and the grouped-threshold
+//! environment classifier of seed 000 (Porter & Rodrigues Filho): the pieces a learner of
+//! compositions keeps one of per environment class.
+//!
+//! [`Ucb`] scores action k, tried n_k times out of n, with mean reward r̄_k in `[0, 1]`:
+//!
+//! | [`Bound`] | score |
+//! |---|---|
+//! | [`Bound::Tuned`] (default) | r̄_k + (1/c)·√((ln n / n_k)·min(¼, V_k)), V_k = var_k + √(2 ln n / n_k) — UCB1-Tuned (Auer et al. 2002) |
+//! | [`Bound::Ucb1`] | r̄_k + (1/c)·√(2 ln n / n_k) |
+//! | [`Bound::Printed`] | r̄_k + (1/c)·√(ln n / n_k)·¼·(2 ln n / n_k) — the formula as seed 000 prints it |
+//!
+//! c is the exploration constant the paper divides the bound by. Every action is tried once
+//! first, in order, and ties go to the lowest index, so a run is repeatable. The printed
+//! formula is kept because it is what the paper shows; its pieces are UCB1-Tuned's, garbled,
+//! and it shrinks as (ln n)^{3/2} / n_k^{3/2}, faster than any confidence bound should, so it
+//! stops exploring early.
+
+use std::collections::BTreeMap;
+
+/// Which confidence bound [`Ucb`] adds to an action's mean reward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Bound {
+    /// UCB1: √(2 ln n / n_k).
+    Ucb1,
+    /// UCB1-Tuned: √((ln n / n_k)·min(¼, V_k)), from the variance of the rewards seen.
+    #[default]
+    Tuned,
+    /// The paper's printed formula, read literally.
+    Printed,
+}
+
+impl Bound {
+    /// The bound of this name: `ucb1`, `ucb1_tuned` or `printed`.
+    pub fn from_name(name: &str) -> Option<Bound> {
+        match name {
+            "ucb1" => Some(Bound::Ucb1),
+            "ucb1_tuned" => Some(Bound::Tuned),
+            "printed" => Some(Bound::Printed),
+            _ => None,
+        }
+    }
+}
+
+/// What has been seen of one action.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Arm {
+    /// n_k: how often it was taken.
+    pub pulls: u64,
+    /// r̄_k: its mean reward.
+    pub mean: f64,
+    /// The mean of its squared rewards, for the variance.
+    pub mean_square: f64,
+}
+
+impl Arm {
+    /// The variance of its rewards.
+    pub fn variance(&self) -> f64 {
+        (self.mean_square - self.mean * self.mean).max(0.0)
+    }
+}
+
+/// One UCB table: the statistics of a fixed list of actions.
+///
+/// ```
+/// use selflet_plugins::ucb::{Bound, Ucb};
+///
+/// let mut ucb = Ucb::new(3, Bound::Tuned, 1.0);
+/// // Each action once, in order ...
+/// for k in 0..3 {
+///     assert_eq!(ucb.choose(), k);
+///     ucb.reward(k, [0.2, 0.9, 0.4][k]);
+/// }
+/// // ... then the one that did best.
+/// assert_eq!(ucb.choose(), 1);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ucb {
+    bound: Bound,
+    exploration: f64,
+    arms: Vec<Arm>,
+    total: u64,
+}
+
+impl Ucb {
+    /// A table over `actions` actions. `exploration` (c > 0) divides the confidence bound:
+    /// above 1 the learner explores less, below 1 more. A c that is not positive and finite
+    /// is taken as 1.
+    pub fn new(actions: usize, bound: Bound, exploration: f64) -> Ucb {
+        let exploration = if exploration.is_finite() && exploration > 0.0 {
+            exploration
+        } else {
+            1.0
+        };
+        Ucb {
+            bound,
+            exploration,
+            arms: vec![Arm::default(); actions],
+            total: 0,
+        }
+    }
+
+    /// The action to take next: an untried one first, then the highest score.
+    pub fn choose(&self) -> usize {
+        if let Some(untried) = self.arms.iter().position(|a| a.pulls == 0) {
+            return untried;
+        }
+        let mut best = (0, f64::NEG_INFINITY);
+        for (k, arm) in self.arms.iter().enumerate() {
+            let score = arm.mean + self.confidence(arm) / self.exploration;
+            if score > best.1 {
+                best = (k, score);
+            }
+        }
+        best.0
+    }
+
+    fn confidence(&self, arm: &Arm) -> f64 {
+        let ln_n = (self.total as f64).ln();
+        let n_k = arm.pulls as f64;
+        match self.bound {
+            Bound::Ucb1 => (2.0 * ln_n / n_k).sqrt(),
+            Bound::Tuned => {
+                let v = arm.variance() + (2.0 * ln_n / n_k).sqrt();
+                (ln_n / n_k * v.min(0.25)).sqrt()
+            }
+            Bound::Printed => (ln_n / n_k).sqrt() * 0.25 * (2.0 * ln_n / n_k),
+        }
+    }
+
+    /// Records the reward of taking `action`, clamped to `[0, 1]` (a reward that is not a
+    /// number counts as 0). An action outside the table is ignored.
+    pub fn reward(&mut self, action: usize, reward: f64) {
+        let r = if reward.is_nan() {
+            0.0
+        } else {
+            reward.clamp(0.0, 1.0)
+        };
+        let Some(arm) = self.arms.get_mut(action) else {
+            return;
+        };
+        arm.pulls += 1;
+        let n = arm.pulls as f64;
+        arm.mean += (r - arm.mean) / n;
+        arm.mean_square += (r * r - arm.mean_square) / n;
+        self.total += 1;
+    }
+
+    /// What has been seen of each action.
+    pub fn arms(&self) -> &[Arm] {
+        &self.arms
+    }
+
+    /// n: every reward recorded.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+}
+
+/// An observation of the environment: labelled values, such as
+/// `{"static_share": 0.8, "rate": 120}`.
+pub type Observation = BTreeMap<String, f64>;
+
+/// How many environment classes a classifier keeps. Observations come from bus events, which
+/// peers can feed; past this, an observation that matches no class is refused.
+pub const MAX_CLASSES: usize = 256;
+
+/// Why an observation was not classified.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClassifyError {
+    /// A value is not a finite number.
+    #[error("the value of `{0}` is not a finite number")]
+    NotFinite(String),
+    /// It matches no class and there are [`MAX_CLASSES`] already.
+    #[error("{MAX_CLASSES} environment classes already, and this matches none")]
+    Full,
+}
+
+/// Seed 000's grouped-threshold classifier: an observation belongs to a class if it has the
+/// same labels and each value lies within that label's threshold of the class's; otherwise it
+/// starts a new class. A class keeps the values it started with, so it does not drift.
+///
+/// ```
+/// use selflet_plugins::ucb::{Classifier, Observation};
+///
+/// let mut c = Classifier::new(0.1);
+/// let obs = |share: f64| Observation::from([("static_share".to_owned(), share)]);
+/// assert_eq!(c.classify(&obs(0.80)), Ok(0));
+/// assert_eq!(c.classify(&obs(0.85)), Ok(0)); // within 0.1
+/// assert_eq!(c.classify(&obs(0.30)), Ok(1)); // a new environment
+/// assert_eq!(c.classify(&obs(0.78)), Ok(0)); // the first, seen again
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classifier {
+    default_threshold: f64,
+    thresholds: BTreeMap<String, f64>,
+    classes: Vec<Observation>,
+}
+
+impl Classifier {
+    /// A classifier whose labels all have `threshold`.
+    pub fn new(threshold: f64) -> Classifier {
+        Classifier {
+            default_threshold: threshold.abs(),
+            thresholds: BTreeMap::new(),
+            classes: Vec::new(),
+        }
+    }
+
+    /// The same with `label`'s own threshold.
+    pub fn with_threshold(mut self, label: impl Into<String>, threshold: f64) -> Classifier {
+        self.thresholds.insert(label.into(), threshold.abs());
+        self
+    }
+
+    /// The class of `observation`: the closest class it matches (distance: the largest
+    /// value's difference relative to its threshold), or a new one.
+    pub fn classify(&mut self, observation: &Observation) -> Result<usize, ClassifyError> {
+        if let Some((label, _)) = observation.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(ClassifyError::NotFinite(label.clone()));
+        }
+        let closest = self
+            .classes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| self.distance(c, observation).map(|d| (i, d)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((i, _)) = closest {
+            return Ok(i);
+        }
+        if self.classes.len() >= MAX_CLASSES {
+            return Err(ClassifyError::Full);
+        }
+        self.classes.push(observation.clone());
+        Ok(self.classes.len() - 1)
+    }
+
+    /// How far `o` is from `class`, in thresholds, if it matches it.
+    fn distance(&self, class: &Observation, o: &Observation) -> Option<f64> {
+        if class.len() != o.len() {
+            return None;
+        }
+        let mut worst: f64 = 0.0;
+        for ((label, c), (other, v)) in class.iter().zip(o) {
+            if label != other {
+                return None;
+            }
+            let t = self
+                .thresholds
+                .get(label)
+                .copied()
+                .unwrap_or(self.default_threshold);
+            let d = (v - c).abs();
+            if d > t {
+                return None;
+            }
+            worst = worst.max(if t == 0.0 { 0.0 } else { d / t });
+        }
+        Some(worst)
+    }
+
+    /// The classes, by index: the observation each started with.
+    pub fn classes(&self) -> &[Observation] {
+        &self.classes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rewards around each action's mean, ± `noise`, from a fixed sequence.
+    fn play(ucb: &mut Ucb, means: &[f64], noise: f64, rounds: usize) -> Vec<u64> {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..rounds {
+            let k = ucb.choose();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            ucb.reward(k, means[k] + noise * (2.0 * u - 1.0));
+        }
+        ucb.arms().iter().map(|a| a.pulls).collect()
+    }
+
+    #[test]
+    fn every_bound_settles_on_the_best_action() {
+        let means = [0.3, 0.5, 0.7, 0.62];
+        for bound in [Bound::Ucb1, Bound::Tuned, Bound::Printed] {
+            let mut ucb = Ucb::new(means.len(), bound, 1.0);
+            let pulls = play(&mut ucb, &means, 0.1, 3000);
+            assert!(pulls.iter().all(|&p| p >= 1), "{bound:?}: {pulls:?}");
+            // UCB1's bound ignores how little rewards vary: it keeps trying the close
+            // second (0.62) for longer.
+            let share = if bound == Bound::Ucb1 { 0.65 } else { 0.9 };
+            assert!(
+                pulls[2] as f64 >= share * 3000.0,
+                "{bound:?} should mostly take action 2: {pulls:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tuned_explores_less_than_ucb1_when_rewards_vary_little() {
+        let means = [0.3, 0.5, 0.7, 0.62];
+        let wasted = |bound| {
+            let mut ucb = Ucb::new(means.len(), bound, 1.0);
+            let pulls = play(&mut ucb, &means, 0.05, 3000);
+            3000 - pulls[2]
+        };
+        let (tuned, ucb1) = (wasted(Bound::Tuned), wasted(Bound::Ucb1));
+        assert!(
+            tuned < ucb1,
+            "tuned {tuned} vs ucb1 {ucb1} pulls of other actions"
+        );
+    }
+
+    #[test]
+    fn a_larger_exploration_constant_explores_less() {
+        let means = [0.3, 0.5, 0.7, 0.62];
+        let wasted = |c| {
+            let mut ucb = Ucb::new(means.len(), Bound::Ucb1, c);
+            3000 - play(&mut ucb, &means, 0.1, 3000)[2]
+        };
+        assert!(wasted(4.0) < wasted(1.0));
+    }
+
+    #[test]
+    fn rewards_are_clamped_and_strays_ignored() {
+        let mut ucb = Ucb::new(2, Bound::Tuned, f64::NAN);
+        ucb.reward(0, 7.0);
+        ucb.reward(1, f64::NAN);
+        ucb.reward(5, 1.0);
+        assert_eq!(ucb.arms()[0].mean, 1.0);
+        assert_eq!(ucb.arms()[1].mean, 0.0);
+        assert_eq!(ucb.total(), 2);
+    }
+
+    #[test]
+    fn classes_need_the_same_labels_and_values_within_each_threshold() {
+        let mut c = Classifier::new(10.0).with_threshold("share", 0.1);
+        let obs = |pairs: &[(&str, f64)]| -> Observation {
+            pairs.iter().map(|(l, v)| (l.to_string(), *v)).collect()
+        };
+        assert_eq!(c.classify(&obs(&[("share", 0.8), ("rate", 100.0)])), Ok(0));
+        assert_eq!(c.classify(&obs(&[("share", 0.75), ("rate", 108.0)])), Ok(0));
+        assert_eq!(c.classify(&obs(&[("share", 0.8), ("rate", 120.0)])), Ok(1));
+        assert_eq!(c.classify(&obs(&[("share", 0.8)])), Ok(2));
+        assert_eq!(
+            c.classify(&obs(&[("share", f64::INFINITY)])),
+            Err(ClassifyError::NotFinite("share".into()))
+        );
+        assert_eq!(c.classes().len(), 3);
+    }
+
+    #[test]
+    fn the_number_of_classes_is_bounded() {
+        let mut c = Classifier::new(0.5);
+        for i in 0..MAX_CLASSES {
+            let o = Observation::from([("x".to_owned(), i as f64 * 10.0)]);
+            assert_eq!(c.classify(&o), Ok(i));
+        }
+        let o = Observation::from([("x".to_owned(), -100.0)]);
+        assert_eq!(c.classify(&o), Err(ClassifyError::Full));
+        // A known environment is still recognised.
+        let o = Observation::from([("x".to_owned(), 20.2)]);
+        assert_eq!(c.classify(&o), Ok(2));
+    }
+}
