@@ -102,17 +102,27 @@ impl Ucb {
 
     /// The action to take next: an untried one first, then the highest score.
     pub fn choose(&self) -> usize {
-        if let Some(untried) = self.arms.iter().position(|a| a.pulls == 0) {
-            return untried;
+        self.choose_among(|_| true).unwrap_or(0)
+    }
+
+    /// The same among the actions `allowed` lets through; `None` if it lets none through.
+    pub fn choose_among(&self, allowed: impl Fn(usize) -> bool) -> Option<usize> {
+        let open = |k: &usize| allowed(*k);
+        if let Some(untried) = (0..self.arms.len())
+            .filter(open)
+            .find(|&k| self.arms[k].pulls == 0)
+        {
+            return Some(untried);
         }
-        let mut best = (0, f64::NEG_INFINITY);
-        for (k, arm) in self.arms.iter().enumerate() {
+        let mut best: Option<(usize, f64)> = None;
+        for k in (0..self.arms.len()).filter(open) {
+            let arm = &self.arms[k];
             let score = arm.mean + self.confidence(arm) / self.exploration;
-            if score > best.1 {
-                best = (k, score);
+            if best.is_none_or(|(_, b)| score > b) {
+                best = Some((k, score));
             }
         }
-        best.0
+        best.map(|(k, _)| k)
     }
 
     fn confidence(&self, arm: &Arm) -> f64 {
@@ -265,6 +275,128 @@ impl Classifier {
     }
 }
 
+/// Why a [`Learner`] was not made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LearnerError {
+    /// It was given no action.
+    #[error("a learner needs at least one action")]
+    NoActions,
+    /// Two actions have the same name.
+    #[error("the action `{0}` is listed twice")]
+    Duplicate(String),
+}
+
+/// Seed 000's control loop over named actions: at the end of each observation window, the
+/// environment seen picks the class (a new class gets a fresh table), the window's reward is
+/// recorded for the action taken in that class's table, and that table picks the next action.
+/// Tables of different classes share nothing, and a class seen again reuses its table.
+///
+/// ```
+/// use selflet_plugins::ucb::{Bound, Classifier, Learner, Observation};
+///
+/// let mut l = Learner::new(["local", "remote"], Bound::Tuned, 1.0, Classifier::new(0.1))?;
+/// let busy = Observation::from([("load".to_owned(), 0.9)]);
+/// assert_eq!(l.first(&busy)?, "local"); // untried actions first, in order
+/// let next = l.window(&busy, 0.3, |_| true)?;
+/// assert_eq!(next, Some("remote"));
+/// let next = l.window(&busy, 0.8, |_| true)?;
+/// assert_eq!(next, Some("remote")); // it did better
+/// // A policy can veto an action: the learner picks among the others.
+/// assert_eq!(l.window(&busy, 0.8, |a| a != "remote")?, Some("local"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learner {
+    actions: Vec<String>,
+    bound: Bound,
+    exploration: f64,
+    classifier: Classifier,
+    tables: Vec<Ucb>,
+    taken: Option<usize>,
+}
+
+impl Learner {
+    /// A learner over `actions` (at least one, names unique).
+    pub fn new<S: Into<String>>(
+        actions: impl IntoIterator<Item = S>,
+        bound: Bound,
+        exploration: f64,
+        classifier: Classifier,
+    ) -> Result<Learner, LearnerError> {
+        let actions: Vec<String> = actions.into_iter().map(Into::into).collect();
+        if actions.is_empty() {
+            return Err(LearnerError::NoActions);
+        }
+        for (i, a) in actions.iter().enumerate() {
+            if actions[..i].contains(a) {
+                return Err(LearnerError::Duplicate(a.clone()));
+            }
+        }
+        Ok(Learner {
+            actions,
+            bound,
+            exploration,
+            classifier,
+            tables: Vec::new(),
+            taken: None,
+        })
+    }
+
+    /// The action for the first window, in the environment seen before it.
+    pub fn first(&mut self, environment: &Observation) -> Result<&str, ClassifyError> {
+        let class = self.class_of(environment)?;
+        let k = self.tables[class].choose();
+        self.taken = Some(k);
+        Ok(&self.actions[k])
+    }
+
+    /// Ends a window: records `reward` for the action taken in it, in the table of the class
+    /// of `environment`, and returns the action for the next window among those `allowed`
+    /// (`None` if it allows none: the caller keeps what it has).
+    pub fn window(
+        &mut self,
+        environment: &Observation,
+        reward: f64,
+        allowed: impl Fn(&str) -> bool,
+    ) -> Result<Option<&str>, ClassifyError> {
+        let class = self.class_of(environment)?;
+        let table = &mut self.tables[class];
+        if let Some(k) = self.taken {
+            table.reward(k, reward);
+        }
+        let actions = &self.actions;
+        let next = table.choose_among(|k| allowed(&actions[k]));
+        if next.is_some() {
+            self.taken = next;
+        }
+        Ok(next.map(|k| self.actions[k].as_str()))
+    }
+
+    fn class_of(&mut self, environment: &Observation) -> Result<usize, ClassifyError> {
+        let class = self.classifier.classify(environment)?;
+        while self.tables.len() <= class {
+            let fresh = Ucb::new(self.actions.len(), self.bound, self.exploration);
+            self.tables.push(fresh);
+        }
+        Ok(class)
+    }
+
+    /// The actions, in table order.
+    pub fn actions(&self) -> &[String] {
+        &self.actions
+    }
+
+    /// One table per environment class, by class index.
+    pub fn tables(&self) -> &[Ucb] {
+        &self.tables
+    }
+
+    /// The classifier, with the classes seen.
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +483,46 @@ mod tests {
             Err(ClassifyError::NotFinite("share".into()))
         );
         assert_eq!(c.classes().len(), 3);
+    }
+
+    #[test]
+    fn each_environment_has_its_own_table_and_a_returning_one_reuses_it() {
+        let env = |x: f64| Observation::from([("mix".to_owned(), x)]);
+        let best_in = |x: f64| if x < 0.5 { 0 } else { 2 };
+        let mut l = Learner::new(["a", "b", "c"], Bound::Tuned, 1.0, Classifier::new(0.1)).unwrap();
+        let mut taken = l.first(&env(0.2)).unwrap().to_owned();
+        for phase in [0.2, 0.8, 0.2] {
+            for _ in 0..200 {
+                let k = l.actions().iter().position(|a| *a == taken).unwrap();
+                let reward = if k == best_in(phase) { 0.9 } else { 0.4 };
+                taken = l
+                    .window(&env(phase), reward, |_| true)
+                    .unwrap()
+                    .unwrap()
+                    .to_owned();
+            }
+            assert_eq!(taken, l.actions()[best_in(phase)], "phase {phase}");
+        }
+        assert_eq!(l.tables().len(), 2, "two environments, two tables");
+        // Back in the first environment, its table went on from where it was: every action
+        // had been tried there, so nearly all its new windows went to the best one.
+        let first = &l.tables()[0];
+        assert_eq!(first.total(), 400);
+        assert!(first.arms()[0].pulls > 350, "{:?}", first.arms());
+    }
+
+    #[test]
+    fn learners_refuse_empty_or_duplicate_actions() {
+        let c = || Classifier::new(1.0);
+        let none: [&str; 0] = [];
+        assert_eq!(
+            Learner::new(none, Bound::Tuned, 1.0, c()),
+            Err(LearnerError::NoActions)
+        );
+        assert_eq!(
+            Learner::new(["a", "b", "a"], Bound::Tuned, 1.0, c()),
+            Err(LearnerError::Duplicate("a".into()))
+        );
     }
 
     #[test]
