@@ -1,5 +1,5 @@
-//! Balancing actions: redirecting part of a service's requests to a neighbour, teaching it
-//! first, and stopping when the load falls — with no request lost.
+//! Balancing actions: redirecting part of a service's requests to a neighbour (or several, in
+//! turn), teaching it first, and stopping when the load falls — with no request lost.
 
 use std::time::Duration;
 
@@ -50,6 +50,52 @@ async fn a_redirect_sends_exactly_its_fraction_and_never_loses_a_request() {
     assert_eq!(hot.load_counters().runs["work"], 9);
     hot.redirect("work", "idle", 0.0);
     assert_eq!(hot.knowledge().redirect("work"), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_replicated_over_neighbours_is_balanced_round_robin() {
+    let net = Network::new();
+    let policy = r#"
+        rule("replicate").on("replicate").then(|ev| redirect("work", ["b", "c"], 1.0));
+        rule("report").on("report").then(|ev| set_fact("where", redirected("work").neighbours));
+        rule("bad").on("bad").then(|ev| redirect("work", ["b", 7], 1.0));
+    "#;
+    let a = Agent::builder("a")
+        .network(&net)
+        .behaviour(work())
+        .service(Service::new("work", OfferModes::CAN_DO))
+        .policy(SourceFile::new("replicate.rhai", policy))
+        .spawn()
+        .await
+        .unwrap();
+    let (b, c) = (worker(&net, "b").await, worker(&net, "c").await);
+    let (on_b, on_c) = (
+        b.subscribe("service.executed").unwrap(),
+        c.subscribe("service.executed").unwrap(),
+    );
+    for topic in ["replicate", "report", "bad"] {
+        a.publish(topic, ()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        a.fact("where"),
+        Some(Value::List(vec![Value::from("b"), Value::from("c")]))
+    );
+    assert_eq!(
+        a.policies().stats()["bad"].failed,
+        1,
+        "a neighbour is a name"
+    );
+    for _ in 0..6 {
+        assert_eq!(a.call("work", ()).await.unwrap(), Value::from("ok"));
+    }
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!((count(&on_b), count(&on_c)), (3, 3));
+    assert_eq!(
+        a.load_counters().runs.get("work"),
+        None,
+        "a ran none itself"
+    );
 }
 
 const SHED: &str = r#"
@@ -106,8 +152,8 @@ async fn a_hot_selflet_teaches_an_idle_neighbour_sheds_load_to_it_and_stops_when
                 "the idle neighbour was taught the service"
             );
             assert_eq!(
-                hot.knowledge().redirect("work").map(|r| r.0),
-                Some("idle".into())
+                hot.knowledge().redirect("work").map(|r| r.to),
+                Some(vec!["idle".to_owned()])
             );
         }
     }

@@ -360,9 +360,20 @@ pub struct Economics {
 
 #[derive(Debug, Clone)]
 struct Redirect {
-    to: String,
+    to: Vec<String>,
     fraction: f64,
     credit: f64,
+    // The neighbour the next redirected request goes to, in turn.
+    next: usize,
+}
+
+/// Where part of a service's requests go instead of running here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redirection {
+    /// The neighbours, taking the redirected requests in turn.
+    pub to: Vec<String>,
+    /// The fraction of the requests redirected, in (0, 1].
+    pub fraction: f64,
 }
 
 /// A service name that the repository does not hold.
@@ -616,41 +627,72 @@ impl Knowledge {
     /// Sends `fraction` (0 to 1) of the requests for `service` that reach this agent to
     /// `neighbour` instead; a fraction of 0 stops redirecting.
     pub fn set_redirect(&self, service: &str, neighbour: &str, fraction: f64) {
+        self.set_redirect_over(service, [neighbour], fraction);
+    }
+
+    /// Sends `fraction` (0 to 1) of the requests for `service` that reach this agent to
+    /// `neighbours`, each in turn — a service replicated over them, balanced round robin. No
+    /// neighbour, or a fraction of 0 (or not a number), stops redirecting.
+    ///
+    /// ```
+    /// use selflet_core::{Bus, Knowledge};
+    ///
+    /// let k = Knowledge::new(Bus::new("a"));
+    /// k.set_redirect_over("work", ["b", "c"], 1.0);
+    /// let turns: Vec<_> = (0..4).filter_map(|_| k.redirect_turn("work")).collect();
+    /// assert_eq!(turns, ["b", "c", "b", "c"]);
+    /// ```
+    pub fn set_redirect_over(
+        &self,
+        service: &str,
+        neighbours: impl IntoIterator<Item = impl Into<String>>,
+        fraction: f64,
+    ) {
+        let mut to: Vec<String> = Vec::new();
+        for n in neighbours {
+            let n = n.into();
+            if !to.contains(&n) {
+                to.push(n);
+            }
+        }
         let mut r = write(&self.inner.redirects);
-        if fraction > 0.0 {
-            let fraction = fraction.min(1.0);
-            r.insert(
-                service.to_owned(),
-                Redirect {
-                    to: neighbour.to_owned(),
-                    fraction,
-                    credit: 0.0,
-                },
-            );
+        if fraction > 0.0 && !to.is_empty() {
+            let redirect = Redirect {
+                to,
+                fraction: fraction.min(1.0),
+                credit: 0.0,
+                next: 0,
+            };
+            r.insert(service.to_owned(), redirect);
         } else {
             r.remove(service);
         }
     }
 
     /// Where and how much of a service's requests are redirected.
-    pub fn redirect(&self, service: &str) -> Option<(String, f64)> {
+    pub fn redirect(&self, service: &str) -> Option<Redirection> {
         read(&self.inner.redirects)
             .get(service)
-            .map(|r| (r.to.clone(), r.fraction))
+            .map(|r| Redirection {
+                to: r.to.clone(),
+                fraction: r.fraction,
+            })
     }
 
-    /// Whether this request for `service` goes to the neighbour: exactly `fraction` of them
-    /// do, spread evenly (a credit accumulates the fraction and pays out whole requests).
+    /// Whether this request for `service` goes to a neighbour, and to which: exactly
+    /// `fraction` of them do, spread evenly (a credit accumulates the fraction and pays out
+    /// whole requests), to the neighbours in turn.
     pub fn redirect_turn(&self, service: &str) -> Option<String> {
         let mut all = write(&self.inner.redirects);
         let r = all.get_mut(service)?;
         r.credit += r.fraction;
-        if r.credit >= 1.0 - 1e-9 {
-            r.credit -= 1.0;
-            Some(r.to.clone())
-        } else {
-            None
+        if r.credit < 1.0 - 1e-9 {
+            return None;
         }
+        r.credit -= 1.0;
+        let to = r.to.get(r.next % r.to.len().max(1)).cloned();
+        r.next = (r.next + 1) % r.to.len().max(1);
+        to
     }
 
     /// Sets what a service earns and costs, and its response-time threshold.

@@ -106,9 +106,18 @@ impl AgentHandle {
     /// Redirects `fraction` of the requests for `service` reaching this agent to `neighbour`
     /// (0 stops). Redirected requests that fail there run here.
     pub fn redirect(&self, service: &str, neighbour: &str, fraction: f64) {
-        self.inner()
-            .knowledge
-            .set_redirect(service, neighbour, fraction);
+        self.redirect_over(service, &[neighbour], fraction);
+    }
+
+    /// Redirects `fraction` of the requests for `service` reaching this agent to
+    /// `neighbours`, each in turn: the service replicated over them and balanced round robin
+    /// (0, or no neighbour, stops). Redirected requests that fail there run here.
+    pub fn redirect_over(&self, service: &str, neighbours: &[impl AsRef<str>], fraction: f64) {
+        self.inner().knowledge.set_redirect_over(
+            service,
+            neighbours.iter().map(|n| n.as_ref().to_owned()),
+            fraction,
+        );
     }
 
     /// The provider-choice strategy in use.

@@ -198,10 +198,10 @@ impl AgentHandle {
             }
             Action::Redirect {
                 service,
-                neighbour,
+                neighbours,
                 fraction,
             } => {
-                self.redirect(&service, &neighbour, fraction);
+                self.redirect_over(&service, &neighbours, fraction);
                 Ok(())
             }
             Action::Teach { service, neighbour } => Ok(self.teach(&service, &neighbour).await?),

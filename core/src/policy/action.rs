@@ -154,12 +154,13 @@ pub enum Action {
         /// The policy's name.
         name: String,
     },
-    /// Redirect a fraction of a service's incoming requests to a neighbour (0 stops).
+    /// Redirect a fraction of a service's incoming requests to neighbours, in turn (0 or no
+    /// neighbour stops).
     Redirect {
         /// The service.
         service: String,
-        /// The neighbour.
-        neighbour: String,
+        /// The neighbours.
+        neighbours: Vec<String>,
         /// The fraction, 0 to 1.
         fraction: f64,
     },

@@ -564,15 +564,34 @@ fn register_balancing(
     e.register_fn("redirect", move |s: &str, n: &str, fraction: f64| {
         q.push(Action::Redirect {
             service: s.into(),
-            neighbour: n.into(),
+            neighbours: vec![n.into()],
             fraction,
         });
     });
     let q = shared.clone();
+    e.register_fn(
+        "redirect",
+        move |s: &str, ns: Array, fraction: f64| -> Result<()> {
+            let neighbours = ns
+                .into_iter()
+                .map(|n| {
+                    n.into_string()
+                        .map_err(|t| format!("a neighbour is a name, not {t}"))
+                })
+                .collect::<std::result::Result<Vec<String>, String>>()?;
+            q.push(Action::Redirect {
+                service: s.into(),
+                neighbours,
+                fraction,
+            });
+            Ok(())
+        },
+    );
+    let q = shared.clone();
     e.register_fn("stop_redirect", move |s: &str| {
         q.push(Action::Redirect {
             service: s.into(),
-            neighbour: String::new(),
+            neighbours: Vec::new(),
             fraction: 0.0,
         });
     });
@@ -630,10 +649,14 @@ fn register_balancing(
     e.register_fn("is_redirecting", move |s: &str| kn.redirect(s).is_some());
     let kn = k.clone();
     e.register_fn("redirected", move |s: &str| -> Dynamic {
-        kn.redirect(s).map_or(Dynamic::UNIT, |(to, f)| {
+        kn.redirect(s).map_or(Dynamic::UNIT, |r| {
             Value::map([
-                ("neighbour", Value::from(to)),
-                ("fraction", Value::Float(f)),
+                ("neighbour", Value::from(r.to[0].clone())),
+                (
+                    "neighbours",
+                    Value::List(r.to.into_iter().map(Value::from).collect()),
+                ),
+                ("fraction", Value::Float(r.fraction)),
             ])
             .to_dynamic()
         })
