@@ -371,3 +371,18 @@ async fn round_robin_asks_each_provider_in_turn() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_alone_gossips_to_no_one_not_even_itself() {
+    let net = Network::new();
+    let _p = provider(&net, "p", Arc::new(AtomicU64::new(0))).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(net.counters().by_kind.get("gossip"), None);
+    let _q = provider(&net, "q", Arc::new(AtomicU64::new(0))).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let sent = net.counters().by_kind.get("gossip").copied().unwrap_or(0);
+    assert!(
+        (8..=12).contains(&sent),
+        "each tells the other once a period: {sent}"
+    );
+}

@@ -78,7 +78,7 @@ impl Negotiator {
         let body = Message::Gossip { entries };
         for peer in peers
             .into_iter()
-            .filter(|p| self.talks_to(p))
+            .filter(|p| **p != *self.agent && self.talks_to(p))
             .take(g.fanout)
         {
             let _ = self.transport.send(self.envelope(&peer, 0, body.clone()));
