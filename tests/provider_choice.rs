@@ -86,6 +86,19 @@ fn members(net: &Network, names: impl IntoIterator<Item = String>) -> Vec<Member
     names.into_iter().map(|n| net.join(&n).unwrap()).collect()
 }
 
+/// The providers of `work` that gossip put in `c`'s Known set, sorted.
+fn known(c: &AgentHandle) -> Vec<String> {
+    let mut known: Vec<String> = c
+        .knowledge()
+        .providers()
+        .gossiped_of("work")
+        .into_iter()
+        .map(|(agent, _, _)| agent)
+        .collect();
+    known.sort();
+    known
+}
+
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
@@ -227,29 +240,13 @@ async fn the_known_set_keeps_the_best_few_providers_per_service() {
         gossip(&net, "mallory", "c", entries);
     }
     settle().await;
-    let mut known: Vec<String> = c
-        .knowledge()
-        .providers()
-        .gossiped_of("work")
-        .into_iter()
-        .map(|(agent, _, _)| agent)
-        .collect();
-    known.sort();
     let n_k = GossipConfig::default().known;
     assert_eq!(n_k, 5);
-    assert_eq!(known, ["p15", "p16", "p17", "p18", "p19"]);
+    assert_eq!(known(&c), ["p15", "p16", "p17", "p18", "p19"]);
     // A newcomer as good as the worst takes its place, so Known keeps changing among equals.
     gossip(&net, "mallory", "c", vec![entry("p20", "work", 0.8)]);
     settle().await;
-    let mut known: Vec<String> = c
-        .knowledge()
-        .providers()
-        .gossiped_of("work")
-        .into_iter()
-        .map(|(agent, _, _)| agent)
-        .collect();
-    known.sort();
-    assert_eq!(known, ["p16", "p17", "p18", "p19", "p20"]);
+    assert_eq!(known(&c), ["p16", "p17", "p18", "p19", "p20"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -277,14 +274,6 @@ async fn a_provider_in_use_is_not_displaced_by_gossip_of_better_ones() {
     // A better provider told of while `slow` is in use does not take its place ...
     gossip(&net, "mallory", "c", vec![entry("fast", "work", 0.99)]);
     settle().await;
-    let known = |c: &AgentHandle| -> Vec<String> {
-        c.knowledge()
-            .providers()
-            .gossiped_of("work")
-            .into_iter()
-            .map(|(a, _, _)| a)
-            .collect()
-    };
     assert_eq!(known(&c), ["slow"]);
     // ... but once `slow` has gone unused for three gossip periods, it does.
     tokio::time::sleep(Duration::from_secs(4)).await;
