@@ -228,12 +228,7 @@ impl ProviderDirectory {
         if !all.contains_key(service) && all.len() >= MAX_DIRECTORY_SERVICES {
             return Err(DirectoryFull);
         }
-        if !all.contains_key(service) {
-            all.insert(service.to_owned(), Vec::new());
-        }
-        let Some(list) = all.get_mut(service) else {
-            return Ok(false);
-        };
+        let list = all.entry(service.to_owned()).or_default();
         let now = Instant::now();
         if let Some(p) = list.iter_mut().find(|p| p.agent == g.agent) {
             p.modes = g.modes;
