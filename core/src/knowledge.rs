@@ -527,6 +527,27 @@ impl Knowledge {
         old
     }
 
+    /// Changes the behaviour that implements a service here (to switch between variants);
+    /// returns the previous one. Publishes `knowledge.service.changed` when they differ.
+    pub async fn set_behaviour(
+        &self,
+        name: &str,
+        behaviour: &str,
+    ) -> Result<Option<String>, UnknownService> {
+        let (old, payload) = {
+            let mut services = write(&self.inner.services);
+            let s = services
+                .get_mut(name)
+                .ok_or_else(|| UnknownService(name.to_owned()))?;
+            let old = s.behaviour.replace(behaviour.to_owned());
+            (old, s.changed())
+        };
+        if old.as_deref() != Some(behaviour) {
+            let _ = self.inner.bus.emit(&payload).await;
+        }
+        Ok(old)
+    }
+
     /// Changes how a service is offered; returns the previous modes. Publishes
     /// `knowledge.service.changed` when they differ.
     pub async fn set_modes(

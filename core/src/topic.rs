@@ -10,7 +10,7 @@
 //! use selflet_core::topic::{Executed, Payload};
 //! use selflet_core::Value;
 //!
-//! let ev = Executed { service: "service1".into(), requester: "a".into() };
+//! let ev = Executed { service: "service1".into(), requester: "a".into(), seconds: 0.02 };
 //! let payload = ev.to_value();
 //! assert_eq!(payload.get("requester"), Some(&Value::from("a")));
 //! assert_eq!(Executed::from_value(&payload), Some(ev));
@@ -246,6 +246,9 @@ topics! {
         service: String,
         /// The agent it ran it for.
         requester: String,
+        /// How long it took, from the request's arrival to its answer (here or where the
+        /// service's load is redirected), in seconds.
+        seconds: f64,
     }
     /// A call failed, here or at a provider.
     ServiceFailed = "service.failed" by "negotiation" {
@@ -343,6 +346,23 @@ topics! {
         utilization: f64,
         /// Instances started per second, per behaviour.
         rates: Value,
+    }
+    /// A learner's observation window ended and the composition for the next is in force.
+    LearnerWindow = "learner.window" by "learning" {
+        /// The learner.
+        learner: String,
+        /// The service it composes.
+        service: String,
+        /// The composition in force during the window that ended.
+        previous: String,
+        /// The composition now in force.
+        composition: String,
+        /// The window's reward, in 0..=1 (null if nothing was measured).
+        reward: Value,
+        /// The environment class the learner put the window in (null if it has none).
+        class: Value,
+        /// Requests measured in the window.
+        requests: i64,
     }
 }
 

@@ -18,7 +18,7 @@ pub mod utilization;
 use selflet_core::prediction::{Kinds, factory};
 
 /// The predictor kinds of the core (`rhai`) and of this crate (`space_saving`,
-/// `load_forecast`), by name.
+/// `load_forecast`), and the learner kind `ucb`, by name.
 pub fn kinds() -> Kinds {
     let k = Kinds::default();
     k.register(
@@ -28,6 +28,13 @@ pub fn kinds() -> Kinds {
     k.register(
         "load_forecast",
         factory(forecast::LoadForecast::from_params),
+    );
+    k.register_learner(
+        "ucb",
+        std::sync::Arc::new(|actions, params| {
+            ucb::Learner::from_params(actions, params)
+                .map(|l| Box::new(l) as Box<dyn selflet_core::prediction::learner::Learner>)
+        }),
     );
     k
 }

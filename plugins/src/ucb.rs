@@ -18,6 +18,11 @@
 
 use std::collections::BTreeMap;
 
+use selflet_core::Value;
+use selflet_core::error::BoxError;
+use selflet_core::prediction::learner::{Decision, Learner as CompositionLearner};
+use selflet_core::prediction::{ParamError, ParamErrorKind, param_f64, param_str};
+
 /// Which confidence bound [`Ucb`] adds to an action's mean reward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Bound {
@@ -292,17 +297,18 @@ pub enum LearnerError {
 /// Tables of different classes share nothing, and a class seen again reuses its table.
 ///
 /// ```
+/// use selflet_core::prediction::learner::Learner as _;
 /// use selflet_plugins::ucb::{Bound, Classifier, Learner, Observation};
 ///
 /// let mut l = Learner::new(["local", "remote"], Bound::Tuned, 1.0, Classifier::new(0.1))?;
 /// let busy = Observation::from([("load".to_owned(), 0.9)]);
-/// assert_eq!(l.first(&busy)?, "local"); // untried actions first, in order
-/// let next = l.window(&busy, 0.3, |_| true)?;
-/// assert_eq!(next, Some("remote"));
-/// let next = l.window(&busy, 0.8, |_| true)?;
-/// assert_eq!(next, Some("remote")); // it did better
+/// let pick = |d: selflet_core::prediction::learner::Decision| d.composition.unwrap();
+/// // Before the first window: untried actions first, in order.
+/// assert_eq!(pick(l.window(&busy, None, &|_| true)?), "local");
+/// assert_eq!(pick(l.window(&busy, Some(0.3), &|_| true)?), "remote");
+/// assert_eq!(pick(l.window(&busy, Some(0.8), &|_| true)?), "remote"); // it did better
 /// // A policy can veto an action: the learner picks among the others.
-/// assert_eq!(l.window(&busy, 0.8, |a| a != "remote")?, Some("local"));
+/// assert_eq!(pick(l.window(&busy, Some(0.8), &|a| a != "remote")?), "local");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -313,6 +319,7 @@ pub struct Learner {
     classifier: Classifier,
     tables: Vec<Ucb>,
     taken: Option<usize>,
+    last_class: Option<usize>,
 }
 
 impl Learner {
@@ -339,37 +346,8 @@ impl Learner {
             classifier,
             tables: Vec::new(),
             taken: None,
+            last_class: None,
         })
-    }
-
-    /// The action for the first window, in the environment seen before it.
-    pub fn first(&mut self, environment: &Observation) -> Result<&str, ClassifyError> {
-        let class = self.class_of(environment)?;
-        let k = self.tables[class].choose();
-        self.taken = Some(k);
-        Ok(&self.actions[k])
-    }
-
-    /// Ends a window: records `reward` for the action taken in it, in the table of the class
-    /// of `environment`, and returns the action for the next window among those `allowed`
-    /// (`None` if it allows none: the caller keeps what it has).
-    pub fn window(
-        &mut self,
-        environment: &Observation,
-        reward: f64,
-        allowed: impl Fn(&str) -> bool,
-    ) -> Result<Option<&str>, ClassifyError> {
-        let class = self.class_of(environment)?;
-        let table = &mut self.tables[class];
-        if let Some(k) = self.taken {
-            table.reward(k, reward);
-        }
-        let actions = &self.actions;
-        let next = table.choose_among(|k| allowed(&actions[k]));
-        if next.is_some() {
-            self.taken = next;
-        }
-        Ok(next.map(|k| self.actions[k].as_str()))
     }
 
     fn class_of(&mut self, environment: &Observation) -> Result<usize, ClassifyError> {
@@ -379,6 +357,49 @@ impl Learner {
             self.tables.push(fresh);
         }
         Ok(class)
+    }
+
+    /// The `ucb` learner kind, from the parameters the agent passes on: `bound` (`ucb1`,
+    /// `ucb1_tuned` (default) or `printed`), `exploration` (c > 0, default 1), `threshold`
+    /// (the classifier's, default 0.1) and `thresholds` (per label).
+    pub fn from_params(actions: &[String], params: &Value) -> Result<Learner, ParamError> {
+        let bound = param_str(params, "bound", "ucb1_tuned")?;
+        let bound = Bound::from_name(bound)
+            .ok_or_else(|| ParamError::out_of_range("bound", "one of ucb1, ucb1_tuned, printed"))?;
+        let exploration = param_f64(params, "exploration", 1.0)?;
+        if !(exploration.is_finite() && exploration > 0.0) {
+            return Err(ParamError::out_of_range("exploration", "a positive number"));
+        }
+        let threshold = param_f64(params, "threshold", 0.1)?;
+        if !(threshold.is_finite() && threshold >= 0.0) {
+            return Err(ParamError::out_of_range("threshold", "a number ≥ 0"));
+        }
+        let mut classifier = Classifier::new(threshold);
+        match params.get("thresholds") {
+            None => {}
+            Some(Value::Map(m)) => {
+                for (label, t) in m {
+                    let t = t
+                        .as_f64()
+                        .filter(|t| t.is_finite() && *t >= 0.0)
+                        .ok_or_else(|| ParamError::wrong_type("thresholds", "numbers ≥ 0", t))?;
+                    classifier = classifier.with_threshold(label.clone(), t);
+                }
+            }
+            Some(v) => return Err(ParamError::wrong_type("thresholds", "a map", v)),
+        }
+        let known = ["bound", "exploration", "threshold", "thresholds"];
+        if let Value::Map(m) = params
+            && let Some(k) = m.keys().find(|k| !known.contains(&k.as_str()))
+        {
+            return Err(ParamError::new(
+                k,
+                ParamErrorKind::Invalid,
+                format!("not a parameter of `ucb` (it takes {})", known.join(", ")),
+            ));
+        }
+        Learner::new(actions.iter().cloned(), bound, exploration, classifier)
+            .map_err(|e| ParamError::new("variants", ParamErrorKind::Invalid, e.to_string()))
     }
 
     /// The actions, in table order.
@@ -394,6 +415,73 @@ impl Learner {
     /// The classifier, with the classes seen.
     pub fn classifier(&self) -> &Classifier {
         &self.classifier
+    }
+}
+
+impl CompositionLearner for Learner {
+    /// The first call (no action taken yet) picks the first untried allowed action; an empty
+    /// observation (nothing seen on the environment topic yet) counts as the last class.
+    fn window(
+        &mut self,
+        environment: &Observation,
+        reward: Option<f64>,
+        allowed: &dyn Fn(&str) -> bool,
+    ) -> Result<Decision, BoxError> {
+        let last = self.last_class;
+        let class = match last {
+            Some(c) if environment.is_empty() => c,
+            _ => self.class_of(environment)?,
+        };
+        self.last_class = Some(class);
+        let table = &mut self.tables[class];
+        if let (Some(k), Some(r)) = (self.taken, reward) {
+            table.reward(k, r);
+        }
+        let actions = &self.actions;
+        let next = table.choose_among(|k| allowed(&actions[k]));
+        if next.is_some() {
+            self.taken = next;
+        }
+        Ok(Decision {
+            composition: next.map(|k| self.actions[k].clone()),
+            class: Some(class),
+        })
+    }
+
+    /// `{classes: [{environment: {label: value}, total: n, actions: {name: {pulls, mean}}}]}`.
+    fn tables(&self) -> Value {
+        let classes = self
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(c, t)| {
+                let env = self
+                    .classifier
+                    .classes()
+                    .get(c)
+                    .cloned()
+                    .unwrap_or_default();
+                let env = Value::Map(env.into_iter().map(|(k, v)| (k, Value::Float(v))).collect());
+                let actions = self
+                    .actions
+                    .iter()
+                    .zip(t.arms())
+                    .map(|(name, arm)| {
+                        let stats = Value::map([
+                            ("pulls", Value::Int(arm.pulls as i64)),
+                            ("mean", Value::Float(arm.mean)),
+                        ]);
+                        (name.clone(), stats)
+                    })
+                    .collect();
+                Value::map([
+                    ("environment", env),
+                    ("total", Value::Int(t.total() as i64)),
+                    ("actions", Value::Map(actions)),
+                ])
+            })
+            .collect();
+        Value::map([("classes", Value::List(classes))])
     }
 }
 
@@ -490,18 +578,19 @@ mod tests {
         let env = |x: f64| Observation::from([("mix".to_owned(), x)]);
         let best_in = |x: f64| if x < 0.5 { 0 } else { 2 };
         let mut l = Learner::new(["a", "b", "c"], Bound::Tuned, 1.0, Classifier::new(0.1)).unwrap();
-        let mut taken = l.first(&env(0.2)).unwrap().to_owned();
+        let mut step = |env: &Observation, reward| {
+            let d = CompositionLearner::window(&mut l, env, reward, &|_| true).unwrap();
+            d.composition.unwrap()
+        };
+        let mut taken = step(&env(0.2), None);
+        let actions = ["a", "b", "c"];
         for phase in [0.2, 0.8, 0.2] {
             for _ in 0..200 {
-                let k = l.actions().iter().position(|a| *a == taken).unwrap();
+                let k = actions.iter().position(|a| *a == taken).unwrap();
                 let reward = if k == best_in(phase) { 0.9 } else { 0.4 };
-                taken = l
-                    .window(&env(phase), reward, |_| true)
-                    .unwrap()
-                    .unwrap()
-                    .to_owned();
+                taken = step(&env(phase), Some(reward));
             }
-            assert_eq!(taken, l.actions()[best_in(phase)], "phase {phase}");
+            assert_eq!(taken, actions[best_in(phase)], "phase {phase}");
         }
         assert_eq!(l.tables().len(), 2, "two environments, two tables");
         // Back in the first environment, its table went on from where it was: every action

@@ -50,6 +50,7 @@ pub struct AgentBuilder {
     pub(super) kinds: Kinds,
     pub(super) predictors: Vec<Box<dyn Predictor>>,
     pub(super) predictor_specs: Vec<PredictorSpec>,
+    pub(super) learner_specs: Vec<PredictorSpec>,
     pub(super) economics: BTreeMap<String, crate::knowledge::Economics>,
     // The manifest it was made from, to locate the problems found when it is checked.
     pub(super) origin: Option<Origin>,
@@ -91,6 +92,7 @@ impl AgentBuilder {
             kinds: Kinds::default(),
             predictors: Vec::new(),
             predictor_specs: Vec::new(),
+            learner_specs: Vec::new(),
             economics: BTreeMap::new(),
             origin: None,
         }
@@ -109,6 +111,7 @@ impl AgentBuilder {
         b.script_files.clone_from(&m.abilities);
         b.policy_files.clone_from(&m.policies);
         b.predictor_specs.clone_from(&m.predictors);
+        b.learner_specs.clone_from(&m.learners);
         b.negotiation.neighbours.clone_from(&m.network.neighbours);
         b.negotiation.teachers.clone_from(&m.trust.teachers);
         if let Some(t) = m.negotiation.timeout {
@@ -187,6 +190,23 @@ impl AgentBuilder {
     /// Plugs a predictor in at start.
     pub fn predictor(mut self, predictor: Box<dyn Predictor>) -> Self {
         self.predictors.push(predictor);
+        self
+    }
+
+    /// Plugs a learner of a registered kind in at start, once the agent runs (see
+    /// [`AgentHandle::plug_learner`](crate::AgentHandle::plug_learner)); `spawn` checks its
+    /// parameters, service and variants first.
+    pub fn learner(mut self, kind: &str, name: &str, params: Value) -> Self {
+        let params = match params {
+            Value::Map(m) => m,
+            _ => BTreeMap::new(),
+        };
+        self.learner_specs.push(PredictorSpec {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            params,
+            at: (0, 0),
+        });
         self
     }
 

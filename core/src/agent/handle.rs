@@ -37,6 +37,7 @@ pub(crate) struct AgentInner {
     pub(super) runtime: Runtime,
     pub(crate) policies: Policies,
     pub(crate) predictors: Predictors,
+    pub(crate) learners: crate::prediction::learner::Learners,
     pub(crate) negotiator: Arc<Negotiator>,
     pub(super) main: Mutex<Option<String>>,
     pub(super) main_running: AtomicBool,

@@ -23,6 +23,7 @@
 
 mod builder;
 mod handle;
+mod learning;
 mod lifecycle;
 mod negotiation;
 mod policy;
@@ -83,6 +84,9 @@ pub enum AgentError {
     /// A predictor could not be made.
     #[error(transparent)]
     Prediction(#[from] crate::prediction::PredictionError),
+    /// A learner's parameters, kind, service or variants are not usable.
+    #[error(transparent)]
+    Learner(#[from] crate::prediction::learner::PlugError),
     /// `spawn` was awaited outside a tokio runtime.
     #[error("agents run on a tokio runtime; spawn them from within one")]
     NoRuntime,

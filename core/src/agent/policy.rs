@@ -35,6 +35,9 @@ pub enum ActionError {
     /// Plugging a predictor failed.
     #[error(transparent)]
     Prediction(#[from] PredictionError),
+    /// A learner could not be plugged.
+    #[error(transparent)]
+    Learner(#[from] crate::prediction::learner::PlugError),
     /// The agent has stopped.
     #[error("the agent has stopped")]
     Stopped,
@@ -225,6 +228,30 @@ impl AgentHandle {
                     Ok(())
                 } else {
                     Err(not_found("predictor", name))
+                }
+            }
+            Action::PlugLearner { kind, name, params } => {
+                Ok(self.plug_learner(&kind, &name, &params).await?)
+            }
+            Action::UnplugLearner { name } => {
+                if self.learners().unplug(&name) {
+                    Ok(())
+                } else {
+                    Err(not_found("learner", name))
+                }
+            }
+            Action::Veto {
+                learner,
+                composition,
+                vetoed,
+            } => {
+                if self.learners().veto(&learner, &composition, vetoed) {
+                    Ok(())
+                } else {
+                    Err(not_found(
+                        "learner composition",
+                        format!("{learner}: {composition}"),
+                    ))
                 }
             }
             Action::Log { message } => {

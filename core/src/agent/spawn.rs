@@ -21,9 +21,11 @@ use crate::behaviour::{Behaviour, Behaviours, Runtime, RuntimeParts};
 use crate::bus::Bus;
 use crate::choice::ChoiceCell;
 use crate::knowledge::Knowledge;
+use crate::manifest::PredictorSpec;
 use crate::name::is_valid_name;
 use crate::negotiation::{Negotiator, Parts as NegotiationParts};
 use crate::policy::Policies;
+use crate::prediction::learner::{CompositionSpec, PlugError};
 use crate::prediction::{Predictor, Predictors};
 use crate::script;
 use crate::source::{LoadError, SourceFile};
@@ -36,6 +38,7 @@ struct Wired {
     knowledge: Knowledge,
     choice: ChoiceCell,
     policies: Policies,
+    learners: crate::prediction::learner::Learners,
     transport: Arc<dyn crate::transport::Transport>,
     membership: crate::transport::Membership,
 }
@@ -171,6 +174,54 @@ impl AgentBuilder {
         Ok(made)
     }
 
+    /// The learners the manifest (or builder) names: parameters, kinds, and that the agent
+    /// has each one's service and variants.
+    fn check_learners(&self, behaviours: &Behaviours) -> Result<(), AgentError> {
+        let mut problems = Vec::new();
+        for spec in &self.learner_specs {
+            let params = Value::Map(spec.params.clone());
+            let Err(e) = self.check_learner(spec, &params, behaviours) else {
+                continue;
+            };
+            match &self.origin {
+                Some(o) => problems.push(o.error(Some(spec.at), e.to_string())),
+                None => return Err(AgentError::Learner(e)),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(AgentError::Load(LoadError::Invalid(problems)));
+        }
+        Ok(())
+    }
+
+    fn check_learner(
+        &self,
+        spec: &PredictorSpec,
+        params: &Value,
+        behaviours: &Behaviours,
+    ) -> Result<(), PlugError> {
+        let c = CompositionSpec::from_params(params).map_err(|error| PlugError::Params {
+            name: spec.name.clone(),
+            error,
+        })?;
+        let missing = |what, missing: &str| PlugError::Missing {
+            name: spec.name.clone(),
+            what,
+            missing: missing.to_owned(),
+        };
+        if !self.services.iter().any(|s| s.name == c.service) {
+            return Err(missing("service", &c.service));
+        }
+        if let Some(v) = c.variants.iter().find(|v| behaviours.get(v).is_none()) {
+            return Err(missing("behaviour", v));
+        }
+        let names: Vec<String> = c.compositions().iter().map(ToString::to_string).collect();
+        let own = CompositionSpec::learner_params(params);
+        self.kinds
+            .make_learner(&spec.kind, &spec.name, &names, &own)
+            .map(drop)
+    }
+
     /// Everything checked, in one pass: files, then references, then predictors.
     fn check_all(&mut self) -> Result<Checked, AgentError> {
         let checked = self.load_parts()?;
@@ -179,6 +230,7 @@ impl AgentBuilder {
             checked.behaviours.install(b);
         }
         self.check_references(&checked.behaviours)?;
+        self.check_learners(&checked.behaviours)?;
         Ok(Checked {
             predictors: self.make_predictors()?,
             ..checked
@@ -198,11 +250,13 @@ impl AgentBuilder {
         let bus = self.bus.clone().unwrap_or_else(|| Bus::new(&self.name));
         let knowledge = Knowledge::new(bus.clone());
         let choice = ChoiceCell::new(Arc::clone(&self.negotiation.choice));
+        let learners = crate::prediction::learner::Learners::default();
         let policies = Policies::new(
             knowledge.clone(),
             bus.clone(),
             checked.behaviours.clone(),
             choice.clone(),
+            learners.clone(),
             self.limits,
         )
         .ok_or(AgentError::BusClosed)?;
@@ -226,6 +280,7 @@ impl AgentBuilder {
             knowledge,
             choice,
             policies,
+            learners,
             transport,
             membership,
         };
@@ -235,6 +290,13 @@ impl AgentBuilder {
         handle
             .start(self.facts, self.services, self.requires, self.main, plugged)
             .await;
+        for spec in &self.learner_specs {
+            let params = Value::Map(spec.params.clone());
+            // Checked above; what can still fail is the agent stopping meanwhile.
+            if let Err(e) = handle.plug_learner(&spec.kind, &spec.name, &params).await {
+                tracing::warn!(agent = %self.name, "{e}");
+            }
+        }
         Ok(handle)
     }
 
@@ -281,6 +343,7 @@ impl AgentBuilder {
             runtime,
             policies: w.policies,
             predictors,
+            learners: w.learners,
             negotiator,
             main: Mutex::new(None),
             main_running: AtomicBool::new(false),

@@ -14,6 +14,19 @@
 //! predictors:
 //!   - kind: space_saving
 //!     params: { k: 64, min_events: 20, min_support: 0.2 }
+//! learners:                         # choose how a service is composed, window by window
+//!   - kind: ucb
+//!     name: compose
+//!     params:
+//!       service: service1
+//!       variants: [service1, service1_cached]   # behaviours implementing it
+//!       neighbours: [agent-b, agent-c]          # relocate to one, or replicate over several
+//!       window: 10s
+//!       reward: { best: 10ms, worst: 1s }      # mean response time, normalised, inverted
+//!       environment: workload.mix              # labelled values for the classifier
+//!       bound: tuned                           # ucb1, tuned or printed
+//!       exploration: 1.0
+//!       threshold: 0.2
 //! attributes: { room: kitchen }
 //! facts: { threshold: 3 }
 //! network:
@@ -88,6 +101,8 @@ pub struct Manifest {
     pub policies: Vec<PathBuf>,
     /// Predictors to plug in at start.
     pub predictors: Vec<PredictorSpec>,
+    /// Learners to plug in at start (see [`crate::prediction::learner`]).
+    pub learners: Vec<PredictorSpec>,
     /// Attributes of the agent.
     pub attributes: BTreeMap<String, Value>,
     /// Initial facts.
@@ -152,14 +167,14 @@ pub struct NegotiationSpec {
     pub quality: Option<QualityMetric>,
 }
 
-/// A predictor named in a manifest.
+/// A predictor or learner named in a manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PredictorSpec {
-    /// The predictor kind, such as `space_saving`.
+    /// The kind, such as `space_saving` or `ucb`.
     pub kind: String,
     /// The instance name (defaults to the kind).
     pub name: String,
-    /// Parameters, passed to the predictor kind as given.
+    /// Parameters, passed to the kind as given (a learner's agent reads its own first).
     pub params: BTreeMap<String, Value>,
     /// Where its `kind` is written (line, column), for errors found later.
     pub at: (usize, usize),
@@ -200,7 +215,8 @@ impl Manifest {
         let abilities = c.files(&raw.abilities, "ability script");
         let policies = c.files(&raw.policies, "policy");
         let (services, economics, service_spans) = c.services(raw.services);
-        let predictors = c.predictors(raw.predictors);
+        let predictors = c.plugins(raw.predictors, "predictor");
+        let learners = c.plugins(raw.learners, "learner");
         let network = NetworkSpec {
             neighbours: c.names(&raw.network.neighbours, "agent"),
             zenoh: raw.network.zenoh.map(|z| c.zenoh(z)),
@@ -228,6 +244,7 @@ impl Manifest {
             abilities,
             policies,
             predictors,
+            learners,
             attributes: raw.attributes,
             facts: raw.facts,
             network,

@@ -34,6 +34,8 @@ pub(super) struct RawManifest {
     #[serde(default)]
     pub(super) predictors: Vec<RawPredictor>,
     #[serde(default)]
+    pub(super) learners: Vec<RawPredictor>,
+    #[serde(default)]
     pub(super) attributes: BTreeMap<String, Value>,
     #[serde(default)]
     pub(super) facts: BTreeMap<String, Value>,

@@ -156,18 +156,19 @@ impl<'a> Check<'a> {
         })
     }
 
-    pub(super) fn predictors(&mut self, raw: Vec<RawPredictor>) -> Vec<PredictorSpec> {
+    /// Predictors or learners (`what`): plugins by kind, name and parameters.
+    pub(super) fn plugins(&mut self, raw: Vec<RawPredictor>, what: &str) -> Vec<PredictorSpec> {
         let mut seen = std::collections::BTreeSet::new();
         let mut out = Vec::new();
         for p in raw {
-            self.name(&p.kind, "predictor kind");
+            self.name(&p.kind, &format!("{what} kind"));
             let name = p.name.as_ref().unwrap_or(&p.kind);
             if p.name.is_some() {
-                self.name(name, "predictor");
+                self.name(name, what);
             }
             if !seen.insert(name.value.clone()) {
                 let message = format!(
-                    "a predictor named `{}` is already declared; give this one a `name:`",
+                    "a {what} named `{}` is already declared; give this one a `name:`",
                     name.value
                 );
                 self.at(name, message);

@@ -150,14 +150,16 @@ impl Negotiator {
         let result = self.run_here(offer, r.input.clone(), origin, 0).await;
         Ok(match result {
             Ok(v) => {
+                let took = started.elapsed();
                 if self.gossips() {
                     // What this run was worth is what the agent advertises next.
-                    let q = self.config.quality.quality(&v, started.elapsed());
+                    let q = self.config.quality.quality(&v, took);
                     self.knowledge.set_quality(&r.service, q);
                 }
                 let event = || topic::Executed {
                     service: r.service.clone(),
                     requester: r.from.clone(),
+                    seconds: took.as_secs_f64(),
                 };
                 let _ = self.bus.emit_with(event).await;
                 Reply::Done(v)

@@ -200,6 +200,9 @@ impl Negotiator {
             upgrade: previous.is_some(),
         };
         let _ = self.bus.emit(&event).await;
+        if let Some(p) = &previous {
+            self.drop_unused(p);
+        }
         match previous {
             Some(p) => {
                 tracing::info!(agent = %self.agent, service = %c.service, %teacher, previous_teacher = %p.teacher, "service upgraded")
@@ -262,15 +265,7 @@ impl Negotiator {
             .forget_learned(service)
             .ok_or_else(|| ForgetError::NotLearned(service.to_owned()))?;
         self.knowledge.withdraw(service).await;
-        let others = self.knowledge.learned();
-        if !others.values().any(|l| l.behaviour == learned.behaviour) {
-            self.behaviours.remove(&learned.behaviour);
-        }
-        for a in &learned.abilities {
-            if !others.values().any(|l| l.abilities.contains(a)) {
-                self.abilities.remove(a);
-            }
-        }
+        self.drop_unused(&learned);
         let event = topic::ServiceForgotten {
             service: service.to_owned(),
             teacher: learned.teacher.clone(),
@@ -278,6 +273,21 @@ impl Negotiator {
         let _ = self.bus.emit(&event).await;
         tracing::info!(agent = %self.agent, %service, teacher = %learned.teacher, "service forgotten");
         Ok(learned)
+    }
+
+    /// Removes what a lesson installed that no lesson the agent keeps uses any more: after a
+    /// service is forgotten, or upgraded to another behaviour (so that teaching the earlier
+    /// one again is an upgrade like any other, not a clash with its leftovers).
+    fn drop_unused(&self, lesson: &Learned) {
+        let kept = self.knowledge.learned();
+        if !kept.values().any(|l| l.behaviour == lesson.behaviour) {
+            self.behaviours.remove(&lesson.behaviour);
+        }
+        for a in &lesson.abilities {
+            if !kept.values().any(|l| l.abilities.contains(a)) {
+                self.abilities.remove(a);
+            }
+        }
     }
 }
 

@@ -142,6 +142,29 @@ pub enum Action {
         /// The instance name.
         name: String,
     },
+    /// Plug a learner in.
+    PlugLearner {
+        /// The learner kind.
+        kind: String,
+        /// The instance name.
+        name: String,
+        /// Its parameters.
+        params: Value,
+    },
+    /// Unplug a learner.
+    UnplugLearner {
+        /// The instance name.
+        name: String,
+    },
+    /// Veto a learner's composition, or lift the veto.
+    Veto {
+        /// The learner.
+        learner: String,
+        /// The composition, as the learner names it (`variant@h1+h2`).
+        composition: String,
+        /// Veto (true) or lift it (false).
+        vetoed: bool,
+    },
     /// Add or replace a policy file.
     InstallPolicy {
         /// The policy's name.

@@ -35,6 +35,7 @@ use crate::behaviour::Behaviours;
 use crate::bus::{Bus, Event, Overflow, Pattern, SubscribeOptions, Subscription};
 use crate::choice::ChoiceCell;
 use crate::knowledge::Knowledge;
+use crate::prediction::learner::Learners;
 use crate::script::{self, Limits};
 use crate::source::{LoadError, SourceFile};
 use crate::sync::{read, write};
@@ -117,6 +118,7 @@ struct Inner {
     bus: Bus,
     behaviours: Behaviours,
     choice: ChoiceCell,
+    learners: Learners,
     limits: Limits,
     // Built on first load: agents without policies never pay for an engine.
     engine: OnceLock<Engine>,
@@ -141,6 +143,7 @@ impl Policies {
         bus: Bus,
         behaviours: Behaviours,
         choice: ChoiceCell,
+        learners: Learners,
         limits: Limits,
     ) -> Option<Policies> {
         let options = SubscribeOptions {
@@ -155,6 +158,7 @@ impl Policies {
                 bus,
                 behaviours,
                 choice,
+                learners,
                 limits,
                 engine: OnceLock::new(),
                 api: rhai_api::Shared::default(),
@@ -176,6 +180,7 @@ impl Policies {
                 &i.bus,
                 &i.behaviours,
                 &i.choice,
+                &i.learners,
             )
         })
     }
@@ -233,6 +238,7 @@ impl Policies {
             bus,
             Behaviours::default(),
             ChoiceCell::new(Arc::new(crate::choice::FirstKnown)),
+            Learners::default(),
             Limits::default(),
         )
         .ok_or_else(|| LoadError::from(source.error("cannot set up a checker")))?;

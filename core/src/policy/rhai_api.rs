@@ -13,6 +13,7 @@ use crate::bus::{Bus, Pattern};
 use crate::choice::{Choice, ChoiceCell};
 use crate::knowledge::{Knowledge, Service};
 use crate::offer::{OfferMode, OfferModes};
+use crate::prediction::learner::Learners;
 use crate::script::{self, Limits};
 use crate::sync::lock;
 use crate::value::Value;
@@ -124,6 +125,7 @@ pub(super) fn engine(
     bus: &Bus,
     behaviours: &Behaviours,
     choice: &ChoiceCell,
+    learners: &Learners,
 ) -> Engine {
     let mut e = script::engine(limits);
     register_rules(&mut e, shared);
@@ -133,6 +135,7 @@ pub(super) fn engine(
     register_agent_actions(&mut e, shared);
     register_learning(&mut e, shared, k);
     register_choice(&mut e, shared, choice);
+    register_learners(&mut e, shared, learners);
     register_balancing(&mut e, shared, k, behaviours, bus);
     e
 }
@@ -489,6 +492,47 @@ fn register_learning(e: &mut Engine, shared: &Shared, k: &Knowledge) {
             .map(|(s, l)| (s.into(), Dynamic::from(l.teacher)))
             .collect()
     });
+}
+
+/// Learners: plugging them, reading what they know, vetoing compositions.
+fn register_learners(e: &mut Engine, shared: &Shared, learners: &Learners) {
+    let l = learners.clone();
+    e.register_fn("learner", move |name: &str| {
+        l.get(name)
+            .map(|i| i.to_value())
+            .unwrap_or_default()
+            .to_dynamic()
+    });
+    let l = learners.clone();
+    e.register_fn("learner_tables", move |name: &str| {
+        l.tables(name).unwrap_or_default().to_dynamic()
+    });
+    let q = shared.clone();
+    e.register_fn(
+        "plug_learner",
+        move |kind: &str, name: &str, params: Dynamic| -> Result<()> {
+            q.push(Action::PlugLearner {
+                kind: kind.into(),
+                name: name.into(),
+                params: value(&params)?,
+            });
+            Ok(())
+        },
+    );
+    let q = shared.clone();
+    e.register_fn("unplug_learner", move |name: &str| {
+        q.push(Action::UnplugLearner { name: name.into() })
+    });
+    for (fname, vetoed) in [("veto", true), ("unveto", false)] {
+        let q = shared.clone();
+        e.register_fn(fname, move |learner: &str, composition: &str| {
+            q.push(Action::Veto {
+                learner: learner.into(),
+                composition: composition.into(),
+                vetoed,
+            })
+        });
+    }
 }
 
 /// Provider choice: which strategy is in use, and switching it.

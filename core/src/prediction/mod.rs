@@ -11,6 +11,7 @@
 //! parameters. This crate registers the `rhai` kind (a predictor written as a script, see
 //! [`script`]); `selflet-plugins` adds `space_saving` and `load_forecast`.
 
+pub mod learner;
 pub mod script;
 
 use std::collections::BTreeMap;
@@ -92,10 +93,11 @@ pub fn factory<P: Predictor>(make: fn(&str, &Value) -> Result<P, ParamError>) ->
     Arc::new(move |name, params| Ok(Box::new(make(name, params)?) as Box<dyn Predictor>))
 }
 
-/// Predictor kinds by name. Cloning gives another handle to the same registry.
+/// Predictor and learner kinds by name. Cloning gives another handle to the same registry.
 #[derive(Clone)]
 pub struct Kinds {
     table: Arc<RwLock<BTreeMap<String, Factory>>>,
+    learners: Arc<RwLock<BTreeMap<String, learner::LearnerFactory>>>,
 }
 
 impl fmt::Debug for Kinds {
@@ -109,6 +111,7 @@ impl Default for Kinds {
     fn default() -> Self {
         let k = Kinds {
             table: Arc::default(),
+            learners: Arc::default(),
         };
         k.register("rhai", factory(script::ScriptPredictor::new));
         k
@@ -124,6 +127,36 @@ impl Kinds {
     /// The registered kinds' names.
     pub fn names(&self) -> Vec<String> {
         read(&self.table).keys().cloned().collect()
+    }
+
+    /// Registers (or replaces) a learner kind.
+    pub fn register_learner(&self, kind: &str, factory: learner::LearnerFactory) {
+        write(&self.learners).insert(kind.to_owned(), factory);
+    }
+
+    /// The registered learner kinds' names.
+    pub fn learner_names(&self) -> Vec<String> {
+        read(&self.learners).keys().cloned().collect()
+    }
+
+    /// Makes a learner over `compositions` from the parameters its kind reads.
+    pub fn make_learner(
+        &self,
+        kind: &str,
+        name: &str,
+        compositions: &[String],
+        params: &Value,
+    ) -> Result<Box<dyn learner::Learner>, learner::PlugError> {
+        let factory = read(&self.learners).get(kind).cloned().ok_or_else(|| {
+            learner::PlugError::UnknownKind {
+                kind: kind.to_owned(),
+                known: self.learner_names(),
+            }
+        })?;
+        factory(compositions, params).map_err(|error| learner::PlugError::Params {
+            name: name.to_owned(),
+            error,
+        })
     }
 
     /// Makes a predictor.
