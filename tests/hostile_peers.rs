@@ -69,6 +69,51 @@ async fn settle() {
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
+/// A package for `service` implemented by behaviour `behaviour`, which answers its own name
+/// through an ability of the lesson's script.
+fn variant(service: &str, behaviour: &str, ability: &str) -> TeachingPackage {
+    TeachingPackage {
+        behaviour: behaviour.into(),
+        behaviour_source: format!(
+            "behaviour: {behaviour}\ninitial: s\nstates:\n  s: {{ do: {{ ability: {ability} }}, on: {{ done: f }} }}\n  f: {{ final: true, output: '\"{behaviour}\"' }}\n"
+        ),
+        scripts: vec![(
+            format!("{ability}.rhai"),
+            format!("fn {ability}(i) {{ i }}"),
+        )],
+        ..forged(service, ability)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upgrade_to_another_behaviour_removes_what_the_earlier_lesson_left() {
+    let net = Network::new();
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    a.knowledge().allow_upgrade("web", true);
+    let _t = net.join("t").unwrap();
+    for (behaviour, ability) in [("web_a", "xa"), ("web_b", "xb"), ("web_a", "xa")] {
+        send(
+            &net,
+            "t",
+            "a",
+            0,
+            Message::Lesson(variant("web", behaviour, ability)),
+        );
+        settle().await;
+        assert_eq!(a.call("web", ()).await.unwrap(), Value::from(behaviour));
+        // Only the lesson in force is installed: the earlier one's leftovers would make
+        // teaching it again a clash with itself.
+        let other = if behaviour == "web_a" {
+            ("web_b", "xb")
+        } else {
+            ("web_a", "xa")
+        };
+        assert!(!a.behaviours().contains(other.0) && !a.abilities().contains(other.1));
+    }
+    assert_eq!(a.learned()["web"].upgrades, 2);
+    assert_eq!(a.refusals().get(&Refusal::BadPackage), None);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_lesson_from_a_name_no_agent_has_is_refused_and_changes_nothing() {
     let net = Network::new();

@@ -44,6 +44,7 @@ fn every_shipped_manifest_validates_against_the_manifest_schema() {
         "examples/home",
         "examples/teaching",
         "examples/chain",
+        "examples/emergent",
         "tests/fixtures/zenoh",
         "tests/fixtures/contain",
     ];
@@ -64,6 +65,7 @@ fn every_shipped_behaviour_validates_against_the_behaviour_schema() {
     let dirs = [
         "behaviors",
         "examples/chain",
+        "examples/emergent/behaviors",
         "tests/fixtures/zenoh",
         "tests/fixtures/contain",
     ];

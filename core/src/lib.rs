@@ -18,7 +18,7 @@
 //! | [`policy`] | Autonomic Manager | Rhai rules indexed by topic, the SelfLet action list, sandbox, hot reload |
 //! | [`negotiation`] | Negotiation Manager | offer modes, requests and replies, teaching, referrals, adverts, gossip |
 //! | [`choice`] | Negotiation Manager | provider choice: fixed rules and learned strategies (two-layer RL), quality metrics |
-//! | [`prediction`] | Prediction Manager | the `Predictor` plugin trait, descriptors, kinds, plug/unplug at run time |
+//! | [`prediction`] | Prediction Manager | the `Predictor` and `Learner` plugin traits, descriptors, kinds, plug/unplug at run time; compositions of a service and their reward |
 //! | [`transport`] | Message Handler | the `Transport` trait, the in-process network, the Zenoh transport (feature `zenoh`), message accounting |
 //! | [`manifest`] | deployment | agent manifest YAML → a configured agent |
 //! | [`agent`] | the SelfLet | builder, handle, lifecycle (statig), the wiring of the parts above |

@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, default_value_t = 150)]
     windows: u64,
     /// Windows per phase when measuring each composition alone.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 20)]
     truth_windows: u64,
     /// Seeds the workload (the convergence runs use it and the next two).
     #[arg(long, default_value_t = 1)]
@@ -63,7 +63,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         schedule: schedule.clone(),
         allowed: None,
         seed: args.seed,
-        learner: scenario::learner_params(),
     };
     let trace = scenario::run(root, &setup).await?;
     let learning = analysis::evaluate(trace, &schedule, &gt, compositions.len(), 1);
@@ -74,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.json {
         println!(
             "{}",
-            analysis::json(&gt, &learning, &schedule, &conv).to_json()?
+            analysis::json(&gt, &learning, &schedule, &conv, &checks).to_json()?
         );
     } else {
         print_truth(&gt);
@@ -117,26 +116,28 @@ fn print_truth(gt: &GroundTruth) {
 fn print_learning(gt: &GroundTruth, l: &Learning) {
     println!("\nLearning from scratch (UCB1-Tuned, one table per environment class)");
     println!(
-        "{:<14}{:>8}{:>9}{:>11}{:>13}{:>12}  most picked besides",
-        "phase", "windows", "counted", "optimum %", "mean reward", "optimum r"
+        "{:<12}{:>8}{:>9}{:>10}{:>13}{:>11}  optimal: the best, and any the ground truth cannot tell from it; picked besides",
+        "phase", "windows", "counted", "optimal", "mean reward", "best r"
     );
     for s in &l.segments {
         let best = gt.means[gt.optimum(s.phase)][s.phase];
-        let off: Vec<String> = s
-            .off
-            .iter()
-            .take(3)
-            .map(|(c, n)| format!("{c} ×{n}"))
-            .collect();
+        let name = |c: usize| gt.compositions[c].as_str();
+        let optimal: Vec<&str> = gt.optimal(s.phase).into_iter().map(name).collect();
+        let off: Vec<String> = s.off.iter().map(|(c, n)| format!("{c} ×{n}")).collect();
+        let off = if off.is_empty() {
+            "—".to_owned()
+        } else {
+            off.join(", ")
+        };
         println!(
-            "{:<14}{:>8}{:>9}{:>10.1}%{:>13.3}{:>12.3}  {}",
+            "{:<12}{:>8}{:>9}{:>9.1}%{:>13.3}{:>11.3}  {}; {off}",
             PHASES[s.phase].name,
             s.windows,
             s.counted,
             100.0 * s.share(),
             s.mean_reward,
             best,
-            off.join(", ")
+            optimal.join(", "),
         );
     }
     let t = &l.trace;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use selflet::behaviour::Behaviour;
 use selflet::negotiation::Config;
 use selflet::topic::{LearnerWindow, Payload};
-use selflet::{Agent, AgentHandle, Network, OfferModes, Service, Value};
+use selflet::{Agent, AgentHandle, Manifest, Network, OfferModes, Service, Value};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -28,9 +28,6 @@ pub(crate) const HOSTS: [(&str, f64); 3] = [("h1", 4.0), ("h2", 4.0), ("h3", 16.
 /// Clients sending the workload, each request from one of them at random: many users, so
 /// that no single peer's cap on requests in flight is what limits the entry.
 pub(crate) const CLIENTS: usize = 16;
-
-/// The variants of `web`, by behaviour name.
-pub(crate) const VARIANTS: [&str; 3] = ["web_plain", "web_cached", "web_batched"];
 
 /// A workload phase: request rate and the share of dynamic requests.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,8 +69,6 @@ pub(crate) struct Setup {
     pub(crate) allowed: Option<Vec<String>>,
     /// Seeds the workload.
     pub(crate) seed: u64,
-    /// The learner's parameters besides the service's (bound, exploration, thresholds).
-    pub(crate) learner: Value,
 }
 
 /// What one window saw.
@@ -97,21 +92,6 @@ pub(crate) struct Trace {
     pub(crate) answered: u64,
     /// Environment classes with at least one reward in their table.
     pub(crate) classes: usize,
-}
-
-/// The learner's default parameters for the demo.
-pub(crate) fn learner_params() -> Value {
-    Value::map([
-        ("bound", Value::from("ucb1_tuned")),
-        ("exploration", Value::Float(12.0)),
-        (
-            "thresholds",
-            Value::map([
-                ("dynamic_share", Value::Float(0.2)),
-                ("rate", Value::Float(45.0)),
-            ]),
-        ),
-    ])
 }
 
 fn behaviour(root: &Path, name: &str) -> Result<Behaviour, selflet::LoadError> {
@@ -165,48 +145,17 @@ async fn host(
     Ok(h)
 }
 
-async fn entry(
-    net: &Network,
-    root: &Path,
-    setup: &Setup,
-) -> Result<AgentHandle, Box<dyn std::error::Error>> {
-    let mut b = Agent::builder("entry")
+/// The entry, from its manifest, with its core.
+async fn entry(net: &Network, root: &Path) -> Result<AgentHandle, Box<dyn std::error::Error>> {
+    let path = root.join("examples/emergent/entry.yaml");
+    let m = Manifest::load(&path)?;
+    let e = Agent::from_manifest(&m)
         .network(net)
         .predictor_kinds(selflet::plugins::kinds())
-        .behaviour(behaviour(root, "cpu")?)
-        .service(Service::new("cpu", OfferModes::CAN_DO))
         .ability("burn", burn(0.0))
-        .service(Service {
-            behaviour: Some(VARIANTS[0].into()),
-            ..Service::new("web", OfferModes::CAN_DO)
-        })
-        .negotiation(Config {
-            neighbours: (0..CLIENTS)
-                .map(|i| format!("client{i}"))
-                .chain(HOSTS.iter().map(|h| h.0.to_owned()))
-                .collect(),
-            ..Config::default()
-        });
-    for v in VARIANTS {
-        b = b.behaviour(behaviour(root, v)?);
-    }
-    let mut params = match &setup.learner {
-        Value::Map(m) => m.clone(),
-        _ => Default::default(),
-    };
-    let list = |l: &[&str]| Value::List(l.iter().map(|s| Value::from(*s)).collect());
-    params.insert("service".into(), Value::from("web"));
-    params.insert("variants".into(), list(&VARIANTS));
-    params.insert("neighbours".into(), list(&HOSTS.map(|h| h.0)));
-    params.insert("window".into(), Value::Float(WINDOW.as_secs_f64()));
-    params.insert("environment".into(), Value::from("workload.mix"));
-    params.insert(
-        "reward".into(),
-        Value::map([("best", Value::from("0ms")), ("worst", Value::from("40ms"))]),
-    );
-    Ok(b.learner("ucb", "compose", Value::Map(params))
         .spawn()
-        .await?)
+        .await?;
+    Ok(e)
 }
 
 /// Requests sent and answered, and the dynamic ones sent in the current window.
@@ -221,13 +170,7 @@ struct Counters {
 /// The names of every composition the learner has, in its table order.
 pub(crate) async fn compositions(root: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let net = Network::new();
-    let setup = Setup {
-        schedule: Vec::new(),
-        allowed: None,
-        seed: 0,
-        learner: learner_params(),
-    };
-    let e = entry(&net, root, &setup).await?;
+    let e = entry(&net, root).await?;
     let names = e
         .learners()
         .get("compose")
@@ -244,7 +187,7 @@ pub(crate) async fn run(root: &Path, setup: &Setup) -> Result<Trace, Box<dyn std
     for (name, latency) in HOSTS {
         hosts.push(host(&net, root, name, latency).await?);
     }
-    let entry = entry(&net, root, setup).await?;
+    let entry = entry(&net, root).await?;
     // Read at the end: room for every window, so the learner never waits for this reader.
     let all = setup.schedule.iter().map(|s| s.1 as usize).sum::<usize>() + 16;
     let options = selflet::SubscribeOptions {

@@ -309,7 +309,7 @@ pub enum LearnerError {
 /// assert_eq!(pick(l.window(&busy, Some(0.8), &|_| true)?), "remote"); // it did better
 /// // A policy can veto an action: the learner picks among the others.
 /// assert_eq!(pick(l.window(&busy, Some(0.8), &|a| a != "remote")?), "local");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok::<(), selflet_core::error::BoxError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Learner {

@@ -12,7 +12,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::AgentHandle;
@@ -33,7 +35,7 @@ struct Window {
 }
 
 impl Window {
-    fn record(&mut self, spec: &CompositionSpec, e: &Event) {
+    fn record(&mut self, spec: &CompositionSpec, e: &Event, opened: Instant) {
         if spec
             .environment
             .as_ref()
@@ -55,8 +57,14 @@ impl Window {
             }
         }
         let measured = match &spec.reward {
+            // Only requests that arrived in this window: the backlog a previous composition
+            // left behind must not count against the one in force now.
             RewardMetric::ResponseTime { .. } => topic::Executed::from_value(e.payload())
                 .filter(|x| e.topic() == topic::Executed::TOPIC && x.service == spec.service)
+                .filter(|x| {
+                    Duration::try_from_secs_f64(x.seconds)
+                        .is_ok_and(|d| e.time().checked_sub(d).is_some_and(|t| t >= opened))
+                })
                 .map(|x| x.seconds),
             RewardMetric::Field { topic, field, .. } => topic
                 .matches(e.topic())
@@ -135,16 +143,18 @@ impl AgentHandle {
             let mut tick = tokio::time::interval_at(crate::duration::deadline(period), period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut window = Window::default();
+            let mut opened = Instant::now();
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = plugged.stop.cancelled() => break,
                     e = sub.recv() => match e {
-                        Some(e) => window.record(&plugged.spec, &e),
+                        Some(e) => window.record(&plugged.spec, &e, opened),
                         None => break,
                     },
-                    _ = tick.tick() => {
+                    now = tick.tick() => {
                         let (reward, requests) = std::mem::take(&mut window).close(&plugged.spec, &mut env);
+                        opened = now;
                         agent.end_window(&plugged, &env, reward, requests).await;
                     }
                 }
