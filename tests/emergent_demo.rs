@@ -6,6 +6,8 @@
 #[path = "../examples/emergent/analysis.rs"]
 #[allow(dead_code)] // the JSON is the example's
 mod analysis;
+#[path = "../examples/support/check.rs"]
+mod check;
 #[path = "../examples/emergent/scenario.rs"]
 mod scenario;
 

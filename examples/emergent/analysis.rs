@@ -6,6 +6,7 @@ use std::path::Path;
 
 use selflet::Value;
 
+use crate::check::Check;
 use crate::scenario::{self, PHASES, Setup, Trace};
 
 /// Windows at the start of each ground-truth phase left out of its mean: the switch into the
@@ -363,28 +364,9 @@ pub(crate) fn json(
         ("classes", Value::Int(learning.trace.classes as i64)),
         (
             "checks",
-            Value::List(
-                checks
-                    .iter()
-                    .map(|c| {
-                        Value::map([
-                            ("name", Value::from(c.name.as_str())),
-                            ("holds", Value::Bool(c.holds)),
-                            ("detail", Value::from(c.detail.as_str())),
-                        ])
-                    })
-                    .collect(),
-            ),
+            Value::List(checks.iter().map(Check::to_value).collect()),
         ),
     ])
-}
-
-/// One of the demo's checks: what, whether it holds, the figures.
-#[derive(Debug, Clone)]
-pub(crate) struct Check {
-    pub(crate) name: String,
-    pub(crate) holds: bool,
-    pub(crate) detail: String,
 }
 
 /// The relative gap under which two compositions are "near-equal" (seed 000's W3).
@@ -395,10 +377,10 @@ pub(crate) fn checks(gt: &GroundTruth, l: &Learning, convergence: &[(usize, f64)
     let name = |p: usize| gt.compositions[gt.optimum(p)].clone();
     let mut out = Vec::new();
     let (w3_second, w3_gap) = gt.runner_up_gap(2);
-    out.push(Check {
-        name: "ground truth: W1 all-local, W2 distributed, W3 two near-equal".into(),
-        holds: is_local(&name(0)) && !is_local(&name(1)) && w3_gap <= NEAR_EQUAL,
-        detail: format!(
+    out.push(Check::new(
+        "ground truth: W1 all-local, W2 distributed, W3 two near-equal",
+        is_local(&name(0)) && !is_local(&name(1)) && w3_gap <= NEAR_EQUAL,
+        format!(
             "W1 {}, W2 {}, W3 {} vs {} ({:.1} % apart)",
             name(0),
             name(1),
@@ -406,7 +388,7 @@ pub(crate) fn checks(gt: &GroundTruth, l: &Learning, convergence: &[(usize, f64)
             gt.compositions[w3_second],
             100.0 * w3_gap
         ),
-    });
+    ));
     let mut first_seen = Vec::new();
     for s in &l.segments {
         if first_seen.contains(&s.phase) {
@@ -414,20 +396,20 @@ pub(crate) fn checks(gt: &GroundTruth, l: &Learning, convergence: &[(usize, f64)
         }
         first_seen.push(s.phase);
         let need = if s.phase == 2 { 0.75 } else { 0.90 };
-        out.push(Check {
-            name: format!(
+        out.push(Check::new(
+            format!(
                 "{}: on the optimum in ≥ {:.0} % of windows after exploration (on one the ground truth cannot tell from it)",
                 PHASES[s.phase].name,
                 100.0 * need
             ),
-            holds: s.share() >= need,
-            detail: format!(
+            s.share() >= need,
+            format!(
                 "{}/{} = {:.1} %",
                 s.on_optimum,
                 s.counted,
                 100.0 * s.share()
             ),
-        });
+        ));
     }
     let revisits: Vec<&SegmentResult> = l
         .segments
@@ -441,10 +423,10 @@ pub(crate) fn checks(gt: &GroundTruth, l: &Learning, convergence: &[(usize, f64)
         .iter()
         .map(|s| s.phase)
         .collect::<std::collections::BTreeSet<_>>();
-    out.push(Check {
-        name: "one table per environment class; a phase seen again reuses its table".into(),
-        holds: l.trace.classes == distinct.len() && revisits.iter().all(|s| s.share() >= 0.9),
-        detail: format!(
+    out.push(Check::new(
+        "one table per environment class; a phase seen again reuses its table",
+        l.trace.classes == distinct.len() && revisits.iter().all(|s| s.share() >= 0.9),
+        format!(
             "{} classes for {} phases; back in a phase: {}",
             l.trace.classes,
             distinct.len(),
@@ -457,13 +439,13 @@ pub(crate) fn checks(gt: &GroundTruth, l: &Learning, convergence: &[(usize, f64)
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-    });
+    ));
     if convergence.len() >= 2 {
         let (slope, _, r2) = linear_fit(convergence);
-        out.push(Check {
-            name: "convergence grows about linearly with the number of compositions".into(),
-            holds: slope > 0.0 && r2 >= 0.8,
-            detail: format!(
+        out.push(Check::new(
+            "convergence grows about linearly with the number of compositions",
+            slope > 0.0 && r2 >= 0.8,
+            format!(
                 "{} — slope {slope:.2} windows per composition, R² {r2:.3}",
                 convergence
                     .iter()
@@ -471,7 +453,7 @@ pub(crate) fn checks(gt: &GroundTruth, l: &Learning, convergence: &[(usize, f64)
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-        });
+        ));
     }
     out
 }

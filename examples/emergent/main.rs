@@ -14,6 +14,8 @@
 //! `examples/emergent/README.md` for the model and every choice the paper leaves open.
 
 mod analysis;
+#[path = "../support/check.rs"]
+mod check;
 #[path = "../support/plot.rs"]
 mod plot;
 mod scenario;
@@ -79,10 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         print_truth(&gt);
         print_learning(&gt, &learning);
         println!();
-        for c in &checks {
-            let mark = if c.holds { "✓" } else { "✗" };
-            println!("{mark} {}: {}", c.name, c.detail);
-        }
+        check::print(&checks);
         println!("\n{:.1} s wall clock", started.elapsed().as_secs_f64());
     }
     plot(&args.plot, &gt, &learning, &schedule)?;

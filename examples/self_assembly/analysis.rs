@@ -113,24 +113,6 @@ impl Disturbance {
     }
 }
 
-/// One check of the reproduction: what it says, whether it holds, and the figures.
-#[derive(Debug, Clone)]
-pub(crate) struct Check {
-    pub(crate) name: String,
-    pub(crate) holds: bool,
-    pub(crate) detail: String,
-}
-
-impl Check {
-    pub(crate) fn new(name: impl Into<String>, holds: bool, detail: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            holds,
-            detail: detail.into(),
-        }
-    }
-}
-
 /// Whether `a` is above `b` at `round` with the two intervals apart.
 pub(crate) fn above(a: &Series, b: &Series, round: u64) -> bool {
     a.at(round) - a.ci_at(round) > b.at(round) + b.ci_at(round)

@@ -14,6 +14,8 @@
 //! the paper leaves open.
 
 mod analysis;
+#[path = "../support/check.rs"]
+mod check;
 mod experiment;
 #[path = "../support/plot.rs"]
 mod plot;
@@ -23,7 +25,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use analysis::{Check, Disturbance, Series, above};
+use analysis::{Disturbance, Series, above};
+use check::Check;
 use clap::Parser;
 use experiment::{Params, Run, Scenario};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -342,10 +345,7 @@ fn print_tables(
 
 fn print_checks(checks: &[Check]) {
     println!("\nChecks of the reproduction:");
-    for c in checks {
-        let mark = if c.holds { "holds " } else { "FAILS " };
-        println!("  {mark} {}: {}", c.name, c.detail);
-    }
+    check::print(checks);
 }
 
 /// The checks of item 4 that the strategies and scenarios run allow.
@@ -501,18 +501,7 @@ fn json(
         ("scenarios", Value::Map(scenarios)),
         (
             "checks",
-            Value::List(
-                checks
-                    .iter()
-                    .map(|c| {
-                        Value::map([
-                            ("check", Value::from(c.name.as_str())),
-                            ("holds", Value::Bool(c.holds)),
-                            ("detail", Value::from(c.detail.as_str())),
-                        ])
-                    })
-                    .collect(),
-            ),
+            Value::List(checks.iter().map(Check::to_value).collect()),
         ),
         (
             "gossip",
