@@ -361,3 +361,33 @@ async fn environment_observations_stay_bounded_whatever_is_published() {
     let c = client(&net).await;
     assert!(c.call("web", ()).await.is_ok());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reward_can_be_any_numeric_field_of_an_event() {
+    let net = Network::new();
+    let spec = "{service: web, variants: [slow, fast], window: 1s, exploration: 12, \
+                reward: {topic: frame.done, field: ms, low: 10, high: 110, lower_is_better: true}}";
+    let e = entry(&net, spec, None).await;
+    // The application reports a cost per frame, which here depends on the variant in force:
+    // `slow` is the cheaper one by this measure.
+    for _ in 0..400 {
+        let variant = e.knowledge().service("web").unwrap().behaviour.unwrap();
+        let ms = if variant == "slow" { 20.0 } else { 80.0 };
+        e.publish("frame.done", Value::map([("ms", Value::Float(ms))]))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tables = e.learners().tables("compose").unwrap();
+    let mean = |c: &str| {
+        let Some(Value::List(classes)) = tables.get("classes") else {
+            panic!("{tables:?}")
+        };
+        classes[0].get("actions").and_then(|a| a.get(c)).cloned().unwrap()
+    };
+    let (slow, fast) = (mean("slow"), mean("fast"));
+    let m = |v: &Value| v.get("mean").and_then(Value::as_f64).unwrap();
+    let n = |v: &Value| v.get("pulls").and_then(Value::as_int).unwrap();
+    assert!((m(&slow) - 0.9).abs() < 0.05 && (m(&fast) - 0.3).abs() < 0.05, "{tables:?}");
+    assert!(n(&slow) > 5 * n(&fast), "{tables:?}");
+}
