@@ -383,11 +383,18 @@ async fn a_reward_can_be_any_numeric_field_of_an_event() {
         let Some(Value::List(classes)) = tables.get("classes") else {
             panic!("{tables:?}")
         };
-        classes[0].get("actions").and_then(|a| a.get(c)).cloned().unwrap()
+        classes[0]
+            .get("actions")
+            .and_then(|a| a.get(c))
+            .cloned()
+            .unwrap()
     };
     let (slow, fast) = (mean("slow"), mean("fast"));
     let m = |v: &Value| v.get("mean").and_then(Value::as_f64).unwrap();
     let n = |v: &Value| v.get("pulls").and_then(Value::as_int).unwrap();
-    assert!((m(&slow) - 0.9).abs() < 0.05 && (m(&fast) - 0.3).abs() < 0.05, "{tables:?}");
+    assert!(
+        (m(&slow) - 0.9).abs() < 0.05 && (m(&fast) - 0.3).abs() < 0.05,
+        "{tables:?}"
+    );
     assert!(n(&slow) > 5 * n(&fast), "{tables:?}");
 }
