@@ -15,10 +15,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use rhai::{AST, Dynamic, Engine, Scope};
 
 use crate::error::BoxError;
@@ -237,25 +239,16 @@ impl Abilities {
             Ability::Script { script, function } => self.call_script(&script, &function, input),
             Ability::Native(f) => {
                 let budget = self.inner.native_budget;
-                // Its own task, so that a panic is caught as a `JoinError` instead of
-                // unwinding through the agent.
-                let task = tokio::spawn(f(input));
-                let abort = task.abort_handle();
-                match tokio::time::timeout(budget, task).await {
-                    Err(_) => {
-                        abort.abort();
-                        Err(AbilityError::TimedOut {
-                            name: name.to_owned(),
-                            budget,
-                        })
-                    }
-                    Ok(Err(join)) if join.is_panic() => {
-                        Err(AbilityError::Panicked(name.to_owned()))
-                    }
-                    Ok(Err(_)) => Err(AbilityError::Failed {
+                // A panic is caught where it happens instead of unwinding through the agent;
+                // past its budget the ability's future is dropped. Run in place, not as a task
+                // of its own: a call pays no spawn, and nothing outlives the call.
+                let run = AssertUnwindSafe(f(input)).catch_unwind();
+                match tokio::time::timeout(budget, run).await {
+                    Err(_) => Err(AbilityError::TimedOut {
                         name: name.to_owned(),
-                        message: "cancelled".into(),
+                        budget,
                     }),
+                    Ok(Err(_panic)) => Err(AbilityError::Panicked(name.to_owned())),
                     Ok(Ok(Err(e))) => Err(AbilityError::Failed {
                         name: name.to_owned(),
                         message: e.to_string(),

@@ -141,11 +141,12 @@ impl<'a> Instance<'a> {
     async fn wait(&mut self, state: usize) -> Result<(&'a Transition, String), BehaviourError> {
         let b = self.b;
         let st = &b.states[state];
-        let entered = Instant::now();
+        // Reading the clock costs; a state without timers does not need it.
+        let entered = (!st.after.is_empty()).then(Instant::now);
         let mut timers: Vec<Option<Instant>> = st
             .after
             .iter()
-            .map(|(d, _)| Some(crate::duration::after(entered, *d)))
+            .map(|(d, _)| entered.map(|at| crate::duration::after(at, *d)))
             .collect();
         let mut activity: Option<Activity> = match &st.activity {
             Some(a) => match self.start(state, a)? {
@@ -349,6 +350,11 @@ impl<'a> Instance<'a> {
     }
 
     fn eval(&mut self, state: usize, e: &Expr, kind: ErrorKind) -> Result<Dynamic, BehaviourError> {
+        // A variable the scope has is its value, as the engine would answer; anything else
+        // (an unknown name included, for its error) goes to the engine.
+        if let Some(v) = e.variable.as_deref().and_then(|name| self.scope.get(name)) {
+            return Ok(v.clone());
+        }
         let engine = &self.rt.0.engine;
         let scope = &mut self.scope;
         crate::script::with_budget(self.rt.0.budget, || {

@@ -67,6 +67,28 @@ pub(crate) struct Transition {
 pub(crate) struct Expr {
     pub(crate) text: String,
     pub(crate) ast: AST,
+    /// The variable, when the whole expression is one (`input`, `out`): read from the scope
+    /// without running the engine, which is most of what the commonest expressions cost.
+    pub(crate) variable: Option<String>,
+}
+
+impl Expr {
+    pub(crate) fn new(text: &str, ast: AST) -> Expr {
+        let t = text.trim();
+        let identifier = t
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        // Keywords that are values on their own are left to the engine.
+        let variable =
+            (identifier && !matches!(t, "true" | "false" | "this")).then(|| t.to_owned());
+        Expr {
+            text: text.to_owned(),
+            ast,
+            variable,
+        }
+    }
 }
 
 #[derive(Debug)]

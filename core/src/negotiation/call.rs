@@ -116,7 +116,8 @@ impl Negotiator {
             && Some(to.as_str()) != origin.requester
             && self.talks_to(&to)
         {
-            match self.forward(&to, service, input.clone()).await {
+            // Boxed: most calls run here, and would otherwise carry a forward's size.
+            match Box::pin(self.forward(&to, service, input.clone())).await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     tracing::warn!(agent = %self.agent, %service, neighbour = %to, "redirect failed, running here: {e}");

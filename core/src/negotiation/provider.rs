@@ -55,8 +55,9 @@ impl Negotiator {
         }
         let this = Arc::clone(self);
         work.spawn(async move {
-            // A panic while answering must still answer.
-            let reply = AssertUnwindSafe(this.answer(&r))
+            // A panic while answering must still answer. The answer is boxed: the task
+            // future stays small, so handing it to the runtime copies little.
+            let reply = AssertUnwindSafe(Box::pin(this.answer(&r)))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| Reply::Failed(format!("`{}` panicked", r.service)));

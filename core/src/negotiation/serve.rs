@@ -71,7 +71,9 @@ impl Negotiator {
                     Message::Gossip { entries } => self.on_gossip(&from, entries),
                     Message::Discover { service } => self.on_discover(&from, &service),
                     Message::Load { utilization } => self.on_load(&from, utilization),
-                    Message::Lesson(pkg) => self.on_lesson(&from, pkg, verified).await,
+                    // Boxed: learning is rare and its future large, and every message
+                    // dispatched would otherwise carry its size.
+                    Message::Lesson(pkg) => Box::pin(self.on_lesson(&from, pkg, verified)).await,
                     Message::Request { .. } | Message::Reply(_) => {}
                 }
             }

@@ -28,10 +28,7 @@ impl Checker<'_> {
 
     pub(super) fn expr(&mut self, text: &Spanned<String>) -> Option<Expr> {
         match self.engine.compile_expression(&text.value) {
-            Ok(ast) => Some(Expr {
-                text: text.value.clone(),
-                ast,
-            }),
+            Ok(ast) => Some(Expr::new(&text.value, ast)),
             Err(e) => {
                 self.at(
                     &text.referenced,
