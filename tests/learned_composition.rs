@@ -296,6 +296,10 @@ async fn a_learner_that_panics_is_unplugged_and_the_agent_goes_on() {
         "boom",
         Arc::new(|_, _| Ok(Box::new(Boom(0)) as Box<dyn Learner>)),
     );
+    kinds.register_learner(
+        "boom_now",
+        Arc::new(|_, _| Ok(Box::new(Boom(1)) as Box<dyn Learner>)),
+    );
     let net = Network::new();
     let e = Agent::builder("entry")
         .network(&net)
@@ -309,6 +313,10 @@ async fn a_learner_that_panics_is_unplugged_and_the_agent_goes_on() {
         .spawn()
         .await
         .unwrap();
+    let spec = params("{service: web, variants: [slow, fast], window: 1s}");
+    let err = e.plug_learner("boom_now", "b", &spec).await.unwrap_err();
+    assert_eq!(err, PlugError::Panicked("b".into()));
+    assert!(e.learners().get("b").is_none(), "not plugged");
     e.plug_learner(
         "boom",
         "b",
@@ -369,7 +377,9 @@ async fn a_reward_can_be_any_numeric_field_of_an_event() {
                 reward: {topic: frame.done, field: ms, low: 10, high: 110, lower_is_better: true}}";
     let e = entry(&net, spec, None).await;
     // The application reports a cost per frame, which here depends on the variant in force:
-    // `slow` is the cheaper one by this measure.
+    // `slow` is the cheaper one by this measure. Reports fall between window ends, never on
+    // one, so each is counted in the window of the variant it measured.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     for _ in 0..400 {
         let variant = e.knowledge().service("web").unwrap().behaviour.unwrap();
         let ms = if variant == "slow" { 20.0 } else { 80.0 };

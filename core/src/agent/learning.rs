@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::AgentHandle;
-use crate::bus::{Event, Pattern, SubscribeOptions};
+use crate::bus::{Event, Overflow, Pattern, SubscribeOptions};
 use crate::prediction::learner::{
     CompositionSpec, Learners, MAX_LABELS, Observation, PlugError, Plugged, RewardMetric,
 };
@@ -124,15 +124,20 @@ impl AgentHandle {
     ) -> Result<(), PlugError> {
         let plugged = Arc::new(self.make_plugged(kind, name, params)?);
         self.learners().insert(Arc::clone(&plugged))?;
-        let patterns = watched(&plugged.spec);
-        let sub = self
-            .bus()
-            .subscribe_many(patterns, SubscribeOptions::default())
-            .map_err(|_| PlugError::Stopped)?;
+        // A measurement, not a duty: past its queue the oldest samples go (counted), so a
+        // learner that falls behind never holds up the requests it measures.
+        let options = SubscribeOptions {
+            capacity: 4096,
+            overflow: Overflow::DropOldest,
+        };
+        let Ok(sub) = self.bus().subscribe_many(watched(&plugged.spec), options) else {
+            self.learners().unplug(name);
+            return Err(PlugError::Stopped);
+        };
         let first = plugged.decide(&Observation::new(), None);
         if plugged.stop.is_cancelled() {
             self.learners().unplug(name);
-            return Err(PlugError::Stopped);
+            return Err(PlugError::Panicked(name.to_owned()));
         }
         self.compose(&plugged, first).await;
         let agent = self.clone();

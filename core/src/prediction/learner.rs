@@ -265,6 +265,9 @@ pub enum PlugError {
     /// A learner of that name is already plugged.
     #[error("a learner named `{0}` is already plugged")]
     Taken(String),
+    /// The learner panicked at its first decision; it was not plugged.
+    #[error("learner `{0}` panicked at its first decision")]
+    Panicked(String),
     /// The agent has stopped.
     #[error("the agent has stopped")]
     Stopped,
