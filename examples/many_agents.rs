@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example many_agents -- 10000
+//! cargo run --release --example many_agents -- 100000 --json   # for benches/table.sh
 //! ```
 
 use selflet::{Agent, Network};
@@ -16,8 +17,10 @@ fn rss_kib() -> Option<u64> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let json = std::env::args().any(|a| a == "--json");
     let n: usize = std::env::args()
-        .nth(1)
+        .skip(1)
+        .find(|a| a != "--json")
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(10_000);
@@ -36,7 +39,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let spawned = start.elapsed();
     let after = rss_kib();
-    if let (Some(b), Some(a)) = (before, after) {
+    if let (Some(b), Some(a)) = (before, after)
+        && json
+    {
+        let per_agent_kib = (a - b) as f64 / n as f64;
+        let spawn_s = spawned.as_secs_f64();
+        println!(
+            r#"{{"agents":{n},"per_agent_kib":{per_agent_kib},"spawn_s":{spawn_s},"total_mib":{}}}"#,
+            (a - b) / 1024
+        );
+    } else if let (Some(b), Some(a)) = (before, after) {
         println!(
             "{n} agents spawned in {spawned:.2?}: resident memory {} MiB -> {} MiB ({:.1} KiB per agent)",
             b / 1024,
@@ -48,6 +60,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for a in &agents {
         a.shutdown().await;
     }
-    println!("all stopped in {:.2?}", start.elapsed());
+    if !json {
+        println!("all stopped in {:.2?}", start.elapsed());
+    }
     Ok(())
 }
