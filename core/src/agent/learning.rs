@@ -11,16 +11,15 @@
 //! taught, gone, or refusing) runs here.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::agent::AgentHandle;
 use crate::bus::{Event, Overflow, Pattern, SubscribeOptions};
 use crate::prediction::learner::{
-    CompositionSpec, Learners, MAX_LABELS, Observation, PlugError, Plugged, RewardMetric,
+    CompositionSpec, Has, Learners, MAX_LABELS, Observation, PlugError, Plugged, RewardMetric,
 };
 use crate::sync::lock;
 use crate::topic::{self, Payload};
@@ -175,48 +174,11 @@ impl AgentHandle {
 
     /// Makes a learner's plugged, checking the service and its variants are here.
     fn make_plugged(&self, kind: &str, name: &str, params: &Value) -> Result<Plugged, PlugError> {
-        let bad = |error| PlugError::Params {
-            name: name.to_owned(),
-            error,
+        let has = Has {
+            service: &|s| self.knowledge().service(s).is_some(),
+            behaviour: &|b| self.behaviours().contains(b),
         };
-        if !crate::name::is_valid_name(name) {
-            let e = crate::prediction::ParamError::out_of_range("name", "a valid name");
-            return Err(bad(e));
-        }
-        let spec = CompositionSpec::from_params(params).map_err(bad)?;
-        let missing = |what, missing: &str| PlugError::Missing {
-            name: name.to_owned(),
-            what,
-            missing: missing.to_owned(),
-        };
-        if self.knowledge().service(&spec.service).is_none() {
-            return Err(missing("service", &spec.service));
-        }
-        if let Some(v) = spec
-            .variants
-            .iter()
-            .find(|v| !self.behaviours().contains(v))
-        {
-            return Err(missing("behaviour", v));
-        }
-        let compositions = spec.compositions();
-        let names: Vec<String> = compositions.iter().map(ToString::to_string).collect();
-        let own = CompositionSpec::learner_params(params);
-        let learner = self
-            .predictors()
-            .kinds()
-            .make_learner(kind, name, &names, &own)?;
-        Ok(Plugged {
-            name: name.to_owned(),
-            kind: kind.to_owned(),
-            spec,
-            compositions,
-            names,
-            learner: Mutex::new(learner),
-            vetoed: Mutex::default(),
-            state: Mutex::default(),
-            stop: CancellationToken::new(),
-        })
+        Plugged::new(self.predictors().kinds(), kind, name, params, &has)
     }
 
     /// The agent's learners: what they know, their vetoes, unplugging.

@@ -25,7 +25,7 @@ use crate::manifest::PredictorSpec;
 use crate::name::is_valid_name;
 use crate::negotiation::{Negotiator, Parts as NegotiationParts};
 use crate::policy::Policies;
-use crate::prediction::learner::{CompositionSpec, PlugError};
+use crate::prediction::learner::{Has, PlugError, Plugged};
 use crate::prediction::{Predictor, Predictors};
 use crate::script;
 use crate::source::{LoadError, SourceFile};
@@ -200,26 +200,11 @@ impl AgentBuilder {
         params: &Value,
         behaviours: &Behaviours,
     ) -> Result<(), PlugError> {
-        let c = CompositionSpec::from_params(params).map_err(|error| PlugError::Params {
-            name: spec.name.clone(),
-            error,
-        })?;
-        let missing = |what, missing: &str| PlugError::Missing {
-            name: spec.name.clone(),
-            what,
-            missing: missing.to_owned(),
+        let has = Has {
+            service: &|s| self.services.iter().any(|o| o.name == s),
+            behaviour: &|b| behaviours.get(b).is_some(),
         };
-        if !self.services.iter().any(|s| s.name == c.service) {
-            return Err(missing("service", &c.service));
-        }
-        if let Some(v) = c.variants.iter().find(|v| behaviours.get(v).is_none()) {
-            return Err(missing("behaviour", v));
-        }
-        let names: Vec<String> = c.compositions().iter().map(ToString::to_string).collect();
-        let own = CompositionSpec::learner_params(params);
-        self.kinds
-            .make_learner(&spec.kind, &spec.name, &names, &own)
-            .map(drop)
+        Plugged::new(&self.kinds, &spec.kind, &spec.name, params, &has).map(drop)
     }
 
     /// Everything checked, in one pass: files, then references, then predictors.

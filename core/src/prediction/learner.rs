@@ -544,7 +544,58 @@ impl Learners {
     }
 }
 
+/// What the agent has, for checking a learner's service and variants.
+pub(crate) struct Has<'a> {
+    pub(crate) service: &'a dyn Fn(&str) -> bool,
+    pub(crate) behaviour: &'a dyn Fn(&str) -> bool,
+}
+
 impl Plugged {
+    /// Reads a learner's parameters, checks the agent has its service and variants, and makes
+    /// it from its kind — the same checks whether a manifest is checked or a learner plugged.
+    pub(crate) fn new(
+        kinds: &super::Kinds,
+        kind: &str,
+        name: &str,
+        params: &Value,
+        has: &Has<'_>,
+    ) -> Result<Plugged, PlugError> {
+        let bad = |error| PlugError::Params {
+            name: name.to_owned(),
+            error,
+        };
+        if !is_valid_name(name) {
+            return Err(bad(ParamError::out_of_range("name", "a valid name")));
+        }
+        let spec = CompositionSpec::from_params(params).map_err(bad)?;
+        let missing = |what, missing: &str| PlugError::Missing {
+            name: name.to_owned(),
+            what,
+            missing: missing.to_owned(),
+        };
+        if !(has.service)(&spec.service) {
+            return Err(missing("service", &spec.service));
+        }
+        if let Some(v) = spec.variants.iter().find(|v| !(has.behaviour)(v)) {
+            return Err(missing("behaviour", v));
+        }
+        let compositions = spec.compositions();
+        let names: Vec<String> = compositions.iter().map(ToString::to_string).collect();
+        let own = CompositionSpec::learner_params(params);
+        let learner = kinds.make_learner(kind, name, &names, &own)?;
+        Ok(Plugged {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            spec,
+            compositions,
+            names,
+            learner: Mutex::new(learner),
+            vetoed: Mutex::default(),
+            state: Mutex::default(),
+            stop: CancellationToken::new(),
+        })
+    }
+
     fn info(&self) -> LearnerInfo {
         let state = lock(&self.state);
         LearnerInfo {
