@@ -10,7 +10,9 @@
 //!
 //! Both run under limits — scripts under the [`Limits`] of the sandbox, native abilities under
 //! a wall-clock budget — and a native ability that panics is caught: every failure becomes an
-//! [`AbilityError`] of the calling state, never a crash of the agent.
+//! [`AbilityError`] of the calling state, never a crash of the agent. A native ability runs in
+//! its caller's task, so its budget is enforced where it awaits: blocking work belongs in
+//! `tokio::task::spawn_blocking`, as in any async code.
 
 use std::collections::BTreeMap;
 use std::fmt;
