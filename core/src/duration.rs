@@ -3,7 +3,7 @@
 //!
 //! Every duration selflet reads — timers in behaviours, time-outs and limits in manifests,
 //! periods in predictor parameters — goes through [`parse`], which accepts
-//! `0` up to [`MAX`] (a year). Adding a duration to an instant goes through [`deadline`],
+//! `0` up to [`MAX`] (a year). Adding a duration to an instant goes through `deadline`,
 //! which saturates instead of panicking, so no input can make a time computation panic.
 
 use std::time::Duration;
