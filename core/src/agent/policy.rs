@@ -85,7 +85,9 @@ impl AgentHandle {
                 };
                 for fired in agent.policies().evaluate(&event) {
                     for action in fired.actions {
-                        if let Err(e) = agent.apply(action).await {
+                        // Boxed: every agent keeps this loop, most never fire a rule, and
+                        // the action list's future is large.
+                        if let Err(e) = Box::pin(agent.apply(action)).await {
                             tracing::warn!(agent = %agent.name(), rule = %fired.rule, "policy action failed: {e}");
                         }
                     }
