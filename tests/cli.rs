@@ -260,3 +260,35 @@ fn a_service_only_known_about_passes_check_and_runs() {
     run.wait_for("press Ctrl-C to stop");
     run.interrupt();
 }
+
+#[test]
+fn run_plugs_a_manifests_learner_and_the_summary_says_what_it_composed() {
+    for (name, out) in [("quick", "1"), ("slow", "2")] {
+        temp_file(
+            &format!("{name}.yaml"),
+            &format!(
+                "behaviour: {name}\ninitial: s\nstates:\n  s: {{ final: true, output: \"{out}\" }}\n"
+            ),
+        );
+    }
+    let manifest = temp_file(
+        "composer.yaml",
+        "name: composer\nbehaviours: [quick.yaml, slow.yaml]\nservices:\n  web: { modes: [can_do], behaviour: quick }\nlearners:\n  - kind: ucb\n    name: compose\n    params: { service: web, variants: [quick, slow], window: 200ms }\n",
+    );
+    let mut run = Running::start(&["run", manifest.to_str().unwrap()]);
+    run.wait_for("learner plugged");
+    std::thread::sleep(Duration::from_millis(1000));
+    let out = run.interrupt();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("summary: agent=composer "))
+        .expect("the summary");
+    let windows: u64 = line
+        .split("composed=[compose:")
+        .nth(1)
+        .and_then(|r| r.split('/').nth(1))
+        .and_then(|r| r.split('w').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(windows >= 3, "{line}");
+}

@@ -160,8 +160,18 @@ impl Summary {
             // Events the agent's slow subscribers lost (drop-oldest queues), all topics.
             let dropped: u64 =
                 agent.map_or(0, |a| a.bus().stats().iter().map(|(_, s)| s.dropped).sum());
+            // Each learner's composition in force, after how many windows.
+            let composed: Vec<String> = agent
+                .map(|a| a.learners().info())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| {
+                    let current = l.current.unwrap_or_else(|| "-".into());
+                    format!("{}:{current}/{}w", l.name, l.windows)
+                })
+                .collect();
             println!(
-                "summary: agent={name} remote_requests={} last_remote_request={} served={} learned=[{}] joined=[{}] left=[{}] failed=[{}] asked=[{}] refused=[{refused}] stopped_by_limits={limited} events_dropped={dropped}",
+                "summary: agent={name} remote_requests={} last_remote_request={} served={} learned=[{}] joined=[{}] left=[{}] failed=[{}] asked=[{}] refused=[{refused}] composed=[{}] stopped_by_limits={limited} events_dropped={dropped}",
                 t.remote_requests,
                 t.last_remote_request.map_or("-".into(), secs),
                 t.served,
@@ -170,6 +180,7 @@ impl Summary {
                 t.left.join(","),
                 counts(&t.failed),
                 counts(&t.asked),
+                composed.join(","),
             );
         }
         let kinds: Vec<String> = counters
