@@ -244,6 +244,11 @@ async fn learner_problems_are_refused_before_anything_runs() {
             "window",
         ),
         (
+            "ucb",
+            refuse("{service: web, variants: [slow], veto: [slow@h9]}"),
+            "veto",
+        ),
+        (
             "bandit",
             refuse("{service: web, variants: [slow]}"),
             "bandit",
@@ -257,6 +262,16 @@ async fn learner_problems_are_refused_before_anything_runs() {
         .await
         .unwrap_err();
     assert_eq!(err, PlugError::Taken("compose".into()));
+    // A veto given at plugging holds from the first decision.
+    let only_fast = params("{service: web, variants: [slow, fast], window: 1s, veto: [slow]}");
+    e.plug_learner("ucb", "only_fast", &only_fast)
+        .await
+        .unwrap();
+    assert_eq!(
+        e.knowledge().service("web").unwrap().behaviour.as_deref(),
+        Some("fast")
+    );
+    assert!(e.learners().unplug("only_fast"));
     // A manifest's learner is checked with the rest of it, and located.
     let text = "name: m\nservices:\n  web: { modes: [knows_who_can_do] }\nlearners:\n  - kind: ucb\n    params: { service: web, variants: [gone] }\n";
     let m = Manifest::parse(&SourceFile::new("m.yaml", text), ".".as_ref()).unwrap();

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use selflet::behaviour::Behaviour;
 use selflet::negotiation::Config;
+use selflet::prediction::learner::CompositionSpec;
 use selflet::topic::{LearnerWindow, Payload};
 use selflet::{Agent, AgentHandle, Manifest, Network, OfferModes, Service, Value};
 use tokio::sync::Semaphore;
@@ -145,10 +146,26 @@ async fn host(
     Ok(h)
 }
 
-/// The entry, from its manifest, with its core.
-async fn entry(net: &Network, root: &Path) -> Result<AgentHandle, Box<dyn std::error::Error>> {
+/// The entry, from its manifest, with its core; its learner may use only the `allowed`
+/// compositions (the others vetoed from the start), if given.
+async fn entry(
+    net: &Network,
+    root: &Path,
+    allowed: Option<&[String]>,
+) -> Result<AgentHandle, Box<dyn std::error::Error>> {
     let path = root.join("examples/emergent/entry.yaml");
-    let m = Manifest::load(&path)?;
+    let mut m = Manifest::load(&path)?;
+    if let (Some(allowed), Some(learner)) = (allowed, m.learners.first_mut()) {
+        let spec = CompositionSpec::from_params(&Value::Map(learner.params.clone()))?;
+        let vetoed = spec
+            .compositions()
+            .iter()
+            .map(ToString::to_string)
+            .filter(|c| !allowed.contains(c))
+            .map(Value::from)
+            .collect();
+        learner.params.insert("veto".into(), Value::List(vetoed));
+    }
     let e = Agent::from_manifest(&m)
         .network(net)
         .predictor_kinds(selflet::plugins::kinds())
@@ -170,7 +187,7 @@ struct Counters {
 /// The names of every composition the learner has, in its table order.
 pub(crate) async fn compositions(root: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let net = Network::new();
-    let e = entry(&net, root).await?;
+    let e = entry(&net, root, None).await?;
     let names = e
         .learners()
         .get("compose")
@@ -187,7 +204,7 @@ pub(crate) async fn run(root: &Path, setup: &Setup) -> Result<Trace, Box<dyn std
     for (name, latency) in HOSTS {
         hosts.push(host(&net, root, name, latency).await?);
     }
-    let entry = entry(&net, root).await?;
+    let entry = entry(&net, root, setup.allowed.as_deref()).await?;
     // Read at the end: room for every window, so the learner never waits for this reader.
     let all = setup.schedule.iter().map(|s| s.1 as usize).sum::<usize>() + 16;
     let options = selflet::SubscribeOptions {
@@ -207,16 +224,6 @@ pub(crate) async fn run(root: &Path, setup: &Setup) -> Result<Trace, Box<dyn std
             .spawn()
             .await?;
         clients.push(c);
-    }
-    let compositions = entry
-        .learners()
-        .get("compose")
-        .map(|l| l.compositions)
-        .unwrap_or_default();
-    if let Some(allowed) = &setup.allowed {
-        for c in compositions.iter().filter(|c| !allowed.contains(c)) {
-            entry.learners().veto("compose", c, true);
-        }
     }
     let counters = Arc::new(Counters::default());
     let start = Instant::now();

@@ -24,6 +24,7 @@
 //!       window: 10s
 //!       reward: { best: 10ms, worst: 1s }      # mean response time, normalised, inverted
 //!       environment: workload.mix              # labelled values for the classifier
+//!       veto: [service1_cached@agent-c]        # compositions never to use
 //!       bound: ucb1_tuned                      # ucb1, ucb1_tuned or printed
 //!       exploration: 1.0
 //!       threshold: 0.2

@@ -310,6 +310,8 @@ pub struct CompositionSpec {
     pub reward: RewardMetric,
     /// Where the environment's labelled values come from, if anywhere.
     pub environment: Option<Pattern>,
+    /// Compositions vetoed from the start (`veto: [...]`), by name.
+    pub vetoed: Vec<String>,
 }
 
 impl CompositionSpec {
@@ -322,6 +324,7 @@ impl CompositionSpec {
         "window",
         "reward",
         "environment",
+        "veto",
     ];
 
     /// Reads the spec from a learner's parameters.
@@ -351,7 +354,7 @@ impl CompositionSpec {
             })?),
             Some(v) => return Err(ParamError::wrong_type("environment", "a topic", v)),
         };
-        let spec = CompositionSpec {
+        let mut spec = CompositionSpec {
             service,
             variants,
             neighbours,
@@ -359,6 +362,7 @@ impl CompositionSpec {
             window,
             reward: RewardMetric::from_params(params)?,
             environment,
+            vetoed: Vec::new(),
         };
         if spec.count() > MAX_COMPOSITIONS {
             return Err(ParamError::out_of_range(
@@ -366,7 +370,37 @@ impl CompositionSpec {
                 format!("at most {MAX_COMPOSITIONS} compositions in all"),
             ));
         }
+        spec.vetoed = spec.vetoes(params)?;
         Ok(spec)
+    }
+
+    /// The `veto` list: names of this spec's compositions.
+    fn vetoes(&self, params: &Value) -> Result<Vec<String>, ParamError> {
+        let Some(v) = params.get("veto") else {
+            return Ok(Vec::new());
+        };
+        let Value::List(items) = v else {
+            return Err(ParamError::wrong_type("veto", "a list of compositions", v));
+        };
+        let names: Vec<String> = self
+            .compositions()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        items
+            .iter()
+            .map(|item| match item.as_str() {
+                Some(c) if names.iter().any(|n| n == c) => Ok(c.to_owned()),
+                _ => Err(ParamError::new(
+                    "veto",
+                    ParamErrorKind::Invalid,
+                    format!(
+                        "{item} is not one of the compositions ({})",
+                        names.join(", ")
+                    ),
+                )),
+            })
+            .collect()
     }
 
     fn count(&self) -> usize {
@@ -583,6 +617,7 @@ impl Plugged {
         let names: Vec<String> = compositions.iter().map(ToString::to_string).collect();
         let own = CompositionSpec::learner_params(params);
         let learner = kinds.make_learner(kind, name, &names, &own)?;
+        let vetoed = spec.vetoed.iter().cloned().collect();
         Ok(Plugged {
             name: name.to_owned(),
             kind: kind.to_owned(),
@@ -590,7 +625,7 @@ impl Plugged {
             compositions,
             names,
             learner: Mutex::new(learner),
-            vetoed: Mutex::default(),
+            vetoed: Mutex::new(vetoed),
             state: Mutex::default(),
             stop: CancellationToken::new(),
         })
@@ -686,6 +721,20 @@ mod tests {
         ] {
             let err = CompositionSpec::from_params(&params(yaml)).unwrap_err();
             assert_eq!(err.key(), key, "{yaml}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_veto_list_names_compositions_of_the_spec() {
+        let ok = params("{service: s, neighbours: [h1], veto: [s@h1]}");
+        assert_eq!(CompositionSpec::from_params(&ok).unwrap().vetoed, ["s@h1"]);
+        for bad in [
+            "{service: s, veto: [s@h1]}",
+            "{service: s, veto: s}",
+            "{service: s, veto: [3]}",
+        ] {
+            let err = CompositionSpec::from_params(&params(bad)).unwrap_err();
+            assert_eq!(err.key(), "veto", "{bad}: {err}");
         }
     }
 
