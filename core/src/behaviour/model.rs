@@ -63,6 +63,14 @@ pub(crate) struct Transition {
     pub(crate) probability: Option<f64>,
 }
 
+/// Whether `text` is a variable name: letters, digits and `_`, not starting with a digit.
+pub(crate) fn is_variable_name(text: &str) -> bool {
+    text.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 #[derive(Debug)]
 pub(crate) struct Expr {
     pub(crate) text: String,
@@ -75,14 +83,9 @@ pub(crate) struct Expr {
 impl Expr {
     pub(crate) fn new(text: &str, ast: AST) -> Expr {
         let t = text.trim();
-        let identifier = t
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         // Keywords that are values on their own are left to the engine.
         let variable =
-            (identifier && !matches!(t, "true" | "false" | "this")).then(|| t.to_owned());
+            (is_variable_name(t) && !matches!(t, "true" | "false" | "this")).then(|| t.to_owned());
         Expr {
             text: text.to_owned(),
             ast,

@@ -6,7 +6,7 @@ use rhai::Engine;
 use serde_saphyr::{Location, Spanned};
 
 use super::super::format::{RawAction, RawArgs};
-use super::super::model::{Action, Args, Expr};
+use super::super::model::{Action, Args, Expr, is_variable_name};
 use crate::bus::Pattern;
 use crate::name::is_valid_name;
 use crate::source::{Located, SourceFile};
@@ -40,16 +40,7 @@ impl Checker<'_> {
     }
 
     pub(super) fn var_name(&mut self, name: &Spanned<String>) {
-        let ok = name
-            .value
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name
-                .value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
+        if !is_variable_name(&name.value) {
             self.at(
                 &name.referenced,
                 format!(
