@@ -173,8 +173,8 @@ impl Ucb {
 }
 
 /// An observation of the environment: labelled values, such as
-/// `{"static_share": 0.8, "rate": 120}`.
-pub type Observation = BTreeMap<String, f64>;
+/// `{"static_share": 0.8, "rate": 120}` — what the agent hands every learner.
+pub use selflet_core::prediction::learner::Observation;
 
 /// How many environment classes a classifier keeps. Observations come from bus events, which
 /// peers can feed; past this, an observation that matches no class is refused.
