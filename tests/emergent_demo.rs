@@ -16,7 +16,7 @@ use std::path::Path;
 #[tokio::test(start_paused = true)]
 async fn the_learner_finds_each_phases_optimum_and_reuses_a_phases_table() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let compositions = scenario::compositions(root).await.unwrap();
+    let compositions = scenario::compositions(root).unwrap();
     assert_eq!(
         compositions.len(),
         18,

@@ -53,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let started = Instant::now();
-    let compositions = scenario::compositions(root).await?;
+    let compositions = scenario::compositions(root)?;
     let gt = analysis::ground_truth(root, &compositions, args.truth_windows, args.seed).await?;
     let schedule = vec![
         (0, args.windows),

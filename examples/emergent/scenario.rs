@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use selflet::behaviour::Behaviour;
+use selflet::manifest::PredictorSpec;
 use selflet::negotiation::Config;
+use selflet::prediction::ParamError;
 use selflet::prediction::learner::CompositionSpec;
 use selflet::topic::{LearnerWindow, Payload};
 use selflet::{Agent, AgentHandle, Manifest, Network, OfferModes, Service, Value};
@@ -153,14 +155,10 @@ async fn entry(
     root: &Path,
     allowed: Option<&[String]>,
 ) -> Result<AgentHandle, Box<dyn std::error::Error>> {
-    let path = root.join("examples/emergent/entry.yaml");
-    let mut m = Manifest::load(&path)?;
+    let mut m = manifest(root)?;
     if let (Some(allowed), Some(learner)) = (allowed, m.learners.first_mut()) {
-        let spec = CompositionSpec::from_params(&Value::Map(learner.params.clone()))?;
-        let vetoed = spec
-            .compositions()
-            .iter()
-            .map(ToString::to_string)
+        let vetoed = composition_names(learner)?
+            .into_iter()
             .filter(|c| !allowed.contains(c))
             .map(Value::from)
             .collect();
@@ -175,6 +173,20 @@ async fn entry(
     Ok(e)
 }
 
+fn manifest(root: &Path) -> Result<Manifest, selflet::LoadError> {
+    Manifest::load(root.join("examples/emergent/entry.yaml"))
+}
+
+/// The names of a learner's compositions, from its parameters.
+fn composition_names(learner: &PredictorSpec) -> Result<Vec<String>, ParamError> {
+    let spec = CompositionSpec::from_params(&Value::Map(learner.params.clone()))?;
+    Ok(spec
+        .compositions()
+        .iter()
+        .map(ToString::to_string)
+        .collect())
+}
+
 /// Requests sent and answered, and the dynamic ones sent in the current window.
 #[derive(Default)]
 struct Counters {
@@ -185,16 +197,10 @@ struct Counters {
 }
 
 /// The names of every composition the learner has, in its table order.
-pub(crate) async fn compositions(root: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let net = Network::new();
-    let e = entry(&net, root, None).await?;
-    let names = e
-        .learners()
-        .get("compose")
-        .map(|l| l.compositions)
-        .unwrap_or_default();
-    e.shutdown().await;
-    Ok(names)
+pub(crate) fn compositions(root: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let m = manifest(root)?;
+    let learner = m.learners.first().ok_or("entry.yaml names no learner")?;
+    Ok(composition_names(learner)?)
 }
 
 /// Runs one setup on whatever clock the runtime has (the paused one, for speed).
