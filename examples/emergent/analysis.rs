@@ -35,9 +35,10 @@ impl GroundTruth {
             .unwrap_or(0)
     }
 
-    /// The compositions the ground truth cannot tell from the optimum of `phase`: each one
-    /// whose mean is within two standard errors of the difference from the optimum's.
-    pub(crate) fn optimal(&self, phase: usize) -> Vec<usize> {
+    /// The compositions the ground truth cannot tell from the optimum of `phase`, by name:
+    /// each one whose mean is within two standard errors of the difference from the
+    /// optimum's.
+    pub(crate) fn optimal(&self, phase: usize) -> Vec<&str> {
         let best = self.optimum(phase);
         let (m, e) = (self.means[best][phase], self.errors[best][phase]);
         (0..self.compositions.len())
@@ -45,6 +46,7 @@ impl GroundTruth {
                 let d = m - self.means[c][phase];
                 d <= 2.0 * (e * e + self.errors[c][phase].powi(2)).sqrt()
             })
+            .map(|c| self.compositions[c].as_str())
             .collect()
     }
 
@@ -164,15 +166,14 @@ pub(crate) fn evaluate(
         };
         seen.push(phase);
         let opt = &gt.compositions[gt.optimum(phase)];
-        let optimal: Vec<&String> = gt
-            .optimal(phase)
-            .iter()
-            .map(|&c| &gt.compositions[c])
-            .collect();
+        let optimal = gt.optimal(phase);
         let ws: Vec<_> = trace.windows.iter().filter(|w| w.segment == s).collect();
         let after: Vec<_> = ws.iter().skip(skip).collect();
         let mut off: Vec<(String, usize)> = Vec::new();
-        for w in after.iter().filter(|w| !optimal.contains(&&w.composition)) {
+        for w in after
+            .iter()
+            .filter(|w| !optimal.contains(&w.composition.as_str()))
+        {
             match off.iter_mut().find(|(c, _)| *c == w.composition) {
                 Some((_, n)) => *n += 1,
                 None => off.push((w.composition.clone(), 1)),
@@ -185,7 +186,7 @@ pub(crate) fn evaluate(
             counted: after.len(),
             on_optimum: after
                 .iter()
-                .filter(|w| optimal.contains(&&w.composition))
+                .filter(|w| optimal.contains(&w.composition.as_str()))
                 .count(),
             on_best: after.iter().filter(|w| &w.composition == opt).count(),
             mean_reward: after.iter().map(|w| w.reward.unwrap_or(0.0)).sum::<f64>()
@@ -213,11 +214,11 @@ pub(crate) fn evaluate(
 
 /// The window at which the learner converged on the `optimal` compositions (see
 /// [`SETTLED_SPAN`]); the run's length if it never did.
-pub(crate) fn converged_at(trace: &Trace, optimal: &[&String]) -> usize {
+pub(crate) fn converged_at(trace: &Trace, optimal: &[&str]) -> usize {
     let on: Vec<bool> = trace
         .windows
         .iter()
-        .map(|w| optimal.contains(&&w.composition))
+        .map(|w| optimal.contains(&w.composition.as_str()))
         .collect();
     let settled = |i: usize| {
         let span = &on[i..i + SETTLED_SPAN];
@@ -239,11 +240,7 @@ pub(crate) async fn convergence(
     seeds: &[u64],
 ) -> Result<Vec<(usize, f64)>, Box<dyn std::error::Error>> {
     let opt = gt.compositions[gt.optimum(phase)].clone();
-    let optimal: Vec<&String> = gt
-        .optimal(phase)
-        .iter()
-        .map(|&c| &gt.compositions[c])
-        .collect();
+    let optimal = gt.optimal(phase);
     let mut others: Vec<String> = gt
         .compositions
         .iter()
@@ -327,12 +324,7 @@ pub(crate) fn json(
                 ),
                 (
                     "optimal",
-                    Value::List(
-                        gt.optimal(s.phase)
-                            .iter()
-                            .map(|&c| Value::from(gt.compositions[c].as_str()))
-                            .collect(),
-                    ),
+                    Value::List(gt.optimal(s.phase).into_iter().map(Value::from).collect()),
                 ),
                 ("windows", Value::Int(s.windows as i64)),
                 ("mean_reward", Value::Float(s.mean_reward)),

@@ -120,8 +120,7 @@ fn print_learning(gt: &GroundTruth, l: &Learning) {
     );
     for s in &l.segments {
         let best = gt.means[gt.optimum(s.phase)][s.phase];
-        let name = |c: usize| gt.compositions[c].as_str();
-        let optimal: Vec<&str> = gt.optimal(s.phase).into_iter().map(name).collect();
+        let optimal = gt.optimal(s.phase);
         let off: Vec<String> = s.off.iter().map(|(c, n)| format!("{c} ×{n}")).collect();
         let off = if off.is_empty() {
             "—".to_owned()
