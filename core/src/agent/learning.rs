@@ -58,8 +58,10 @@ impl Window {
         let measured = match &spec.reward {
             // Only requests that arrived in this window: the backlog a previous composition
             // left behind must not count against the one in force now.
-            RewardMetric::ResponseTime { .. } => topic::Executed::from_value(e.payload())
-                .filter(|x| e.topic() == topic::Executed::TOPIC && x.service == spec.service)
+            RewardMetric::ResponseTime { .. } => (e.topic() == topic::Executed::TOPIC)
+                .then(|| topic::Executed::from_value(e.payload()))
+                .flatten()
+                .filter(|x| x.service == spec.service)
                 .filter(|x| {
                     Duration::try_from_secs_f64(x.seconds)
                         .is_ok_and(|d| e.time().checked_sub(d).is_some_and(|t| t >= opened))
