@@ -286,3 +286,40 @@ impl Abilities {
         Value::from_dynamic(&out).map_err(|e| fail(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_native_ability_past_its_budget_is_dropped_and_one_that_panics_is_caught() {
+        let a = Abilities::new(Limits::default(), Duration::from_secs(1));
+        let finished = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&finished);
+        a.register("slow", move |_v: Value| {
+            let flag = Arc::clone(&flag);
+            async move {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                flag.store(true, Ordering::SeqCst);
+                Ok(Value::Null)
+            }
+        });
+        a.register("boom", |_v: Value| async move {
+            if true {
+                panic!("a bug in the embedding application");
+            }
+            Ok(Value::Null)
+        });
+        a.register("echo", |v: Value| async move { Ok(v) });
+        let err = a.call("slow", Value::Null).await.unwrap_err();
+        assert!(matches!(err, AbilityError::TimedOut { .. }), "{err}");
+        // Nothing of the call outlives it: the ability never finishes in the background.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert!(!finished.load(Ordering::SeqCst));
+        let err = a.call("boom", Value::Null).await.unwrap_err();
+        assert_eq!(err, AbilityError::Panicked("boom".into()));
+        assert_eq!(a.call("echo", Value::Int(3)).await, Ok(Value::Int(3)));
+    }
+}
