@@ -22,6 +22,7 @@
 //! | [`transport`] | Message Handler | the `Transport` trait, the in-process network, the Zenoh transport (feature `zenoh`), message accounting |
 //! | [`manifest`] | deployment | agent manifest YAML → a configured agent |
 //! | [`agent`] | the SelfLet | builder, handle, lifecycle (statig), the wiring of the parts above |
+//! | [`deployment`] | self-deployment | hosts, the Rhai objective (utility, migration cost, constraints), hill-climbing plans, the coordinator every member may become |
 //!
 //! Below them, small shared modules: [`value`] (the dynamic [`Value`] every part exchanges),
 //! [`name`] and [`duration`] (what names and durations users write may be), [`error`] (the
@@ -46,6 +47,7 @@
 //! | 6 | `policy`, `negotiation` |
 //! | 7 | `manifest` |
 //! | 8 | `agent` |
+//! | 9 | `deployment` |
 //!
 //! # Re-exports
 //!
@@ -57,6 +59,7 @@ pub mod agent;
 pub mod behaviour;
 pub mod bus;
 pub mod choice;
+pub mod deployment;
 pub mod duration;
 pub mod error;
 pub mod knowledge;

@@ -364,6 +364,32 @@ topics! {
         /// Requests measured in the window.
         requests: i64,
     }
+    /// A deployment's coordinator decided: a plan executed, or why not.
+    DeploymentDecision = "deployment.decision" by "deployment" {
+        /// The coordinator that decided (this agent).
+        coordinator: String,
+        /// Members before the plan.
+        members: i64,
+        /// The plan's actions, as text (`add on h1`, `remove h1-m3`, `move h2-m4 to h3`).
+        actions: Value,
+        /// Utility of the configuration before.
+        utility_before: f64,
+        /// Utility the plan expects.
+        utility: f64,
+        /// Migration cost of the plan.
+        cost: f64,
+        /// Whether it was executed (false: no gain above the threshold, or an error).
+        executed: bool,
+        /// Why nothing was executed, or which actions failed (empty when all went well).
+        note: String,
+    }
+    /// This agent became its deployment's coordinator (the lowest live member).
+    DeploymentCoordinator = "deployment.coordinator" by "deployment" {
+        /// This agent.
+        coordinator: String,
+        /// The coordinator it took over from, if it knew one (empty otherwise).
+        previous: String,
+    }
 }
 
 /// The table as Markdown, as `policies/README.md` shows it.
