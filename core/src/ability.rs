@@ -137,12 +137,14 @@ impl Abilities {
         }
     }
 
-    /// The same abilities under other script limits (a copy when they differ).
-    pub(crate) fn with_limits(self, limits: Limits) -> Abilities {
-        if limits == self.inner.limits {
+    /// The same abilities under other script limits and native budget (a copy when they
+    /// differ).
+    pub(crate) fn with_limits(self, limits: Limits, native_budget: Option<Duration>) -> Abilities {
+        let native_budget = native_budget.unwrap_or(self.inner.native_budget);
+        if limits == self.inner.limits && native_budget == self.inner.native_budget {
             return self;
         }
-        let copy = Abilities::new(limits, self.inner.native_budget);
+        let copy = Abilities::new(limits, native_budget);
         *write(&copy.inner.table) = read(&self.inner.table).clone();
         copy
     }

@@ -44,6 +44,7 @@ pub struct AgentBuilder {
     pub(super) script_files: Vec<std::path::PathBuf>,
     pub(super) abilities: Abilities,
     pub(super) limits: Limits,
+    pub(super) ability_budget: Option<Duration>,
     pub(super) instance_limits: InstanceLimits,
     pub(super) policies: Vec<SourceFile>,
     pub(super) policy_files: Vec<std::path::PathBuf>,
@@ -86,6 +87,7 @@ impl AgentBuilder {
             script_files: Vec::new(),
             abilities: Abilities::default(),
             limits: Limits::default(),
+            ability_budget: None,
             instance_limits: InstanceLimits::default(),
             policies: Vec::new(),
             policy_files: Vec::new(),
@@ -213,6 +215,13 @@ impl AgentBuilder {
     /// The limits scripts and expressions of this agent run under.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// How long one run of a native ability may take before it is dropped (30 s unless set):
+    /// raise it for abilities that wait for long work, such as a queue for a machine.
+    pub fn ability_budget(mut self, budget: Duration) -> Self {
+        self.ability_budget = Some(budget);
         self
     }
 

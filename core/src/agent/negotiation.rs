@@ -61,8 +61,17 @@ impl AgentHandle {
         input: impl Into<Value>,
         options: CallOptions,
     ) -> Result<Value, CallError> {
-        let negotiator = &self.inner().negotiator;
-        negotiator.call(service, input.into(), 0, options).await
+        let inner = self.inner();
+        // A call from the application is in-flight work like a peer's request: shutdown
+        // gives it the grace period to finish, and once shutdown has begun none starts.
+        if inner.tasks.is_closed() {
+            return Err(CallError::Stopped);
+        }
+        let _in_flight = inner.tasks.token();
+        inner
+            .negotiator
+            .call(service, input.into(), 0, options)
+            .await
     }
 
     /// Asks for a service in the given modes, preferred first: runs it remotely (`can_do`),

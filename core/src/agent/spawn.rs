@@ -81,7 +81,10 @@ impl AgentBuilder {
                 problems.push(e);
             }
         };
-        let abilities = self.abilities.clone().with_limits(self.limits);
+        let abilities = self
+            .abilities
+            .clone()
+            .with_limits(self.limits, self.ability_budget);
         for s in &self.scripts {
             keep(abilities.load_script(s.clone()).map(drop));
         }

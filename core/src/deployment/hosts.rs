@@ -97,8 +97,8 @@ pub trait Hosts: Send + Sync {
     fn status(&self) -> BoxFuture<'_, Result<Vec<HostStatus>, HostError>>;
     /// Starts a member on `host`; returns its name.
     fn start<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<String, HostError>>;
-    /// Stops a member: it stops offering, finishes what it runs (its shutdown grace), and
-    /// leaves.
+    /// Stops a member: it leaves the host's books at once and stops offering, then finishes
+    /// what it runs (within its shutdown grace) and leaves the network, in the background.
     fn stop<'a>(&'a self, member: &'a str) -> BoxFuture<'a, Result<(), HostError>>;
 }
 
@@ -127,9 +127,15 @@ struct Machine {
     arrivals: AtomicU64,
     waiting: AtomicU64,
     attributes: Mutex<BTreeMap<String, Value>>,
-    // Busy time and arrivals at the previous status, and when it was.
-    last: Mutex<(Instant, u64, u64)>,
+    // Busy time and arrivals when the rates were last measured, when, and the rates
+    // (utilization, arrivals per second) measured then.
+    last: Mutex<(Instant, u64, u64, f64, f64)>,
 }
+
+/// The shortest window rates are measured over: a status asked for sooner after the previous
+/// one repeats its rates, rather than measure nothing (a coordinator that takes over at once
+/// after another would otherwise see no load).
+const MIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,7 +159,7 @@ impl Host {
                 arrivals: AtomicU64::new(0),
                 waiting: AtomicU64::new(0),
                 attributes: Mutex::new(attributes),
-                last: Mutex::new((Instant::now(), 0, 0)),
+                last: Mutex::new((Instant::now(), 0, 0, 0.0, 0.0)),
             }),
         }
     }
@@ -201,22 +207,8 @@ impl Host {
 
     fn status(&self, members: Vec<String>) -> HostStatus {
         let m = &self.inner;
-        let now = Instant::now();
-        let busy = m.busy_ns.load(Ordering::Relaxed);
-        let arrivals = m.arrivals.load(Ordering::Relaxed);
-        let (at, busy0, arrivals0) = std::mem::replace(&mut *lock(&m.last), (now, busy, arrivals));
-        let secs = now.duration_since(at).as_secs_f64();
+        let (utilization, arrival_rate) = self.rates();
         let capacity = m.cores as f64 * self.speed();
-        let utilization = if secs > 0.0 {
-            ((busy - busy0) as f64 / 1e9 / secs / m.cores as f64).min(1.0)
-        } else {
-            0.0
-        };
-        let arrival_rate = if secs > 0.0 {
-            (arrivals - arrivals0) as f64 / secs
-        } else {
-            0.0
-        };
         let metrics = BTreeMap::from([
             ("utilization".to_owned(), utilization),
             ("arrivals".to_owned(), arrival_rate),
@@ -232,6 +224,25 @@ impl Host {
             attributes: lock(&m.attributes).clone(),
             members,
         }
+    }
+}
+
+impl Host {
+    /// Utilization and arrivals per second since the previous measurement, if that is at
+    /// least [`MIN_WINDOW`] ago; the previous measurement's otherwise.
+    fn rates(&self) -> (f64, f64) {
+        let m = &self.inner;
+        let now = Instant::now();
+        let busy = m.busy_ns.load(Ordering::Relaxed);
+        let arrivals = m.arrivals.load(Ordering::Relaxed);
+        let mut last = lock(&m.last);
+        let secs = now.duration_since(last.0).as_secs_f64();
+        if secs >= MIN_WINDOW.as_secs_f64() {
+            let utilization = ((busy - last.1) as f64 / 1e9 / secs / m.cores as f64).min(1.0);
+            let rate = (arrivals - last.2) as f64 / secs;
+            *last = (now, busy, arrivals, utilization, rate);
+        }
+        (last.3, last.4)
     }
 }
 
@@ -376,11 +387,12 @@ impl Hosts for SimulatedHosts {
                 .values_mut()
                 .find_map(|(_, ms)| ms.remove(member))
                 .ok_or_else(|| HostError::UnknownMember(member.to_owned()))?;
-            // Providers hear it no longer offers, then it finishes what it runs and leaves.
+            // Providers hear it no longer offers; then it finishes what it runs and leaves,
+            // in the background: draining may take a while.
             for s in agent.knowledge().services() {
                 let _ = agent.knowledge().set_modes(&s.name, OfferModes::NONE).await;
             }
-            agent.shutdown().await;
+            tokio::spawn(async move { agent.shutdown().await });
             Ok(())
         })
     }

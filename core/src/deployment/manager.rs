@@ -107,6 +107,8 @@ pub struct Decision {
     pub note: String,
     /// The members the plan started.
     pub started: Vec<String>,
+    /// Teachings given to them (services × members that learned).
+    pub taught: usize,
 }
 
 /// Decisions, in order, shared by the managers that record them.
@@ -130,7 +132,8 @@ impl DecisionLog {
 /// are, and the lowest-named member still on the network coordinates: it reads the hosts'
 /// status, searches for a plan, runs it if it gains enough, and records the decision (in the
 /// log, on its bus as `deployment.decision`, and in its trace). A coordinator that dies is
-/// replaced within the time the transport takes to notice plus one period. The objective's
+/// replaced within the time the transport takes to notice plus one period; a new coordinator
+/// observes for one period before it acts. The objective's
 /// state (what `observe` keeps) lives at the coordinator and starts over at a takeover.
 pub fn manage(agent: &AgentHandle, hosts: Arc<dyn Hosts>, config: Config) -> Result<(), LoadError> {
     let mut objective = ScriptObjective::compile(&config.objective)?;
@@ -191,7 +194,8 @@ impl Manager {
             self.last_coordinator = coordinator;
             return std::ops::ControlFlow::Continue(());
         }
-        if !self.coordinating {
+        let took_over = !self.coordinating;
+        if took_over {
             self.coordinating = true;
             let previous = std::mem::take(&mut self.last_coordinator);
             tracing::info!(agent = %me, %previous, "deployment coordinator");
@@ -204,7 +208,7 @@ impl Manager {
                 })
                 .await;
         }
-        let d = self.decide().await;
+        let d = self.decide(took_over).await;
         let leaving = d.executed
             && d.plan.as_ref().is_some_and(|p| {
                 p.actions.iter().any(
@@ -219,8 +223,11 @@ impl Manager {
         }
     }
 
-    /// Measures, plans, and acts if the plan is worth it.
-    async fn decide(&mut self) -> Decision {
+    /// Measures, plans, and acts if the plan is worth it — except in the period it took over,
+    /// which it only observes: a coordinator that took over from one that just acted would
+    /// otherwise act on the same measurements again in the same instant, and its objective's
+    /// state (forecasts) starts over.
+    async fn decide(&mut self, took_over: bool) -> Decision {
         let me = self.agent.name().to_owned();
         let mut d = Decision {
             at: Instant::now(),
@@ -231,6 +238,7 @@ impl Manager {
             executed: false,
             note: String::new(),
             started: Vec::new(),
+            taught: 0,
         };
         let status = match self.hosts.status().await {
             Ok(s) => s,
@@ -258,13 +266,18 @@ impl Manager {
             d.note = "no feasible configuration within the horizon".into();
             return d;
         };
+        if took_over {
+            d.note = "took over this period: observing".into();
+            return d;
+        }
         if plan.actions.is_empty() || (d.feasible_before && plan.gain() <= self.config.threshold) {
             d.note = format!("gain {:.4} not above the threshold", plan.gain());
             return d;
         }
         d.executed = true;
-        let (started, failed) = self.act(&plan).await;
+        let (started, taught, failed) = self.act(&plan).await;
         d.started = started;
+        d.taught = taught;
         d.note = failed.join("; ");
         d
     }
@@ -296,63 +309,67 @@ impl Manager {
         Ok((feasible, plan))
     }
 
-    /// Runs a plan: additions first (so capacity comes before it goes), then moves, then
-    /// removals — this member's own last, by a task of its own, since stopping waits for
-    /// this one. Returns the members started and what failed.
-    async fn act(&self, plan: &Plan) -> (Vec<String>, Vec<String>) {
+    /// Runs a plan: every member it starts at once (additions and moves' replacements: a
+    /// start may take a while, and they should not queue behind each other), then the stops
+    /// — this member's own last. A move whose replacement did not start keeps its member.
+    /// Returns the members started, the teachings given and what failed.
+    async fn act(&self, plan: &Plan) -> (Vec<String>, usize, Vec<String>) {
         let me = self.agent.name();
-        let mut started = Vec::new();
         let mut failed = Vec::new();
-        let mut ordered: Vec<&Action> = plan.actions.iter().collect();
-        ordered.sort_by_key(|a| match a {
-            Action::Add { .. } => 0,
-            Action::Move { member, .. } if member == me => 3,
-            Action::Move { .. } => 1,
-            Action::Remove { member } if member == me => 3,
-            Action::Remove { .. } => 2,
+        let starts = plan.actions.iter().filter_map(|a| match a {
+            Action::Add { host } | Action::Move { to: host, .. } => Some(async move {
+                let started = self.hosts.start(host).await;
+                let taught = match &started {
+                    Ok(name) => self.teach(name).await,
+                    Err(_) => 0,
+                };
+                (a, started, taught)
+            }),
+            Action::Remove { .. } => None,
         });
-        for a in ordered {
-            let (to, gone) = match a {
-                Action::Add { host } => (Some(host), None),
-                Action::Move { member, to } => (Some(to), Some(member)),
-                Action::Remove { member } => (None, Some(member)),
-            };
-            if let Some(host) = to {
-                match self.hosts.start(host).await {
-                    Ok(name) => {
-                        self.teach(&name).await;
-                        started.push(name);
-                    }
-                    Err(e) => {
-                        // A move whose new member did not start keeps the old one.
-                        failed.push(format!("{a}: {e}"));
-                        continue;
-                    }
+        let mut started = Vec::new();
+        let mut kept = Vec::new();
+        let mut taught = 0;
+        for (a, r, t) in futures_util::future::join_all(starts).await {
+            taught += t;
+            match r {
+                Ok(name) => started.push(name),
+                Err(e) => {
+                    failed.push(format!("{a}: {e}"));
+                    kept.push(a);
                 }
-            }
-            match gone {
-                Some(m) if m == me => {
-                    let hosts = Arc::clone(&self.hosts);
-                    let m = m.clone();
-                    tokio::spawn(async move { hosts.stop(&m).await });
-                }
-                Some(m) => {
-                    if let Err(e) = self.hosts.stop(m).await {
-                        failed.push(format!("{a}: {e}"));
-                    }
-                }
-                None => {}
             }
         }
-        (started, failed)
+        let mut stops: Vec<(&Action, &String)> = plan
+            .actions
+            .iter()
+            .filter(|a| !kept.contains(a))
+            .filter_map(|a| match a {
+                Action::Remove { member } | Action::Move { member, .. } => Some((a, member)),
+                Action::Add { .. } => None,
+            })
+            .collect();
+        stops.sort_by_key(|(_, m)| *m == me);
+        for (a, m) in stops {
+            if let Err(e) = self.hosts.stop(m).await {
+                failed.push(format!("{a}: {e}"));
+            }
+        }
+        (started, taught, failed)
     }
 
-    async fn teach(&self, member: &str) {
+    /// Teaches a new member the services of the config; returns how many it learned.
+    async fn teach(&self, member: &str) -> usize {
+        let mut taught = 0;
         for s in &self.config.teach {
-            if let Err(e) = self.agent.teach(s, member).await {
-                tracing::warn!(agent = %self.agent.name(), %member, service = %s, error = %e, "teaching a new member failed");
+            match self.agent.teach(s, member).await {
+                Ok(()) => taught += 1,
+                Err(e) => {
+                    tracing::warn!(agent = %self.agent.name(), %member, service = %s, error = %e, "teaching a new member failed");
+                }
             }
         }
+        taught
     }
 
     async fn record(&self, d: Decision) {
