@@ -6,7 +6,6 @@
 #[path = "../examples/support/check.rs"]
 mod check;
 #[path = "../examples/support/plot.rs"]
-#[allow(dead_code)]
 mod plot;
 #[path = "../examples/autoscaling/report.rs"]
 #[allow(dead_code)]
