@@ -74,6 +74,30 @@ impl AgentHandle {
             .await
     }
 
+    /// The agents that offer `service` (can do), best first, as this agent knows them: it asks
+    /// the network to tell again (so that providers that arrived since are heard of), and if
+    /// it knows none yet waits up to its negotiation time-out for one to answer.
+    pub async fn providers_of(&self, service: &str) -> Vec<String> {
+        self.inner().negotiator.providers_of(service).await
+    }
+
+    /// Calls a service at one named agent, and nowhere else: for services whose answer depends
+    /// on who gives it (a host's status, a sensor's reading). Can-do only; within the
+    /// agent's negotiation time-out; the agent must talk to `agent` (its neighbourhood).
+    pub async fn call_at(
+        &self,
+        agent: &str,
+        service: &str,
+        input: impl Into<Value>,
+    ) -> Result<Value, CallError> {
+        let inner = self.inner();
+        if inner.tasks.is_closed() {
+            return Err(CallError::Stopped);
+        }
+        let _in_flight = inner.tasks.token();
+        inner.negotiator.call_at(agent, service, input.into()).await
+    }
+
     /// Asks for a service in the given modes, preferred first: runs it remotely (`can_do`),
     /// learns it (`can_teach`), or follows referrals (`knows_who_*`). The outcome says who
     /// served or taught it, and through whose referrals.

@@ -247,11 +247,16 @@ impl Manager {
                 return d;
             }
         };
-        d.before = Configuration::from_pairs(
-            status
+        // A member its host still lists but the network says is gone has failed: it is not
+        // part of the configuration (its host may not know yet).
+        let transport = self.agent.transport();
+        let me = d.coordinator.clone();
+        d.before = Configuration::from_pairs(status.iter().flat_map(|h| {
+            h.members
                 .iter()
-                .flat_map(|h| h.members.iter().map(move |m| (m.clone(), h.name.clone()))),
-        );
+                .filter(|m| **m == me || transport.is_member(m))
+                .map(move |m| (m.clone(), h.name.clone()))
+        }));
         match self.plan(&d.before, &status) {
             Ok((feasible, plan)) => {
                 d.feasible_before = feasible;

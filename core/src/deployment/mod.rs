@@ -11,6 +11,11 @@
 //! (each stops offering, finishes what it runs, and leaves). Every decision is recorded with
 //! its utility and cost ([`DecisionLog`], the `deployment.decision` topic, the trace).
 //!
+//! Hosts are [`SimulatedHosts`] in one process (for experiments on the paused clock) or host
+//! agents across processes ([`HostServer`], which `selflet host` runs; members reach them as
+//! [`RemoteHosts`] through their own agent, authenticated like every other message). The
+//! same manager drives both.
+//!
 //! Search is Rhizoma's hill-climbing with a horizon ([`Search::hill_climb`]); an exhaustive
 //! search ([`Search::exhaustive`]) over the same actions measures what it misses on small
 //! cases. Constraints are checked on the plan's final configuration only: intermediate steps
@@ -61,8 +66,13 @@ mod hosts;
 mod manager;
 mod objective;
 mod plan;
+mod remote;
 
 pub use hosts::{Host, HostError, HostStatus, Hosts, SimulatedHosts, Spawner};
 pub use manager::{Config, Decision, DecisionLog, Strategy, manage};
 pub use objective::{ObjectiveError, Period, ScriptObjective};
 pub use plan::{Action, Configuration, Objective, Plan, Search};
+pub use remote::{
+    HostServer, MAX_HOST_FIELDS, MAX_MEMBERS_PER_HOST, MemberSpawner, RemoteHosts, START, STATUS,
+    STOP,
+};

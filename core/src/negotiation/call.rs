@@ -144,6 +144,26 @@ impl Negotiator {
             .unwrap_or(crate::behaviour::DEFAULT_SERVICE_TIME)
     }
 
+    /// Calls `service` at `agent` and nowhere else (can-do only): for services whose answer
+    /// depends on who gives it, such as a host's status.
+    pub(crate) async fn call_at(
+        &self,
+        agent: &str,
+        service: &str,
+        input: Value,
+    ) -> Result<Value, CallError> {
+        if !self.talks_to(agent) {
+            return Err(CallError::Unavailable {
+                service: service.to_owned(),
+                attempts: vec![super::Attempt {
+                    provider: agent.to_owned(),
+                    error: super::AttemptError::Unexpected("an agent this one does not talk to"),
+                }],
+            });
+        }
+        self.forward(agent, service, input).await
+    }
+
     /// Hands a request on to the neighbour its load is redirected to, can-do only.
     async fn forward(&self, to: &str, service: &str, input: Value) -> Result<Value, CallError> {
         self.announce_outgoing(service, to, &[OfferMode::CanDo])

@@ -355,6 +355,23 @@ impl Negotiator {
         order
     }
 
+    /// Who offers `service` (can do), best first: asks them all to say so again (so that
+    /// providers that arrived since are heard of), and waits up to the time-out for an
+    /// answer if none is known yet.
+    pub(crate) async fn providers_of(&self, service: &str) -> Vec<String> {
+        if !self.gossips() {
+            let discover = self.envelope(
+                "",
+                0,
+                Message::Discover {
+                    service: service.to_owned(),
+                },
+            );
+            self.transport.publish(service, discover);
+        }
+        self.candidates(service, &[OfferMode::CanDo], None).await
+    }
+
     /// Providers to try for `service` in `modes`, best first; discovers some if none is known.
     async fn candidates(
         &self,
