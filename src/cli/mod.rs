@@ -1,6 +1,7 @@
 //! Command-line parsing and the subcommands.
 
 mod check;
+mod host;
 mod keys;
 mod run;
 mod summary;
@@ -41,6 +42,15 @@ enum Command {
         #[command(flatten)]
         network: NetworkArgs,
     },
+    /// Run a host of a self-deploying application: a host agent that starts and stops members
+    /// (from a manifest) when the deployment's coordinator asks, and the members it starts.
+    ///
+    /// Every member runs the deployment manager: the lowest-named live member coordinates,
+    /// and plans at most `--horizon` add / remove / move actions per `--period` over the
+    /// `--objective` script. For example, on three machines:
+    /// `selflet host --name h1 --members 1 --objective deploy.rhai --listen tcp/0.0.0.0:7447 member.yaml`,
+    /// then `selflet host --name h2 --objective deploy.rhai --connect tcp/<h1>:7447 member.yaml`, …
+    Host(host::HostArgs),
     /// Make the key of each manifest's agent if it has none yet, and print its public key:
     /// the `<agent>.pub` file to give to the agents that should trust it (`security: secure`).
     Keys {
@@ -140,6 +150,7 @@ pub(crate) fn main(cli: Cli) -> ExitCode {
             grace,
             network,
         } => run::run(&manifests, watch, grace, &network),
+        Command::Host(args) => host::host(&args),
         Command::Keys { manifests, keys } => keys::keys(&manifests, keys.as_deref()),
         Command::Graph { behaviour, dot } => {
             match selflet::behaviour::Behaviour::load(&behaviour) {

@@ -41,7 +41,7 @@ fn agreed<'a, T: PartialEq>(
 }
 
 /// Where the agents meet: the settings of the manifests, overridden by the flags.
-fn network_settings(
+pub(super) fn network_settings(
     manifests: &[Manifest],
     paths: &[PathBuf],
     args: &NetworkArgs,
@@ -142,7 +142,7 @@ fn security_override(
 
 /// The network the agents join, and the Zenoh session to close at the end, if any.
 #[cfg(feature = "zenoh")]
-async fn open(
+pub(super) async fn open(
     settings: Option<ZenohConfig>,
 ) -> Result<(Arc<dyn Transport>, Option<selflet::transport::Zenoh>), String> {
     let Some(config) = settings else {
@@ -193,7 +193,9 @@ async fn report_connection(zenoh: selflet::transport::Zenoh, endpoints: Vec<Stri
 }
 
 #[cfg(not(feature = "zenoh"))]
-async fn open(settings: Option<ZenohConfig>) -> Result<(Arc<dyn Transport>, Option<()>), String> {
+pub(super) async fn open(
+    settings: Option<ZenohConfig>,
+) -> Result<(Arc<dyn Transport>, Option<()>), String> {
     match settings {
         None => Ok((Arc::new(Network::new()), None)),
         Some(_) => Err("this selflet was built without the `zenoh` feature".into()),
@@ -201,7 +203,7 @@ async fn open(settings: Option<ZenohConfig>) -> Result<(Arc<dyn Transport>, Opti
 }
 
 /// Every manifest, validated before anything starts: a bad one starts nothing.
-fn load_all(paths: &[PathBuf]) -> Option<Vec<Manifest>> {
+pub(super) fn load_all(paths: &[PathBuf]) -> Option<Vec<Manifest>> {
     let mut manifests = Vec::new();
     let mut bad = false;
     for p in paths {
@@ -324,7 +326,7 @@ async fn run_agents(
 
 /// Stops every agent, each given `grace` for its in-flight work, all within a bound; a
 /// second signal meanwhile exits at once.
-async fn stop_all(agents: &[AgentHandle], grace: Duration, signals: &mut Signals) {
+pub(super) async fn stop_all(agents: &[AgentHandle], grace: Duration, signals: &mut Signals) {
     let all = futures_util::future::join_all(agents.iter().map(AgentHandle::shutdown));
     // Each agent cancels what is left after its grace, and waits as long again for the
     // cancelled work to end; beyond that, it is abandoned.
@@ -341,7 +343,7 @@ async fn stop_all(agents: &[AgentHandle], grace: Duration, signals: &mut Signals
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM, listened for from the moment this is made.
-struct Signals {
+pub(super) struct Signals {
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -349,7 +351,7 @@ struct Signals {
 }
 
 impl Signals {
-    fn listen() -> std::io::Result<Signals> {
+    pub(super) fn listen() -> std::io::Result<Signals> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -363,7 +365,7 @@ impl Signals {
     }
 
     /// The next signal.
-    async fn next(&mut self) {
+    pub(super) async fn next(&mut self) {
         #[cfg(unix)]
         tokio::select! {
             _ = self.int.recv() => {}
