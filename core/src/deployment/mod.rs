@@ -54,8 +54,9 @@
 //! hosts.add_host("slow", 1, &[("region", Value::from("eu"))]);
 //! hosts.add_host("fast", 2, &[("region", Value::from("us"))]);
 //! hosts.start("slow").await?;
-//! tokio::time::sleep(Duration::from_secs(90)).await; // one period
-//! let moved = &log.decisions()[0];
+//! // The first period the coordinator only observes; the second it moves the member.
+//! tokio::time::sleep(Duration::from_secs(150)).await;
+//! let moved = &log.decisions()[1];
 //! assert!(moved.executed);
 //! assert_eq!(moved.plan.as_ref().unwrap().actions[0].to_string(), "move slow-m1 to fast");
 //! assert_eq!(hosts.members().await?, vec![("fast-m2".to_string(), "fast".to_string())]);
