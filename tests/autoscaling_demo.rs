@@ -1,7 +1,8 @@
 //! The autoscaling comparison, reduced (every third request of each shipped trace, three
 //! times faster: the same rates and shapes in a third of the time): self-deployment uses
 //! fewer SelfLet-hours than the pool sized for the peak at a comparable response time, fewer
-//! violations than the pool sized for the mean, and no configuration loses a request.
+//! violations than the pool sized for the mean; the HPA and the forecast scaler scale both
+//! ways; and no configuration loses a request.
 
 #[path = "../examples/support/check.rs"]
 mod check;
@@ -10,6 +11,8 @@ mod plot;
 #[path = "../examples/autoscaling/report.rs"]
 #[allow(dead_code)]
 mod report;
+#[path = "../examples/autoscaling/scalers.rs"]
+mod scalers;
 #[path = "../examples/autoscaling/scenario.rs"]
 mod scenario;
 #[path = "../examples/autoscaling/trace.rs"]
@@ -30,7 +33,7 @@ async fn self_deployment_saves_selflet_hours_on_both_traces_and_loses_no_request
             reports.push(scenario::run(root, &t, c, &p).await.unwrap());
         }
         report::print(&t, &p, &reports);
-        let checks = report::checks(&reports);
+        let checks = report::checks(&reports, &p);
         check::print(&checks);
         let get = |c: &str| reports.iter().find(|r| r.config == c).unwrap();
         let (peak, mean, sd) = (get("peak_pool"), get("mean_pool"), get("self_deploy"));
@@ -52,8 +55,23 @@ async fn self_deployment_saves_selflet_hours_on_both_traces_and_loses_no_request
             peak.mean_rt_s
         );
         assert!(sd.over_threshold < mean.over_threshold, "{name}");
-        assert!(sd.actions.get("add").copied().unwrap_or(0) > 0);
-        assert!(sd.actions.get("remove").copied().unwrap_or(0) > 0);
+        for scaled in [sd, get("hpa"), get("forecast_scaler")] {
+            assert!(
+                scaled.actions.get("add").copied().unwrap_or(0) > 0,
+                "{}",
+                scaled.config
+            );
+            assert!(
+                scaled.actions.get("remove").copied().unwrap_or(0) > 0,
+                "{}",
+                scaled.config
+            );
+            assert!(
+                scaled.selflet_hours < peak.selflet_hours,
+                "{}",
+                scaled.config
+            );
+        }
     }
 }
 

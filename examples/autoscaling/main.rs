@@ -18,6 +18,7 @@ mod check;
 #[path = "../support/plot.rs"]
 mod plot;
 mod report;
+mod scalers;
 mod scenario;
 mod trace;
 
@@ -50,6 +51,15 @@ struct Args {
     /// Response time over which a request violates the service level, seconds.
     #[arg(long, default_value_t = 30.0)]
     threshold: f64,
+    /// The HPA's tolerance (Kubernetes' default 0.1).
+    #[arg(long, default_value_t = 0.1)]
+    hpa_tolerance: f64,
+    /// The HPA's scale-down stabilization window, seconds (Kubernetes' default 300).
+    #[arg(long, default_value_t = 300.0)]
+    hpa_stabilization: f64,
+    /// The HPA's sync period, seconds (Kubernetes' default 15).
+    #[arg(long, default_value_t = 15.0)]
+    hpa_sync: f64,
     /// Seeds the requests' work.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -85,6 +95,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         threshold_s: args.threshold,
         startup_s: args.startup_delay,
         seed: args.seed,
+        hpa_tolerance: args.hpa_tolerance,
+        hpa_stabilization_s: args.hpa_stabilization,
+        hpa_sync_s: args.hpa_sync,
         ..Params::default()
     };
     let wall = std::time::Instant::now();
@@ -94,7 +107,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for c in CONFIGS {
             reports.push(scenario::run(root, &t, c, &params).await?);
         }
-        let checks = report::checks(&reports);
+        let checks = report::checks(&reports, &params);
         if args.json {
             println!(
                 "{}",

@@ -56,8 +56,8 @@ pub(crate) fn print(t: &Trace, p: &Params, reports: &[Report]) {
 
 /// The criteria: self-deployment uses ≥ 30 % fewer SelfLet-hours than the peak pool,
 /// with a mean response time within 10 % of it and fewer violations than the mean pool; and
-/// no configuration loses a request.
-pub(crate) fn checks(reports: &[Report]) -> Vec<Check> {
+/// no configuration loses a request; and self-deployment against the HPA.
+pub(crate) fn checks(reports: &[Report], p: &Params) -> Vec<Check> {
     let (Some(peak), Some(mean), Some(sd)) = (
         get(reports, "peak_pool"),
         get(reports, "mean_pool"),
@@ -100,6 +100,23 @@ pub(crate) fn checks(reports: &[Report]) -> Vec<Check> {
                 100.0 * mean.over_threshold
             ),
         ),
+        match get(reports, "hpa") {
+            Some(hpa) => Check::new(
+                "self-deployment uses fewer SelfLet-hours than Kubernetes' HPA at no worse p95",
+                sd.selflet_hours < hpa.selflet_hours && sd.p95_rt_s <= hpa.p95_rt_s,
+                format!(
+                    "{:.1} h against {:.1} h ({:+.0} %); p95 {:.1} s against {:.1} s (the work alone: {:.1} s)",
+                    sd.selflet_hours,
+                    hpa.selflet_hours,
+                    100.0 * (sd.selflet_hours / hpa.selflet_hours - 1.0),
+                    sd.p95_rt_s,
+                    hpa.p95_rt_s,
+                    // The 95th percentile of the work alone (exponential), with no queueing.
+                    p.service_s * 20f64.ln(),
+                ),
+            ),
+            None => Check::new("the HPA ran", false, "it is missing"),
+        },
         Check::new(
             "no configuration loses a request",
             reports.iter().all(|r| r.lost == 0 && r.requests > 0),

@@ -22,7 +22,14 @@ use tokio::time::Instant;
 use crate::trace::Trace;
 
 /// The configurations compared.
-pub(crate) const CONFIGS: [&str; 4] = ["peak_pool", "mean_pool", "balance_only", "self_deploy"];
+pub(crate) const CONFIGS: [&str; 6] = [
+    "peak_pool",
+    "mean_pool",
+    "balance_only",
+    "hpa",
+    "forecast_scaler",
+    "self_deploy",
+];
 
 /// The model's parameters.
 #[derive(Debug, Clone)]
@@ -41,6 +48,11 @@ pub(crate) struct Params {
     /// Hosts available (half fast, half slow).
     pub(crate) hosts: usize,
     pub(crate) seed: u64,
+    /// The Horizontal Pod Autoscaler's tolerance, scale-down stabilization window and sync
+    /// period.
+    pub(crate) hpa_tolerance: f64,
+    pub(crate) hpa_stabilization_s: f64,
+    pub(crate) hpa_sync_s: f64,
 }
 
 impl Default for Params {
@@ -54,6 +66,9 @@ impl Default for Params {
             horizon: 2,
             hosts: 24,
             seed: 1,
+            hpa_tolerance: 0.1,
+            hpa_stabilization_s: 300.0,
+            hpa_sync_s: 15.0,
         }
     }
 }
@@ -249,8 +264,17 @@ pub(crate) async fn run(
         hosts.start(&host_name(i)).await?;
     }
     booting.pool_started.store(true, Ordering::Relaxed);
-    let report = replay(trace, config, p, &hosts, &booting).await?;
-    let mut report = report;
+    let scaler = scaler(config, p).map(|s| {
+        let order: Vec<String> = (0..p.hosts).map(host_name).collect();
+        let speeds = (0..p.hosts).map(|i| (host_name(i), speed(i, p))).collect();
+        crate::scalers::spawn(s, hosts.clone(), order, speeds)
+    });
+    let report = replay(trace, config, p, &hosts, &booting).await;
+    let mut report = report?;
+    if let Some((task, actions)) = scaler {
+        task.abort();
+        report.actions = actions.lock().unwrap().clone();
+    }
     if config == "self_deploy" {
         for d in log.decisions().iter().filter(|d| d.executed) {
             for a in d.plan.iter().flat_map(|p| &p.actions) {
@@ -270,6 +294,28 @@ pub(crate) async fn run(
         }
     }
     Ok(report)
+}
+
+/// The central scaler of `config`, if it has one.
+fn scaler(config: &str, p: &Params) -> Option<crate::scalers::Scaler> {
+    use crate::scalers::{Forecast, Hpa, Scaler};
+    match config {
+        "hpa" => Some(Scaler::Hpa(Hpa {
+            target: p.target,
+            tolerance: p.hpa_tolerance,
+            stabilization: Duration::from_secs_f64(p.hpa_stabilization_s),
+            sync: Duration::from_secs_f64(p.hpa_sync_s),
+        })),
+        "forecast_scaler" => Some(Scaler::Forecast(Forecast {
+            target: p.target,
+            service_s: p.service_s,
+            period: Duration::from_secs(p.period_s),
+            alpha: 0.3,
+            beta: 0.3,
+            ahead: 1.0 + p.startup_s / p.period_s as f64,
+        })),
+        _ => None,
+    }
 }
 
 /// One request's fate.
