@@ -369,3 +369,41 @@ impl Hosts for RemoteHosts {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(members: usize, metrics: usize, capacity: f64) -> Value {
+        HostStatus {
+            name: "h1".into(),
+            up: true,
+            capacity,
+            load: 0.0,
+            metrics: (0..metrics).map(|i| (format!("m{i}"), 1.0)).collect(),
+            attributes: BTreeMap::new(),
+            members: (0..members).map(|i| format!("h1-m{i}")).collect(),
+        }
+        .to_value()
+    }
+
+    #[test]
+    fn a_host_status_round_trips_and_its_limits_hold() {
+        let ok = status(MAX_MEMBERS_PER_HOST, MAX_HOST_FIELDS, 2.0);
+        let back = HostStatus::from_value(&ok, "h1").unwrap();
+        assert_eq!(back.members.len(), MAX_MEMBERS_PER_HOST);
+        assert!(
+            HostStatus::from_value(&ok, "h2").is_err(),
+            "a host speaks for itself only"
+        );
+        for bad in [
+            status(MAX_MEMBERS_PER_HOST + 1, 0, 2.0),
+            status(0, MAX_HOST_FIELDS + 1, 2.0),
+            status(0, 0, f64::NAN),
+            status(0, 0, -1.0),
+            Value::from("h1"),
+        ] {
+            assert!(HostStatus::from_value(&bad, "h1").is_err(), "{bad:?}");
+        }
+    }
+}
