@@ -197,3 +197,46 @@ async fn a_host_status_that_lies_or_is_malformed_is_left_out() {
     let remote = deployment::RemoteHosts::new(&member);
     assert!(remote.status().await.unwrap().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_coordinator_teaches_the_members_it_starts() {
+    let objective = "fn utility(c) { if c.members.len() == 2 { 1.0 } else { 0.0 } }
+                     fn constraint(c) { c.hosts.values().all(|h| h.count <= 1) }";
+    let mut config = Config::new(SourceFile::new("two.rhai", objective));
+    config.teach = vec!["double".into()];
+    let net = Network::new();
+    let c = config.clone();
+    let hosts = SimulatedHosts::new(Arc::new(move |hosts, _host, name| {
+        let (net, config) = (net.clone(), c.clone());
+        Box::pin(async move {
+            let mut b = Agent::builder(name).network(&net);
+            // Only the first member is started with the service; the others learn it.
+            if hosts.members().await?.is_empty() {
+                let double = selflet::Behaviour::parse(SourceFile::new(
+                    "double.yaml",
+                    "behaviour: double\ninitial: d\nstates:\n  d: { final: true, output: \"input * 2\" }\n",
+                ))?;
+                b = b.behaviour(double).service(selflet::Service::new(
+                    "double",
+                    selflet::OfferModes::CAN_DO | selflet::OfferModes::CAN_TEACH,
+                ));
+            }
+            let a = b.spawn().await?;
+            deployment::manage(&a, Arc::new(hosts), config)?;
+            Ok(a)
+        })
+    }));
+    hosts.add_host("h1", 1, &[]);
+    hosts.add_host("h2", 1, &[]);
+    hosts.start("h1").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(150)).await;
+    let log = config.log.decisions();
+    let added = log.iter().find(|d| d.executed).expect("a plan ran");
+    assert_eq!((added.started.len(), added.taught), (1, 1), "{added:#?}");
+    let learner = hosts.member(&added.started[0]).unwrap();
+    assert!(learner.learned().contains_key("double"));
+    assert_eq!(
+        learner.call("double", 21).await.unwrap(),
+        selflet::Value::Int(42)
+    );
+}
