@@ -12,7 +12,7 @@ use selflet::deployment::{self, HostServer, RemoteHosts};
 use selflet::{Agent, AgentHandle, Manifest, SourceFile, Value};
 
 use super::NetworkArgs;
-use super::run::{Signals, load_all, network_settings, open, stop_all};
+use super::run::{Process, block_on, load_all, network_settings, stop_all};
 
 /// What `selflet host` was told.
 #[derive(Debug, clap::Args)]
@@ -98,17 +98,8 @@ pub(super) fn host(args: &HostArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let manifest = manifests.into_iter().next().expect("one manifest loaded");
-    let code = runtime.block_on(serve(args, manifest, attrs, config, settings));
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    code
+    block_on(serve(args, manifest, attrs, config, settings))
 }
 
 async fn serve(
@@ -118,20 +109,14 @@ async fn serve(
     config: deployment::Config,
     settings: Option<selflet::transport::ZenohConfig>,
 ) -> ExitCode {
-    let mut signals = match Signals::listen() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot listen for signals: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let (transport, session) = match open(settings).await {
-        Ok(t) => t,
+    let mut process = match Process::start(settings).await {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let transport = Arc::clone(&process.transport);
     let (t, grace) = (Arc::clone(&transport), args.grace);
     let server = HostServer::new(
         &args.name,
@@ -173,16 +158,11 @@ async fn serve(
         }
     }
     tracing::info!(host = %args.name, members = server.members().len(), "hosting; press Ctrl-C to stop");
-    signals.next().await;
+    process.signals.next().await;
     tracing::info!("stopping (a second Ctrl-C exits at once)");
     let mut all: Vec<AgentHandle> = server.members();
     all.push(agent);
-    stop_all(&all, grace, &mut signals).await;
-    #[cfg(feature = "zenoh")]
-    if let Some(zenoh) = session {
-        zenoh.close().await;
-    }
-    #[cfg(not(feature = "zenoh"))]
-    let _ = session;
+    stop_all(&all, grace, &mut process.signals).await;
+    process.close().await;
     ExitCode::SUCCESS
 }

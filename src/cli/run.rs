@@ -249,6 +249,12 @@ pub(super) fn run(
             return ExitCode::FAILURE;
         }
     };
+    block_on(run_agents(manifests, settings, watch, grace))
+}
+
+/// Runs a command's work on a multi-thread runtime, and abandons (does not wait for) the
+/// tasks that outlive its bounded shutdown.
+pub(super) fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -256,10 +262,43 @@ pub(super) fn run(
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(run_agents(manifests, settings, watch, grace));
-    // Tasks that outlived a bounded shutdown are abandoned, not waited for.
+    let code = runtime.block_on(work);
     runtime.shutdown_timeout(Duration::from_secs(1));
     code
+}
+
+/// What the agents of one process share: the signals, listened for before anything else
+/// starts (a signal during start-up must not find the default handler, which would kill the
+/// process without a clean shutdown), their network, and the Zenoh session to close at the
+/// end.
+pub(super) struct Process {
+    pub(super) signals: Signals,
+    pub(super) transport: Arc<dyn Transport>,
+    #[cfg(feature = "zenoh")]
+    session: Option<selflet::transport::Zenoh>,
+}
+
+impl Process {
+    pub(super) async fn start(settings: Option<ZenohConfig>) -> Result<Process, String> {
+        let signals = Signals::listen().map_err(|e| format!("cannot listen for signals: {e}"))?;
+        let (transport, session) = open(settings).await?;
+        #[cfg(not(feature = "zenoh"))]
+        let _ = session;
+        Ok(Process {
+            signals,
+            transport,
+            #[cfg(feature = "zenoh")]
+            session,
+        })
+    }
+
+    /// Closes the Zenoh session, if any.
+    pub(super) async fn close(self) {
+        #[cfg(feature = "zenoh")]
+        if let Some(zenoh) = self.session {
+            zenoh.close().await;
+        }
+    }
 }
 
 async fn run_agents(
@@ -268,22 +307,14 @@ async fn run_agents(
     watch: bool,
     grace: Duration,
 ) -> ExitCode {
-    // Listening starts before anything else: a signal during start-up must not find the
-    // default handler, which would kill the process without a clean shutdown.
-    let mut signals = match Signals::listen() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot listen for signals: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let (transport, session) = match open(settings).await {
-        Ok(t) => t,
+    let mut process = match Process::start(settings).await {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let (transport, signals) = (Arc::clone(&process.transport), &mut process.signals);
     let buses: Vec<Bus> = manifests.iter().map(|m| Bus::new(&m.name)).collect();
     let summary = super::summary::Summary::watch(&buses);
     let mut agents = Vec::new();
@@ -297,7 +328,7 @@ async fn run_agents(
             Ok(a) => agents.push(a),
             Err(e) => {
                 eprintln!("error: agent `{}`: {e}", m.name);
-                stop_all(&agents, grace, &mut signals).await;
+                stop_all(&agents, grace, signals).await;
                 return ExitCode::FAILURE;
             }
         }
@@ -313,14 +344,9 @@ async fn run_agents(
     tracing::info!(agents = agents.len(), "running; press Ctrl-C to stop");
     signals.next().await;
     tracing::info!("stopping (a second Ctrl-C exits at once)");
-    stop_all(&agents, grace, &mut signals).await;
+    stop_all(&agents, grace, signals).await;
     summary.print(&agents, transport.counters());
-    #[cfg(feature = "zenoh")]
-    if let Some(zenoh) = session {
-        zenoh.close().await;
-    }
-    #[cfg(not(feature = "zenoh"))]
-    let _ = session;
+    process.close().await;
     ExitCode::SUCCESS
 }
 
