@@ -66,6 +66,8 @@
 
 pub use selflet_core::*;
 
+pub mod metrics;
+
 /// Prediction models and learners: Space-Saving, load forecasting, and [`plugins::kinds`], the
 /// registry of every predictor kind for manifests.
 pub use selflet_plugins as plugins;

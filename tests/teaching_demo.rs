@@ -15,6 +15,7 @@ fn settings(with_policy: bool) -> Settings {
         predictor: Default::default(),
         with_policy,
         checkpoints: vec![180, 300, 540, 900],
+        metrics: false,
     }
 }
 

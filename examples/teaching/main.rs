@@ -94,6 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         predictor: predictor.clone(),
         with_policy,
         checkpoints: checkpoints.clone(),
+        metrics: false,
     };
     let run = |with_policy: bool| -> Result<Run, Box<dyn std::error::Error>> {
         let mut rt = tokio::runtime::Builder::new_current_thread();

@@ -21,6 +21,8 @@ pub(crate) struct Settings {
     pub(crate) with_policy: bool,
     /// Times at which to take a row of the table.
     pub(crate) checkpoints: Vec<u64>,
+    /// Have both agents report to the installed metrics recorder (`selflet::metrics`).
+    pub(crate) metrics: bool,
 }
 
 /// One row of the table.
@@ -77,6 +79,10 @@ pub(crate) async fn run(dir: &Path, s: &Settings) -> Result<Run, Box<dyn std::er
         .predictor_kinds(kinds)
         .spawn()
         .await?;
+    if s.metrics {
+        selflet::metrics::watch(&a, Duration::from_secs(1));
+        selflet::metrics::watch(&b, Duration::from_secs(1));
+    }
     // The request period is the main behaviour's `after` timer: set it in the behaviour itself.
     let main = a.main_behaviour().ok_or("A has no main behaviour")?;
     let looped = a

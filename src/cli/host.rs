@@ -50,6 +50,9 @@ pub(super) struct HostArgs {
     /// How long a member being stopped may take to finish its work.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = super::duration)]
     pub(super) grace: Duration,
+    /// Serve Prometheus metrics of the host and its members on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub(super) metrics: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub(super) network: NetworkArgs,
 }
@@ -109,7 +112,7 @@ async fn serve(
     config: deployment::Config,
     settings: Option<selflet::transport::ZenohConfig>,
 ) -> ExitCode {
-    let mut process = match Process::start(settings).await {
+    let mut process = match Process::start(settings, args.metrics).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -117,7 +120,7 @@ async fn serve(
         }
     };
     let transport = Arc::clone(&process.transport);
-    let (t, grace) = (Arc::clone(&transport), args.grace);
+    let (t, grace, metrics) = (Arc::clone(&transport), args.grace, args.metrics.is_some());
     let server = HostServer::new(
         &args.name,
         args.capacity,
@@ -133,6 +136,9 @@ async fn serve(
                     .spawn()
                     .await?;
                 deployment::manage(&a, Arc::new(RemoteHosts::new(&a)), config)?;
+                if metrics {
+                    selflet::metrics::watch(&a, Duration::from_secs(1));
+                }
                 tracing::info!(member = %a.name(), "member started");
                 Ok(a)
             })
@@ -152,6 +158,7 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
+    process.watch(&agent);
     for _ in 0..args.members {
         if let Err(e) = server.start_member().await {
             eprintln!("error: starting a member: {e}");

@@ -39,6 +39,10 @@ enum Command {
         /// cancelled (a second Ctrl-C or SIGTERM exits at once).
         #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
         grace: std::time::Duration,
+        /// Serve Prometheus metrics of every agent on this address (any path), such as
+        /// `127.0.0.1:9464`.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
         #[command(flatten)]
         network: NetworkArgs,
     },
@@ -148,8 +152,9 @@ pub(crate) fn main(cli: Cli) -> ExitCode {
             manifests,
             watch,
             grace,
+            metrics,
             network,
-        } => run::run(&manifests, watch, grace, &network),
+        } => run::run(&manifests, watch, grace, metrics, &network),
         Command::Host(args) => host::host(&args),
         Command::Keys { manifests, keys } => keys::keys(&manifests, keys.as_deref()),
         Command::Graph { behaviour, dot } => {

@@ -11,6 +11,9 @@ use selflet::{Agent, AgentHandle, Manifest, Network, SourceFile};
 
 use super::{ModeArg, NetworkArgs, NetworkKind, SecurityArg};
 
+/// How often agents report what they count to the metrics exporter.
+const METRICS_PERIOD: Duration = Duration::from_secs(1);
+
 /// The exit status after a second signal cut the shutdown short (128 + SIGINT).
 const INTERRUPTED: i32 = 130;
 
@@ -222,6 +225,7 @@ pub(super) fn run(
     paths: &[PathBuf],
     watch: bool,
     grace: Duration,
+    metrics: Option<std::net::SocketAddr>,
     network: &NetworkArgs,
 ) -> ExitCode {
     let Some(manifests) = load_all(paths) else {
@@ -249,7 +253,7 @@ pub(super) fn run(
             return ExitCode::FAILURE;
         }
     };
-    block_on(run_agents(manifests, settings, watch, grace))
+    block_on(run_agents(manifests, settings, watch, grace, metrics))
 }
 
 /// Runs a command's work on a multi-thread runtime, and abandons (does not wait for) the
@@ -274,22 +278,39 @@ pub(super) fn block_on(work: impl std::future::Future<Output = ExitCode>) -> Exi
 pub(super) struct Process {
     pub(super) signals: Signals,
     pub(super) transport: Arc<dyn Transport>,
+    metrics: bool,
     #[cfg(feature = "zenoh")]
     session: Option<selflet::transport::Zenoh>,
 }
 
 impl Process {
-    pub(super) async fn start(settings: Option<ZenohConfig>) -> Result<Process, String> {
+    /// Listens for signals, opens the network, and serves metrics on `metrics` if given.
+    pub(super) async fn start(
+        settings: Option<ZenohConfig>,
+        metrics: Option<std::net::SocketAddr>,
+    ) -> Result<Process, String> {
         let signals = Signals::listen().map_err(|e| format!("cannot listen for signals: {e}"))?;
+        if let Some(addr) = metrics {
+            selflet::metrics::serve(addr).map_err(|e| format!("metrics on {addr}: {e}"))?;
+            tracing::info!(%addr, "serving Prometheus metrics");
+        }
         let (transport, session) = open(settings).await?;
         #[cfg(not(feature = "zenoh"))]
         let _ = session;
         Ok(Process {
             signals,
             transport,
+            metrics: metrics.is_some(),
             #[cfg(feature = "zenoh")]
             session,
         })
+    }
+
+    /// Makes `agent` report metrics, if this process serves them.
+    pub(super) fn watch(&self, agent: &AgentHandle) {
+        if self.metrics {
+            selflet::metrics::watch(agent, METRICS_PERIOD);
+        }
     }
 
     /// Closes the Zenoh session, if any.
@@ -306,15 +327,16 @@ async fn run_agents(
     settings: Option<ZenohConfig>,
     watch: bool,
     grace: Duration,
+    metrics: Option<std::net::SocketAddr>,
 ) -> ExitCode {
-    let mut process = match Process::start(settings).await {
+    let mut process = match Process::start(settings, metrics).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let (transport, signals) = (Arc::clone(&process.transport), &mut process.signals);
+    let transport = Arc::clone(&process.transport);
     let buses: Vec<Bus> = manifests.iter().map(|m| Bus::new(&m.name)).collect();
     let summary = super::summary::Summary::watch(&buses);
     let mut agents = Vec::new();
@@ -325,10 +347,13 @@ async fn run_agents(
             .predictor_kinds(selflet::plugins::kinds())
             .shutdown_grace(grace);
         match builder.spawn().await {
-            Ok(a) => agents.push(a),
+            Ok(a) => {
+                process.watch(&a);
+                agents.push(a);
+            }
             Err(e) => {
                 eprintln!("error: agent `{}`: {e}", m.name);
-                stop_all(&agents, grace, signals).await;
+                stop_all(&agents, grace, &mut process.signals).await;
                 return ExitCode::FAILURE;
             }
         }
@@ -342,9 +367,9 @@ async fn run_agents(
         tokio::spawn(watch_policies(watched));
     }
     tracing::info!(agents = agents.len(), "running; press Ctrl-C to stop");
-    signals.next().await;
+    process.signals.next().await;
     tracing::info!("stopping (a second Ctrl-C exits at once)");
-    stop_all(&agents, grace, signals).await;
+    stop_all(&agents, grace, &mut process.signals).await;
     summary.print(&agents, transport.counters());
     process.close().await;
     ExitCode::SUCCESS
