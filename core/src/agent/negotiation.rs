@@ -61,17 +61,19 @@ impl AgentHandle {
         input: impl Into<Value>,
         options: CallOptions,
     ) -> Result<Value, CallError> {
-        let inner = self.inner();
-        // A call from the application is in-flight work like a peer's request: shutdown
-        // gives it the grace period to finish, and once shutdown has begun none starts.
-        if inner.tasks.is_closed() {
+        let _in_flight = self.in_flight()?;
+        let negotiator = &self.inner().negotiator;
+        negotiator.call(service, input.into(), 0, options).await
+    }
+
+    /// A call from the application is in-flight work like a peer's request: shutdown gives it
+    /// the grace period to finish, and once shutdown has begun none starts.
+    fn in_flight(&self) -> Result<tokio_util::task::task_tracker::TaskTrackerToken, CallError> {
+        let tasks = &self.inner().tasks;
+        if tasks.is_closed() {
             return Err(CallError::Stopped);
         }
-        let _in_flight = inner.tasks.token();
-        inner
-            .negotiator
-            .call(service, input.into(), 0, options)
-            .await
+        Ok(tasks.token())
     }
 
     /// The agents that offer `service` (can do), best first, as this agent knows them: it asks
@@ -90,12 +92,9 @@ impl AgentHandle {
         service: &str,
         input: impl Into<Value>,
     ) -> Result<Value, CallError> {
-        let inner = self.inner();
-        if inner.tasks.is_closed() {
-            return Err(CallError::Stopped);
-        }
-        let _in_flight = inner.tasks.token();
-        inner.negotiator.call_at(agent, service, input.into()).await
+        let _in_flight = self.in_flight()?;
+        let negotiator = &self.inner().negotiator;
+        negotiator.call_at(agent, service, input.into()).await
     }
 
     /// Asks for a service in the given modes, preferred first: runs it remotely (`can_do`),
