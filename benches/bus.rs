@@ -1,4 +1,5 @@
-//! Bus publish→deliver throughput against a raw async-channel in the same run.
+//! Bus publish→deliver throughput against a raw async-channel in the same run; and an agent's
+//! bus with and without the Prometheus exporter watching the agent (`selflet::metrics`).
 //!
 //! Each iteration moves `N` events from one publisher to 1 or 8 subscribers that run as tasks
 //! on the same single-threaded runtime, so both sides pay the same scheduling costs. Queues
@@ -43,7 +44,10 @@ async fn raw_channel(subscribers: usize) {
 }
 
 async fn bus(subscribers: usize) {
-    let bus = Bus::new("bench");
+    deliver(Bus::new("bench"), subscribers).await;
+}
+
+async fn deliver(bus: Bus, subscribers: usize) {
     let options = SubscribeOptions {
         capacity: CAPACITY,
         overflow: Overflow::Wait,
@@ -97,5 +101,51 @@ fn publish_deliver(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, publish_deliver);
-criterion_main!(benches);
+/// One subscriber on a running agent's bus, the agent watched by the metrics exporter or not:
+/// what exporting metrics costs the bus.
+fn metrics_overhead(c: &mut Criterion) {
+    // Agents need timers (their shutdown grace, the exporter's period).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+    let mut g = c.benchmark_group("metrics_overhead");
+    g.throughput(Throughput::Elements(N));
+    for watched in [false, true] {
+        let name = if watched {
+            "agent_bus_exported"
+        } else {
+            "agent_bus"
+        };
+        g.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async move {
+                let agent = selflet::Agent::builder("bench")
+                    .spawn()
+                    .await
+                    .expect("an agent");
+                if watched {
+                    selflet::metrics::watch(&agent, std::time::Duration::from_secs(1));
+                }
+                deliver(agent.bus().clone(), 1).await;
+                agent.shutdown().await;
+            });
+        });
+    }
+    g.finish();
+}
+
+/// The exporter's recorder, installed once for the process (as `selflet run --metrics`
+/// does), before any bench runs: the unwatched agent then pays for a recorder as well.
+fn install_recorder() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    metrics::set_global_recorder(recorder).expect("the first recorder");
+}
+
+fn benches(c: &mut Criterion) {
+    install_recorder();
+    publish_deliver(c);
+    metrics_overhead(c);
+}
+
+criterion_group!(all, benches);
+criterion_main!(all);
