@@ -32,7 +32,7 @@ use metrics::{Label, counter, histogram};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 use selflet_core::bus::{Overflow, Pattern, SubscribeOptions};
 use selflet_core::topic::{self, Payload};
-use selflet_core::{AgentHandle, Event, Lifecycle};
+use selflet_core::{AgentHandle, Event, Lifecycle, Value};
 
 /// Installs the Prometheus exporter as the process's recorder, answering scrapes on `addr`
 /// (any path). Call it from inside a tokio runtime, once per process.
@@ -95,52 +95,32 @@ fn labels(agent: &str, extra: &[(&'static str, String)]) -> Vec<Label> {
     out
 }
 
+/// The topics counted by service, and their counters: each payload names its `service`.
+const SERVICE_COUNTERS: [(&str, &str); 4] = [
+    (topic::RequestOutgoing::TOPIC, "selflet_calls_out_total"),
+    (topic::ServiceFailed::TOPIC, "selflet_calls_failed_total"),
+    (topic::ServiceTaught::TOPIC, "selflet_teachings_given_total"),
+    (
+        topic::ServiceLearned::TOPIC,
+        "selflet_teachings_learned_total",
+    ),
+];
+
 /// One event's worth.
 fn event(agent: &str, ev: &Event) {
     let p = ev.payload();
-    let service = |l: &[(&'static str, String)]| labels(agent, l);
+    let service_label = |s: String| labels(agent, &[("service", s)]);
     match ev.topic() {
         topic::Executed::TOPIC => {
             if let Some(e) = topic::Executed::from_value(p) {
-                let l = service(&[("service", e.service)]);
+                let l = service_label(e.service);
                 counter!("selflet_calls_served_total", l.clone()).increment(1);
                 histogram!("selflet_call_duration_seconds", l).record(e.seconds);
             }
         }
-        topic::RequestOutgoing::TOPIC => {
-            if let Some(e) = topic::RequestOutgoing::from_value(p) {
-                counter!(
-                    "selflet_calls_out_total",
-                    service(&[("service", e.service)])
-                )
-                .increment(1);
-            }
-        }
-        topic::ServiceFailed::TOPIC => {
-            if let Some(e) = topic::ServiceFailed::from_value(p) {
-                counter!(
-                    "selflet_calls_failed_total",
-                    service(&[("service", e.service)])
-                )
-                .increment(1);
-            }
-        }
-        topic::ServiceTaught::TOPIC => {
-            if let Some(e) = topic::ServiceTaught::from_value(p) {
-                counter!(
-                    "selflet_teachings_given_total",
-                    service(&[("service", e.service)])
-                )
-                .increment(1);
-            }
-        }
-        topic::ServiceLearned::TOPIC => {
-            if let Some(e) = topic::ServiceLearned::from_value(p) {
-                counter!(
-                    "selflet_teachings_learned_total",
-                    service(&[("service", e.service)])
-                )
-                .increment(1);
+        t if let Some((_, metric)) = SERVICE_COUNTERS.iter().find(|(topic, _)| *topic == t) => {
+            if let Some(service) = p.get("service").and_then(Value::as_str) {
+                counter!(*metric, service_label(service.to_owned())).increment(1);
             }
         }
         topic::NeighbourJoined::TOPIC => {

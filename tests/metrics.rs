@@ -76,13 +76,7 @@ fn selflet_run_serves_every_agents_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_teaching_demos_metrics_equal_its_table() {
-    let port: u16 = loopback::free_endpoint()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let addr = free_addr();
     selflet::metrics::serve(addr).unwrap();
     // The demo on a paused clock of its own, as the example runs it.
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/teaching");

@@ -263,18 +263,15 @@ impl Search {
             path.push(s.action);
             at = s.next;
             score = s.score;
-            if score.0
-                && best
-                    .as_ref()
-                    .is_none_or(|b| s.utility - s.cost > b.utility - b.cost)
-            {
-                best = Some(Plan {
+            if score.0 {
+                let plan = Plan {
                     actions: path.clone(),
                     target: at.clone(),
                     utility_before: before,
                     utility: s.utility,
                     cost: s.cost,
-                });
+                };
+                keep_better(&mut best, plan);
             }
         }
         Ok(best)
@@ -310,17 +307,14 @@ impl Search {
                         continue;
                     }
                     if obj.feasible(&next)? {
-                        let u = obj.utility(&next)?;
-                        let cost = obj.cost(current, &actions, &next)?;
-                        if best.as_ref().is_none_or(|b| u - cost > b.utility - b.cost) {
-                            best = Some(Plan {
-                                actions: actions.clone(),
-                                target: next.clone(),
-                                utility_before: before,
-                                utility: u,
-                                cost,
-                            });
-                        }
+                        let plan = Plan {
+                            utility: obj.utility(&next)?,
+                            cost: obj.cost(current, &actions, &next)?,
+                            actions: actions.clone(),
+                            target: next.clone(),
+                            utility_before: before,
+                        };
+                        keep_better(&mut best, plan);
                     }
                     next_frontier.push((next, actions));
                 }
@@ -328,6 +322,14 @@ impl Search {
             frontier = next_frontier;
         }
         Ok(best)
+    }
+}
+
+/// Keeps `candidate` in `best` if it beats what is there on utility − cost.
+fn keep_better(best: &mut Option<Plan>, candidate: Plan) {
+    let value = |p: &Plan| p.utility - p.cost;
+    if best.as_ref().is_none_or(|b| value(&candidate) > value(b)) {
+        *best = Some(candidate);
     }
 }
 
