@@ -102,6 +102,16 @@ pub trait Hosts: Send + Sync {
     fn stop<'a>(&'a self, member: &'a str) -> BoxFuture<'a, Result<(), HostError>>;
 }
 
+/// Stops a member taken off its host's books: providers hear at once that it no longer
+/// offers anything; then it finishes what it runs and leaves, in the background (draining
+/// may take a while).
+pub(super) async fn retire(agent: AgentHandle) {
+    for s in agent.knowledge().services() {
+        let _ = agent.knowledge().set_modes(&s.name, OfferModes::NONE).await;
+    }
+    tokio::spawn(async move { agent.shutdown().await });
+}
+
 /// Builds and spawns a member on a simulated host: the hosts (for the member's own manager),
 /// its host and its name in, the running agent out.
 pub type Spawner = Arc<
@@ -387,12 +397,7 @@ impl Hosts for SimulatedHosts {
                 .values_mut()
                 .find_map(|(_, ms)| ms.remove(member))
                 .ok_or_else(|| HostError::UnknownMember(member.to_owned()))?;
-            // Providers hear it no longer offers; then it finishes what it runs and leaves,
-            // in the background: draining may take a while.
-            for s in agent.knowledge().services() {
-                let _ = agent.knowledge().set_modes(&s.name, OfferModes::NONE).await;
-            }
-            tokio::spawn(async move { agent.shutdown().await });
+            retire(agent).await;
             Ok(())
         })
     }

@@ -144,10 +144,7 @@ impl HostServer {
         let agent = lock(&self.inner.members)
             .remove(member)
             .ok_or_else(|| HostError::UnknownMember(member.to_owned()))?;
-        for s in agent.knowledge().services() {
-            let _ = agent.knowledge().set_modes(&s.name, OfferModes::NONE).await;
-        }
-        tokio::spawn(async move { agent.shutdown().await });
+        super::hosts::retire(agent).await;
         Ok(())
     }
 
