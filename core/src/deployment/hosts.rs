@@ -25,7 +25,7 @@ pub struct HostStatus {
     pub up: bool,
     /// Work per second it can do now, in nominal cores.
     pub capacity: f64,
-    /// Work per second it did since the last status, in nominal cores.
+    /// Work per second it did over its last measurement window, in nominal cores.
     pub load: f64,
     /// Other measured values (`utilization`, `arrivals` per second, `queue`, …).
     pub metrics: BTreeMap<String, f64>,
@@ -93,7 +93,8 @@ pub trait Hosts: Send + Sync {
     /// Every member and its host: cheap, asked by every member each period to elect the
     /// coordinator.
     fn members(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, HostError>>;
-    /// Every host's status. Rates (`load`, `arrivals`) cover the time since the previous call.
+    /// Every host's status. Rates (`load`, `arrivals`) cover the time since the previous
+    /// measurement, at least ten seconds: asking again sooner repeats them.
     fn status(&self) -> BoxFuture<'_, Result<Vec<HostStatus>, HostError>>;
     /// Starts a member on `host`; returns its name.
     fn start<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<String, HostError>>;
@@ -137,15 +138,42 @@ struct Machine {
     arrivals: AtomicU64,
     waiting: AtomicU64,
     attributes: Mutex<BTreeMap<String, Value>>,
-    // Busy time and arrivals when the rates were last measured, when, and the rates
-    // (utilization, arrivals per second) measured then.
-    last: Mutex<(Instant, u64, u64, f64, f64)>,
+    // Busy seconds and arrivals, per second.
+    rates: Rates<2>,
 }
 
 /// The shortest window rates are measured over: a status asked for sooner after the previous
 /// one repeats its rates, rather than measure nothing (a coordinator that takes over at once
-/// after another would otherwise see no load).
+/// after another would otherwise see no load, and a host asked by many members would see
+/// its windows split into slivers).
 const MIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Per-second rates of running totals, measured over windows of at least [`MIN_WINDOW`].
+pub(super) struct Rates<const N: usize> {
+    // When the rates were last measured, the totals then, and the rates.
+    last: Mutex<(Instant, [f64; N], [f64; N])>,
+}
+
+impl<const N: usize> Rates<N> {
+    pub(super) fn new() -> Rates<N> {
+        Rates {
+            last: Mutex::new((Instant::now(), [0.0; N], [0.0; N])),
+        }
+    }
+
+    /// The rates of `totals` since the previous measurement, if that is at least
+    /// [`MIN_WINDOW`] ago; the previous measurement's otherwise.
+    pub(super) fn measure(&self, totals: [f64; N]) -> [f64; N] {
+        let now = Instant::now();
+        let mut last = lock(&self.last);
+        let secs = now.duration_since(last.0).as_secs_f64();
+        if secs >= MIN_WINDOW.as_secs_f64() {
+            let rates = std::array::from_fn(|i| ((totals[i] - last.1[i]) / secs).max(0.0));
+            *last = (now, totals, rates);
+        }
+        last.2
+    }
+}
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -169,7 +197,7 @@ impl Host {
                 arrivals: AtomicU64::new(0),
                 waiting: AtomicU64::new(0),
                 attributes: Mutex::new(attributes),
-                last: Mutex::new((Instant::now(), 0, 0, 0.0, 0.0)),
+                rates: Rates::new(),
             }),
         }
     }
@@ -238,21 +266,13 @@ impl Host {
 }
 
 impl Host {
-    /// Utilization and arrivals per second since the previous measurement, if that is at
-    /// least [`MIN_WINDOW`] ago; the previous measurement's otherwise.
+    /// Utilization of its cores and arrivals per second (see [`Rates`]).
     fn rates(&self) -> (f64, f64) {
         let m = &self.inner;
-        let now = Instant::now();
-        let busy = m.busy_ns.load(Ordering::Relaxed);
-        let arrivals = m.arrivals.load(Ordering::Relaxed);
-        let mut last = lock(&m.last);
-        let secs = now.duration_since(last.0).as_secs_f64();
-        if secs >= MIN_WINDOW.as_secs_f64() {
-            let utilization = ((busy - last.1) as f64 / 1e9 / secs / m.cores as f64).min(1.0);
-            let rate = (arrivals - last.2) as f64 / secs;
-            *last = (now, busy, arrivals, utilization, rate);
-        }
-        (last.3, last.4)
+        let busy = m.busy_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let arrivals = m.arrivals.load(Ordering::Relaxed) as f64;
+        let [busy, arrivals] = m.rates.measure([busy, arrivals]);
+        ((busy / m.cores as f64).min(1.0), arrivals)
     }
 }
 
@@ -400,5 +420,23 @@ impl Hosts for SimulatedHosts {
             retire(agent).await;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn rates_are_measured_over_at_least_the_minimum_window() {
+        let r = Rates::<1>::new();
+        tokio::time::sleep(MIN_WINDOW).await;
+        assert_eq!(r.measure([20.0]), [2.0]);
+        // Asked again at once, or within the window: the same rate, not an empty window's.
+        assert_eq!(r.measure([20.0]), [2.0]);
+        tokio::time::sleep(MIN_WINDOW / 2).await;
+        assert_eq!(r.measure([25.0]), [2.0]);
+        tokio::time::sleep(MIN_WINDOW / 2).await;
+        assert_eq!(r.measure([30.0]), [1.0]);
     }
 }

@@ -14,9 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use tokio::time::Instant;
 
-use super::hosts::{HostError, HostStatus, Hosts};
+use super::hosts::{HostError, HostStatus, Hosts, Rates};
 use crate::agent::{AgentBuilder, AgentHandle};
 use crate::behaviour::Behaviour;
 use crate::error::BoxError;
@@ -56,8 +55,8 @@ struct Server {
     spawn: MemberSpawner,
     members: Mutex<BTreeMap<String, AgentHandle>>,
     next: AtomicU64,
-    // Busy seconds of the members, and when, at the last status.
-    last: Mutex<(Instant, f64)>,
+    // Busy seconds of the members, per second.
+    load: Rates<1>,
 }
 
 impl std::fmt::Debug for HostServer {
@@ -84,7 +83,7 @@ impl HostServer {
                 spawn,
                 members: Mutex::new(BTreeMap::new()),
                 next: AtomicU64::new(1),
-                last: Mutex::new((Instant::now(), 0.0)),
+                load: Rates::new(),
             }),
         }
     }
@@ -159,14 +158,7 @@ impl HostServer {
         let s = &self.inner;
         let members = self.members();
         let busy: f64 = members.iter().map(|a| a.load_counters().busy_seconds).sum();
-        let now = Instant::now();
-        let (at, before) = std::mem::replace(&mut *lock(&s.last), (now, busy));
-        let secs = now.duration_since(at).as_secs_f64();
-        let load = if secs > 0.0 {
-            ((busy - before) / secs).max(0.0)
-        } else {
-            0.0
-        };
+        let [load] = s.load.measure([busy]);
         let status = HostStatus {
             name: s.name.clone(),
             up: true,
