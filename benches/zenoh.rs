@@ -259,6 +259,7 @@ async fn teach(side: &Side) {
 fn sizes() -> (usize, usize) {
     use selflet::transport::{Envelope, Message, Reply, TeachingPackage};
     let request = Envelope {
+        trace: 0,
         from: "requester".into(),
         to: "provider".into(),
         id: 1,
@@ -271,6 +272,7 @@ fn sizes() -> (usize, usize) {
     };
     let behaviour = shipped("service1");
     let package = Envelope {
+        trace: 0,
         from: "provider".into(),
         to: "requester".into(),
         id: 1,

@@ -66,6 +66,7 @@
 
 pub use selflet_core::*;
 
+pub mod console;
 pub mod metrics;
 
 /// Prediction models and learners: Space-Saving, load forecasting, and [`plugins::kinds`], the

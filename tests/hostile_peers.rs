@@ -57,6 +57,7 @@ fn forged(service: &str, ability: &str) -> TeachingPackage {
 
 fn send(net: &Network, from: &str, to: &str, id: u64, body: Message) {
     let _ = net.send(Envelope {
+        trace: 0,
         from: from.into(),
         to: to.into(),
         id,
@@ -402,6 +403,7 @@ async fn a_flooding_peer_fills_its_own_share_and_the_others_calls_get_through() 
             }
         };
         let sent = net.send(Envelope {
+            trace: 0,
             from: "mallory".into(),
             to: "b".into(),
             id: i,

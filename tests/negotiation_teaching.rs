@@ -267,6 +267,7 @@ async fn a_refused_package_and_an_invalid_package_leave_the_learner_unchanged() 
         services: vec![("service9".into(), OfferModes::CAN_TEACH)],
     };
     net.send(Envelope {
+        trace: 0,
         from: "mallory".into(),
         to: "a2".into(),
         id: 0,
@@ -288,6 +289,7 @@ async fn a_refused_package_and_an_invalid_package_leave_the_learner_unchanged() 
                     requires: vec![],
                 };
                 let reply = Envelope {
+                    trace: 0,
                     from: "mallory".into(),
                     to: env.from,
                     id: env.id,

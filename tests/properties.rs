@@ -204,6 +204,7 @@ proptest! {
         hops in 0u8..3,
     ) {
         let env = Envelope {
+            trace: 0,
             from,
             to: "b".into(),
             id,
@@ -310,6 +311,7 @@ proptest! {
                 requires: vec![],
             };
             let _ = net.send(Envelope {
+                trace: 0,
                 from: "teacher".into(),
                 to: "learner".into(),
                 id: 0,

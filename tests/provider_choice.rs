@@ -65,6 +65,7 @@ async fn consumer(net: &Network, choice: Choice) -> AgentHandle {
 
 fn gossip(net: &Network, from: &str, to: &str, entries: Vec<GossipEntry>) {
     let _ = net.send(Envelope {
+        trace: 0,
         from: from.into(),
         to: to.into(),
         id: 0,

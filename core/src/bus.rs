@@ -43,6 +43,7 @@ use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use tokio::time::Instant;
 
 use crate::sync::{lock, read, write};
+use crate::trace::{self, TraceId};
 use crate::value::Value;
 
 /// The default capacity of a subscription's queue.
@@ -59,6 +60,7 @@ struct EventInner {
     topic: Topic,
     time: Instant,
     payload: Value,
+    trace: Option<TraceId>,
 }
 
 impl Event {
@@ -80,6 +82,11 @@ impl Event {
     /// The payload.
     pub fn payload(&self) -> &Value {
         &self.0.payload
+    }
+
+    /// The trace the publisher was in (see [`crate::trace`]), if any.
+    pub fn trace(&self) -> Option<TraceId> {
+        self.0.trace
     }
 }
 
@@ -500,6 +507,7 @@ async fn publish_on(bus: &BusInner, topic: &Topic, payload: Value) -> Result<(),
         topic: topic.clone(),
         time: Instant::now(),
         payload,
+        trace: trace::current(),
     }));
     deliver(topic, event).await;
     Ok(())

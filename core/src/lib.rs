@@ -27,7 +27,8 @@
 //! Below them, small shared modules: [`value`] (the dynamic [`Value`] every part exchanges),
 //! [`name`] and [`duration`] (what names and durations users write may be), [`error`] (the
 //! error type of user code), [`offer`] (offer modes, which travel on the wire), [`source`]
-//! (source files and located errors), [`topic`] (every topic selflet publishes, with its
+//! (source files and located errors), [`trace`] (the id that follows one chain of work
+//! across agents), [`topic`] (every topic selflet publishes, with its
 //! payload) and [`script`] (the Rhai sandbox shared by guards, abilities, policies and
 //! scripted predictors).
 //!
@@ -38,7 +39,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | 0 | `sync`, `value`, `name`, `duration`, `error` |
+//! | 0 | `sync`, `value`, `name`, `duration`, `error`, `trace` |
 //! | 1 | `source`, `offer`, `topic` |
 //! | 2 | `bus`, `transport` |
 //! | 3 | `knowledge`, `script` |
@@ -72,6 +73,7 @@ pub mod prediction;
 pub mod script;
 pub mod source;
 pub mod topic;
+pub mod trace;
 pub mod transport;
 pub mod value;
 

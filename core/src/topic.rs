@@ -335,6 +335,15 @@ topics! {
         /// The panic's message.
         error: String,
     }
+    /// A policy rule fired; its actions follow, in the same trace as this event.
+    PolicyFired = "policy.fired" by "agent" {
+        /// The rule.
+        rule: String,
+        /// The topic of the event it reacted to.
+        on: String,
+        /// What its actions do, one line each, in order.
+        actions: Vec<String>,
+    }
     /// The agent's load over its last sample period, published when a predictor or policy
     /// consumes it.
     LoadSample = "load.sample" by "agent" {

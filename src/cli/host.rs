@@ -50,9 +50,8 @@ pub(super) struct HostArgs {
     /// How long a member being stopped may take to finish its work.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = super::duration)]
     pub(super) grace: Duration,
-    /// Serve Prometheus metrics of the host and its members on this address.
-    #[arg(long, value_name = "ADDR")]
-    pub(super) metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub(super) observe: super::ObserveArgs,
     #[command(flatten)]
     pub(super) network: NetworkArgs,
 }
@@ -112,7 +111,7 @@ async fn serve(
     config: deployment::Config,
     settings: Option<selflet::transport::ZenohConfig>,
 ) -> ExitCode {
-    let mut process = match Process::start(settings, args.metrics).await {
+    let mut process = match Process::start(settings, &args.observe).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -120,13 +119,18 @@ async fn serve(
         }
     };
     let transport = Arc::clone(&process.transport);
-    let (t, grace, metrics) = (Arc::clone(&transport), args.grace, args.metrics.is_some());
+    let (t, grace, observers) = (
+        Arc::clone(&transport),
+        args.grace,
+        process.observers.clone(),
+    );
     let server = HostServer::new(
         &args.name,
         args.capacity,
         attrs,
         Arc::new(move |name| {
             let (t, config, mut m) = (Arc::clone(&t), config.clone(), manifest.clone());
+            let observers = observers.clone();
             Box::pin(async move {
                 m.name = name;
                 let a = Agent::from_manifest(&m)
@@ -136,9 +140,7 @@ async fn serve(
                     .spawn()
                     .await?;
                 deployment::manage(&a, Arc::new(RemoteHosts::new(&a)), config)?;
-                if metrics {
-                    selflet::metrics::watch(&a, Duration::from_secs(1));
-                }
+                observers.watch(&a);
                 tracing::info!(member = %a.name(), "member started");
                 Ok(a)
             })
@@ -158,7 +160,7 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    process.watch(&agent);
+    process.observers.watch(&agent);
     for _ in 0..args.members {
         if let Err(e) = server.start_member().await {
             eprintln!("error: starting a member: {e}");

@@ -1,6 +1,7 @@
 //! Command-line parsing and the subcommands.
 
 mod check;
+mod console;
 mod host;
 mod keys;
 mod run;
@@ -39,10 +40,8 @@ enum Command {
         /// cancelled (a second Ctrl-C or SIGTERM exits at once).
         #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
         grace: std::time::Duration,
-        /// Serve Prometheus metrics of every agent on this address (any path), such as
-        /// `127.0.0.1:9464`.
-        #[arg(long, value_name = "ADDR")]
-        metrics: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        observe: ObserveArgs,
         #[command(flatten)]
         network: NetworkArgs,
     },
@@ -55,6 +54,17 @@ enum Command {
     /// `selflet host --name h1 --members 1 --objective deploy.rhai --listen tcp/0.0.0.0:7447 member.yaml`,
     /// then `selflet host --name h2 --objective deploy.rhai --connect tcp/<h1>:7447 member.yaml`, …
     Host(host::HostArgs),
+    /// Serve the live console of the agents of a Zenoh network, without running agents:
+    /// for example `selflet console --connect tcp/127.0.0.1:7447`, then open
+    /// http://127.0.0.1:8080/. Agents started by `selflet run` and `selflet host` on Zenoh put
+    /// a status record every second, and at once when something other than a call happens.
+    Console {
+        /// The address to serve the page on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        serve: std::net::SocketAddr,
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
     /// Make the key of each manifest's agent if it has none yet, and print its public key:
     /// the `<agent>.pub` file to give to the agents that should trust it (`security: secure`).
     Keys {
@@ -80,6 +90,19 @@ enum Command {
         #[arg(long)]
         dot: bool,
     },
+}
+
+/// How people watch the agents of a process.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Observing")]
+struct ObserveArgs {
+    /// Serve Prometheus metrics of every agent on this address (any path), such as
+    /// `127.0.0.1:9464`.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Serve the live console (a web page) on this address, such as `127.0.0.1:8080`.
+    #[arg(long, value_name = "ADDR")]
+    console: Option<std::net::SocketAddr>,
 }
 
 /// Where the agents of `selflet run` meet others. Flags override the manifests'
@@ -152,10 +175,11 @@ pub(crate) fn main(cli: Cli) -> ExitCode {
             manifests,
             watch,
             grace,
-            metrics,
+            observe,
             network,
-        } => run::run(&manifests, watch, grace, metrics, &network),
+        } => run::run(&manifests, watch, grace, &observe, &network),
         Command::Host(args) => host::host(&args),
+        Command::Console { serve, network } => console::console(serve, &network),
         Command::Keys { manifests, keys } => keys::keys(&manifests, keys.as_deref()),
         Command::Graph { behaviour, dot } => {
             match selflet::behaviour::Behaviour::load(&behaviour) {

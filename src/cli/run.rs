@@ -9,7 +9,9 @@ use selflet::bus::Bus;
 use selflet::transport::{Security, Transport, ZenohConfig, ZenohMode};
 use selflet::{Agent, AgentHandle, Manifest, Network, SourceFile};
 
-use super::{ModeArg, NetworkArgs, NetworkKind, SecurityArg};
+use selflet::console::{self, Console};
+
+use super::{ModeArg, NetworkArgs, NetworkKind, ObserveArgs, SecurityArg};
 
 /// How often agents report what they count to the metrics exporter.
 const METRICS_PERIOD: Duration = Duration::from_secs(1);
@@ -225,7 +227,7 @@ pub(super) fn run(
     paths: &[PathBuf],
     watch: bool,
     grace: Duration,
-    metrics: Option<std::net::SocketAddr>,
+    observe: &ObserveArgs,
     network: &NetworkArgs,
 ) -> ExitCode {
     let Some(manifests) = load_all(paths) else {
@@ -253,7 +255,7 @@ pub(super) fn run(
             return ExitCode::FAILURE;
         }
     };
-    block_on(run_agents(manifests, settings, watch, grace, metrics))
+    block_on(run_agents(manifests, settings, watch, grace, observe))
 }
 
 /// Runs a command's work on a multi-thread runtime, and abandons (does not wait for) the
@@ -273,44 +275,72 @@ pub(super) fn block_on(work: impl std::future::Future<Output = ExitCode>) -> Exi
 
 /// What the agents of one process share: the signals, listened for before anything else
 /// starts (a signal during start-up must not find the default handler, which would kill the
-/// process without a clean shutdown), their network, and the Zenoh session to close at the
-/// end.
+/// process without a clean shutdown), their network, how they are watched, and the Zenoh
+/// session to close at the end.
 pub(super) struct Process {
     pub(super) signals: Signals,
     pub(super) transport: Arc<dyn Transport>,
-    metrics: bool,
+    pub(super) observers: Observers,
     #[cfg(feature = "zenoh")]
     session: Option<selflet::transport::Zenoh>,
 }
 
+/// Who watches the agents of a process: the metrics exporter, the console, and consoles in
+/// other processes (through the agents' Zenoh status keys).
+#[derive(Clone)]
+pub(super) struct Observers {
+    metrics: bool,
+    console: Option<Console>,
+    #[cfg(feature = "zenoh")]
+    zenoh: Option<selflet::transport::Zenoh>,
+}
+
+impl Observers {
+    /// Makes `agent` report to each of them.
+    pub(super) fn watch(&self, agent: &AgentHandle) {
+        if self.metrics {
+            selflet::metrics::watch(agent, METRICS_PERIOD);
+        }
+        if let Some(console) = &self.console {
+            console.watch(agent, console::DEFAULT_PERIOD);
+        }
+        #[cfg(feature = "zenoh")]
+        if let Some(zenoh) = &self.zenoh {
+            console::publish(agent, zenoh, console::DEFAULT_PERIOD);
+        }
+    }
+}
+
 impl Process {
-    /// Listens for signals, opens the network, and serves metrics on `metrics` if given.
+    /// Listens for signals, opens the network, and serves metrics and the console if asked.
     pub(super) async fn start(
         settings: Option<ZenohConfig>,
-        metrics: Option<std::net::SocketAddr>,
+        observe: &ObserveArgs,
     ) -> Result<Process, String> {
         let signals = Signals::listen().map_err(|e| format!("cannot listen for signals: {e}"))?;
-        if let Some(addr) = metrics {
+        if let Some(addr) = observe.metrics {
             selflet::metrics::serve(addr).map_err(|e| format!("metrics on {addr}: {e}"))?;
             tracing::info!(%addr, "serving Prometheus metrics");
         }
+        let console = match observe.console {
+            Some(addr) => Some(serve_console(addr).await?),
+            None => None,
+        };
         let (transport, session) = open(settings).await?;
         #[cfg(not(feature = "zenoh"))]
         let _ = session;
         Ok(Process {
             signals,
             transport,
-            metrics: metrics.is_some(),
+            observers: Observers {
+                metrics: observe.metrics.is_some(),
+                console,
+                #[cfg(feature = "zenoh")]
+                zenoh: session.clone(),
+            },
             #[cfg(feature = "zenoh")]
             session,
         })
-    }
-
-    /// Makes `agent` report metrics, if this process serves them.
-    pub(super) fn watch(&self, agent: &AgentHandle) {
-        if self.metrics {
-            selflet::metrics::watch(agent, METRICS_PERIOD);
-        }
     }
 
     /// Closes the Zenoh session, if any.
@@ -322,14 +352,25 @@ impl Process {
     }
 }
 
+/// A console served on `addr`.
+pub(super) async fn serve_console(addr: std::net::SocketAddr) -> Result<Console, String> {
+    let console = Console::new();
+    let bound = console
+        .serve(addr)
+        .await
+        .map_err(|e| format!("console on {addr}: {e}"))?;
+    tracing::info!(url = %format!("http://{bound}/"), "serving the console");
+    Ok(console)
+}
+
 async fn run_agents(
     manifests: Vec<Manifest>,
     settings: Option<ZenohConfig>,
     watch: bool,
     grace: Duration,
-    metrics: Option<std::net::SocketAddr>,
+    observe: &ObserveArgs,
 ) -> ExitCode {
-    let mut process = match Process::start(settings, metrics).await {
+    let mut process = match Process::start(settings, observe).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -348,7 +389,7 @@ async fn run_agents(
             .shutdown_grace(grace);
         match builder.spawn().await {
             Ok(a) => {
-                process.watch(&a);
+                process.observers.watch(&a);
                 agents.push(a);
             }
             Err(e) => {

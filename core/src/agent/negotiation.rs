@@ -11,6 +11,7 @@ use crate::knowledge::Learned;
 use crate::negotiation::{CallError, CallOptions, ForgetError, Outcome, TeachError};
 use crate::offer::OfferMode;
 use crate::topic::{self, Payload};
+use crate::trace;
 use crate::transport::{MemberChange, MessageCounters, Refusal, Transport};
 use crate::value::Value;
 
@@ -106,16 +107,14 @@ impl AgentHandle {
         modes: &[OfferMode],
         input: impl Into<Value>,
     ) -> Result<Outcome, CallError> {
-        self.inner()
-            .negotiator
-            .request(service, modes, input.into(), None)
-            .await
+        let negotiator = &self.inner().negotiator;
+        trace::continue_or_start(negotiator.request(service, modes, input.into(), None)).await
     }
 
     /// Teaches a service this agent runs to a neighbour, unasked; the neighbour offers it
     /// can-do from then on (the balancing action "teach, then redirect").
     pub async fn teach(&self, service: &str, neighbour: &str) -> Result<(), TeachError> {
-        self.inner().negotiator.teach(service, neighbour).await
+        trace::continue_or_start(self.inner().negotiator.teach(service, neighbour)).await
     }
 
     /// The services this agent was taught, with their teachers.

@@ -4,9 +4,11 @@ use crate::agent::AgentHandle;
 use crate::behaviour::{Behaviour, BehaviourError};
 use crate::knowledge::UnknownService;
 use crate::negotiation::{ForgetError, TeachError};
-use crate::policy::{Action, BehaviourChange, Policies};
+use crate::policy::{Action, BehaviourChange, Fired, Policies};
 use crate::prediction::PredictionError;
 use crate::source::{LoadError, SourceFile};
+use crate::topic;
+use crate::trace;
 
 /// Why an action of the SelfLet action list could not be applied. Nothing of it was.
 #[derive(Debug, thiserror::Error)]
@@ -84,16 +86,30 @@ impl AgentHandle {
                     },
                 };
                 for fired in agent.policies().evaluate(&event) {
-                    for action in fired.actions {
-                        // Boxed: every agent keeps this loop, most never fire a rule, and
-                        // the action list's future is large.
-                        if let Err(e) = Box::pin(agent.apply(action)).await {
-                            tracing::warn!(agent = %agent.name(), rule = %fired.rule, "policy action failed: {e}");
-                        }
-                    }
+                    // The actions continue the trace of the event the rule reacted to, or
+                    // start one: a teaching or a redirect they cause is one chain with it.
+                    let id = event.trace().unwrap_or_default();
+                    // Boxed: every agent keeps this loop, most never fire a rule, and the
+                    // action list's future is large.
+                    Box::pin(trace::scope(id, agent.carry_out(event.topic(), fired))).await;
                 }
             }
         });
+    }
+
+    /// Says that a rule fired, then applies its actions in order.
+    async fn carry_out(&self, on: &str, fired: Fired) {
+        let event = || topic::PolicyFired {
+            rule: fired.rule.clone(),
+            on: on.to_owned(),
+            actions: fired.actions.iter().map(ToString::to_string).collect(),
+        };
+        let _ = self.bus().emit_with(event).await;
+        for action in fired.actions {
+            if let Err(e) = self.apply(action).await {
+                tracing::warn!(agent = %self.name(), rule = %fired.rule, "policy action failed: {e}");
+            }
+        }
     }
 
     /// Applies one action of the SelfLet action list.
@@ -192,12 +208,16 @@ impl AgentHandle {
             } => {
                 // A request can take a time-out or more: it runs as agent work of its own, so
                 // the policy engine goes on with the next event.
+                // It stays in the rule's trace: the teaching it may bring is part of the chain.
                 let agent = self.clone();
-                self.spawn_task(|_| async move {
-                    match agent.request_service(&service, &modes, input).await {
-                        Ok(outcome) => tracing::info!(agent = %agent.name(), %service, ?outcome, "requested service obtained"),
-                        Err(e) => tracing::warn!(agent = %agent.name(), %service, "request failed: {e}"),
-                    }
+                let id = trace::current().unwrap_or_default();
+                self.spawn_task(move |_| {
+                    trace::scope(id, async move {
+                        match agent.request_service(&service, &modes, input).await {
+                            Ok(outcome) => tracing::info!(agent = %agent.name(), %service, ?outcome, "requested service obtained"),
+                            Err(e) => tracing::warn!(agent = %agent.name(), %service, "request failed: {e}"),
+                        }
+                    })
                 });
                 Ok(())
             }

@@ -10,6 +10,7 @@ use crate::behaviour::{BoxFuture, InstanceLimits, ServiceCaller};
 use crate::error::BoxError;
 use crate::knowledge::Service;
 use crate::offer::OfferMode;
+use crate::trace;
 use crate::transport::{Message, Reply};
 use crate::value::Value;
 
@@ -39,21 +40,26 @@ impl Negotiator {
         depth: u32,
         options: CallOptions,
     ) -> Result<Value, CallError> {
-        let Some(timeout) = options.timeout else {
-            return self.call_until(service, input, depth, None).await;
-        };
-        let deadline = crate::duration::deadline(timeout);
-        tokio::time::timeout_at(
-            deadline,
-            self.call_until(service, input, depth, Some(deadline)),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(CallError::TimedOut {
-                service: service.to_owned(),
-                after: timeout,
+        // A call made outside any trace starts one: everything it causes, here and at the
+        // providers, carries its id.
+        trace::continue_or_start(async move {
+            let Some(timeout) = options.timeout else {
+                return self.call_until(service, input, depth, None).await;
+            };
+            let deadline = crate::duration::deadline(timeout);
+            tokio::time::timeout_at(
+                deadline,
+                self.call_until(service, input, depth, Some(deadline)),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(CallError::TimedOut {
+                    service: service.to_owned(),
+                    after: timeout,
+                })
             })
         })
+        .await
     }
 
     async fn call_until(
@@ -161,7 +167,7 @@ impl Negotiator {
                 }],
             });
         }
-        self.forward(agent, service, input).await
+        trace::continue_or_start(self.forward(agent, service, input)).await
     }
 
     /// Hands a request on to the neighbour its load is redirected to, can-do only.

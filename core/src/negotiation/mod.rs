@@ -267,6 +267,7 @@ impl Negotiator {
 
     fn envelope(&self, to: &str, id: u64, body: Message) -> Envelope {
         Envelope {
+            trace: crate::trace::current_raw(),
             from: self.agent.to_string(),
             to: to.to_owned(),
             id,

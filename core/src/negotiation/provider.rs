@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::call::Origin;
 use super::requester::mode_names;
@@ -13,6 +14,7 @@ use crate::knowledge::Service;
 use crate::offer::{OfferMode, OfferModes};
 use crate::sync::lock;
 use crate::topic;
+use crate::trace;
 use crate::transport::{Message, Refusal, Reply};
 use crate::value::Value;
 
@@ -54,7 +56,10 @@ impl Negotiator {
             return self.reply(&r.from, r.id, Reply::Failed("the agent is stopping".into()));
         }
         let this = Arc::clone(self);
-        work.spawn(async move {
+        // Served in the requester's trace, or in a new one for a peer that sent none.
+        let id = trace::current().unwrap_or_default();
+        let span = tracing::info_span!("serve", agent = %self.agent, service = %r.service, from = %r.from, trace = %id);
+        let served = async move {
             // A panic while answering must still answer. The answer is boxed: the task
             // future stays small, so handing it to the runtime copies little.
             let reply = AssertUnwindSafe(Box::pin(this.answer(&r)))
@@ -63,7 +68,8 @@ impl Negotiator {
                 .unwrap_or_else(|_| Reply::Failed(format!("`{}` panicked", r.service)));
             this.done_with(&r.from, r.id);
             this.reply(&r.from, r.id, reply);
-        });
+        };
+        work.spawn(trace::scope(id, served).instrument(span));
     }
 
     /// Whether the sender may make this request now: a neighbour, with this id not in flight

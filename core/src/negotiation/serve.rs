@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{AttemptError, LearnError, Negotiator};
+use crate::trace::{self, TraceId};
 use crate::transport::{Envelope, Inbox, Incoming, Message, Refusal, Reply};
 
 impl Negotiator {
@@ -37,7 +38,16 @@ impl Negotiator {
         }
     }
 
+    /// Handles one delivery inside the trace it belongs to, if any: a request is served, and
+    /// a lesson learned, as part of the sender's chain of work.
     async fn dispatch(self: &Arc<Self>, env: Envelope, verified: bool, work: &TaskTracker) {
+        match TraceId::from_raw(env.trace) {
+            Some(id) => trace::scope(id, self.handle(env, verified, work)).await,
+            None => self.handle(env, verified, work).await,
+        }
+    }
+
+    async fn handle(self: &Arc<Self>, env: Envelope, verified: bool, work: &TaskTracker) {
         let from = env.from.clone();
         match env.body {
             Message::Reply(reply) => self.on_reply(&from, env.id, reply, verified),

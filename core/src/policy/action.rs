@@ -214,3 +214,75 @@ pub enum Action {
         message: String,
     },
 }
+
+impl std::fmt::Display for Action {
+    /// One line saying what the action does, as the console's timeline and the logs show it
+    /// (the sources an action installs are not repeated).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let modes = |m: &[OfferMode]| m.iter().map(ToString::to_string).collect::<Vec<_>>();
+        match self {
+            Action::RequestService {
+                service, modes: m, ..
+            } => {
+                write!(f, "request {service} as {}", modes(m).join(" or "))
+            }
+            Action::SetOfferModes { service, modes } => write!(f, "offer {service} as {modes}"),
+            Action::SetAskModes { service, modes: m } => {
+                write!(f, "ask for {service} as {}", modes(m).join(" or "))
+            }
+            Action::InstallService(s) => write!(f, "offer new service {}", s.name),
+            Action::InstallAbility { name, .. } => write!(f, "install abilities {name}"),
+            Action::InstallBehaviour { .. } => write!(f, "install a behaviour"),
+            Action::ModifyBehaviour { behaviour, .. } => write!(f, "modify behaviour {behaviour}"),
+            Action::EnableBehaviour { behaviour, enabled } => {
+                write!(f, "{} behaviour {behaviour}", on_off(*enabled))
+            }
+            Action::SetMainBehaviour { behaviour } => write!(f, "main behaviour {behaviour}"),
+            Action::SetNeighbour { agent, enabled } => {
+                write!(f, "{} neighbour {agent}", on_off(*enabled))
+            }
+            Action::SetFact { key, .. } => write!(f, "set fact {key}"),
+            Action::RemoveFact { key } => write!(f, "remove fact {key}"),
+            Action::Publish { topic, .. } => write!(f, "publish {topic}"),
+            Action::PlugPredictor { kind, name, .. } => write!(f, "plug predictor {name} ({kind})"),
+            Action::UnplugPredictor { name } => write!(f, "unplug predictor {name}"),
+            Action::PlugLearner { kind, name, .. } => write!(f, "plug learner {name} ({kind})"),
+            Action::UnplugLearner { name } => write!(f, "unplug learner {name}"),
+            Action::Veto {
+                learner,
+                composition,
+                vetoed,
+            } => {
+                let what = if *vetoed { "veto" } else { "lift veto on" };
+                write!(f, "{what} {composition} of {learner}")
+            }
+            Action::InstallPolicy { name, .. } => write!(f, "install policy {name}"),
+            Action::RemovePolicy { name } => write!(f, "remove policy {name}"),
+            Action::Redirect {
+                service,
+                neighbours,
+                fraction,
+            } => write!(
+                f,
+                "redirect {:.0} % of {service} to {}",
+                fraction * 100.0,
+                neighbours.join(", ")
+            ),
+            Action::ForgetService { service } => write!(f, "forget {service}"),
+            Action::AllowUpgrade { service, allowed } => {
+                write!(
+                    f,
+                    "{} upgrades of {service}",
+                    if *allowed { "allow" } else { "refuse" }
+                )
+            }
+            Action::SetChoice(c) => write!(f, "provider choice {c:?}"),
+            Action::Teach { service, neighbour } => write!(f, "teach {service} to {neighbour}"),
+            Action::Log { message } => write!(f, "log {message:?}"),
+        }
+    }
+}
+
+fn on_off(enabled: bool) -> &'static str {
+    if enabled { "enable" } else { "disable" }
+}

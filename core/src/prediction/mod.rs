@@ -477,7 +477,9 @@ impl Run {
                 s.emitted += out.out.len() as u64;
             }
             for (topic, payload) in out.out {
-                let _ = self.bus.publish(&topic, payload).await;
+                // Each forecast starts a trace: what policies do about it continues it.
+                let forecast = self.bus.publish(&topic, payload);
+                let _ = crate::trace::scope(crate::trace::TraceId::new(), forecast).await;
             }
         }
     }

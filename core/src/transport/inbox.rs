@@ -260,6 +260,7 @@ mod tests {
     fn msg(from: &str, body: Message) -> Incoming {
         Incoming::Message {
             envelope: Envelope {
+                trace: 0,
                 from: from.into(),
                 to: "a".into(),
                 id: 1,
@@ -285,6 +286,7 @@ mod tests {
             rx.recv().await,
             Some(Incoming::Message {
                 envelope: Envelope {
+                    trace: 0,
                     body: Message::Reply(_),
                     ..
                 },

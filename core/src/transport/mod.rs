@@ -35,7 +35,7 @@ pub use inbox::{INBOX_CAPACITY, Inbox, InboxSender, Incoming, PER_SENDER_QUEUED,
 pub use network::Network;
 pub use refusal::{Refusal, Refusals};
 #[cfg(feature = "zenoh")]
-pub use zenoh::{MAX_REMOTE_MEMBERS, Zenoh, ZenohError};
+pub use zenoh::{MAX_REMOTE_MEMBERS, StatusWatch, Zenoh, ZenohError};
 
 use crate::offer::{OfferMode, OfferModes};
 use crate::value::Value;
@@ -49,6 +49,10 @@ pub struct Envelope {
     pub to: String,
     /// Correlates a reply with its request.
     pub id: u64,
+    /// The [trace](crate::trace) the message belongs to; 0 (absent on the wire) for none.
+    /// A peer's word: it only groups what the console and the logs show.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub trace: u64,
     /// The message.
     pub body: Message,
 }
@@ -182,8 +186,8 @@ pub enum SendError {
     Failed(Box<Envelope>, String),
 }
 
-fn is_zero(n: &u8) -> bool {
-    *n == 0
+fn is_zero<N: Default + PartialEq>(n: &N) -> bool {
+    *n == N::default()
 }
 
 /// How many (sender, receiver) pairs [`MessageCounters::by_pair`] tells apart; messages of

@@ -25,6 +25,9 @@
 
 mod inbound;
 mod outbound;
+mod status;
+
+pub use status::StatusWatch;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -69,6 +72,9 @@ pub enum ZenohError {
     /// Zenoh refused to open (an endpoint already in use, an unreachable router, ...).
     #[error("cannot open the Zenoh session: {0}")]
     Open(String),
+    /// A status record was not put (see [`Zenoh::put_status`]).
+    #[error("status record not put: {0}")]
+    Status(String),
 }
 
 /// Agents on a Zenoh network. Cloning gives another handle to the same session; every agent
