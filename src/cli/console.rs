@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use selflet::transport::Security;
+use selflet::transport::{Security, ZenohMode};
 
 use super::NetworkArgs;
 use super::run::{Signals, block_on, network_settings, serve_console};
@@ -24,6 +24,11 @@ pub(super) fn console(serve: SocketAddr, network: &NetworkArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A client of the peer it connects to, which passes on what every agent puts: a peer
+    // would hear only the agents it is connected to itself.
+    if network.mode.is_none() && !config.connect.is_empty() {
+        config.mode = ZenohMode::Client;
+    }
     // The console only listens: it sends nothing that would need its own key. What agents
     // report of themselves is not authenticated (and is checked before it is shown).
     config.security = Security::Open;
