@@ -180,10 +180,13 @@ fn report(agent: &str) -> Report {
     }
 }
 
+/// What a hostile peer changes in an honest report.
+type Spoil = fn(&mut Report);
+
 #[test]
 fn a_report_that_fails_a_check_changes_nothing() {
     let console = Console::new();
-    let hostile: Vec<(fn(&mut Report), Rejected)> = vec![
+    let hostile: Vec<(Spoil, Rejected)> = vec![
         (
             |r| r.agent = "../../etc".into(),
             Rejected::Name("../../etc".into()),
