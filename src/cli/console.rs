@@ -70,7 +70,10 @@ async fn follow(serve: SocketAddr, config: selflet::transport::ZenohConfig) -> E
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e.to_string()),
         },
-        _ = signals.next() => ExitCode::SUCCESS,
+        _ = signals.next() => {
+            tracing::info!("stopping");
+            ExitCode::SUCCESS
+        }
     };
     zenoh.close().await;
     code
