@@ -24,11 +24,12 @@
 //! | `selflet_neighbours_joined_total`, `selflet_neighbours_left_total` | counter | — |
 //! | `selflet_deployment_decisions_total` | counter | `executed` |
 //! | `selflet_messages_sent_total` | counter | — (by this agent, over its transport) |
+//! | `selflet_queue_depth` | gauge | `queue` (`inbox`: deliveries from peers waiting; `policy`: events waiting for the rules) |
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use metrics::{Label, counter, histogram};
+use metrics::{Label, counter, gauge, histogram};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 use selflet_core::bus::{Overflow, Pattern, SubscribeOptions};
 use selflet_core::topic::{self, Payload};
@@ -185,6 +186,14 @@ fn totals(a: &AgentHandle) {
         .map(|(_, n)| n)
         .sum();
     counter!("selflet_messages_sent_total", labels(name, &[])).absolute(sent);
+    let depths = a.queue_depths();
+    for (queue, depth) in [("inbox", depths.inbox), ("policy", depths.policy)] {
+        gauge!(
+            "selflet_queue_depth",
+            labels(name, &[("queue", queue.into())])
+        )
+        .set(depth as f64);
+    }
 }
 
 /// Sets the agent's utilization over the time since `before` (when, busy seconds then);

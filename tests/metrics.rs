@@ -131,4 +131,11 @@ async fn the_teaching_demos_metrics_equal_its_table() {
         ) > 0.0
     );
     assert!(sum(&text, "selflet_predictions_total", &[a]) >= 3.0);
+    // The queues are reported, and an idle demo leaves nothing waiting in them.
+    for queue in [r#"queue="inbox""#, r#"queue="policy""#] {
+        assert!(
+            text.contains(&format!(r#"selflet_queue_depth{{agent="a",{queue}}} 0"#)),
+            "{queue}: {text}"
+        );
+    }
 }

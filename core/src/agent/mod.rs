@@ -33,6 +33,7 @@ mod spawn;
 pub use builder::{AgentBuilder, DEFAULT_SHUTDOWN_GRACE};
 pub use handle::{AgentHandle, CancellationToken, SubscribeError};
 pub use lifecycle::Lifecycle;
+pub use negotiation::QueueDepths;
 pub use policy::ActionError;
 
 use crate::manifest::Manifest;

@@ -183,6 +183,18 @@ impl AgentHandle {
         self.transport().counters()
     }
 
+    /// How much waits in the agent's two queues that fall behind first under load: its inbox
+    /// (deliveries from peers) and its policy rules' events.
+    pub fn queue_depths(&self) -> QueueDepths {
+        let inbox = crate::sync::lock(&self.inner().membership)
+            .as_ref()
+            .map_or(0, |m| m.inbox.len());
+        QueueDepths {
+            inbox,
+            policy: self.policies().events().len(),
+        }
+    }
+
     /// Gossips every period, from now until the agent stops, if it gossips at all.
     fn start_gossip(&self) {
         let negotiator = Arc::clone(&self.inner().negotiator);
@@ -273,4 +285,13 @@ impl AgentHandle {
             }
         });
     }
+}
+
+/// What waits in an agent's queues (see [`AgentHandle::queue_depths`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    /// Deliveries from peers not handled yet.
+    pub inbox: usize,
+    /// Events the policy rules have not seen yet.
+    pub policy: usize,
 }
