@@ -8,7 +8,7 @@
 //! and the events metrics need beyond that (`service.*`, `prediction.*`, `deployment.*`,
 //! `neighbour.*`) reach a `drop-oldest` subscription that never holds a publisher up.
 //!
-//! Every metric has an `agent` label; the other labels are bounded by what the agent itself
+//! Every metric but the transport's has an `agent` label; the other labels are bounded by what the agent itself
 //! offers, calls and runs — never a peer's word or a request id:
 //!
 //! | metric | type | labels |
@@ -17,6 +17,7 @@
 //! | `selflet_calls_served_total`, `selflet_call_duration_seconds` | counter, histogram | `service` (run here, for a peer) |
 //! | `selflet_calls_out_total`, `selflet_calls_failed_total` | counter | `service` (asked of a provider; failed here or there) |
 //! | `selflet_teachings_given_total`, `selflet_teachings_learned_total` | counter | `service` |
+//! | `selflet_redirects_total` | counter | `service` (handed on to the neighbour its load is redirected to) |
 //! | `selflet_rule_evaluations_total`, `selflet_rule_firings_total`, `selflet_rule_errors_total` | counter | `rule` |
 //! | `selflet_predictions_total` | counter | `topic` (`prediction.*`) |
 //! | `selflet_utilization` | gauge | — (seconds of work per second over the last period) |
@@ -24,6 +25,7 @@
 //! | `selflet_neighbours_joined_total`, `selflet_neighbours_left_total` | counter | — |
 //! | `selflet_deployment_decisions_total` | counter | `executed` |
 //! | `selflet_messages_sent_total` | counter | — (by this agent, over its transport) |
+//! | `selflet_transport_messages_total` | counter | `kind` only, no `agent` (carried by the process's transport, for all its agents) |
 //! | `selflet_queue_depth` | gauge | `queue` (`inbox`: deliveries from peers waiting; `policy`: events waiting for the rules) |
 
 use std::net::SocketAddr;
@@ -97,7 +99,7 @@ fn labels(agent: &str, extra: &[(&'static str, String)]) -> Vec<Label> {
 }
 
 /// The topics counted by service, and their counters: each payload names its `service`.
-const SERVICE_COUNTERS: [(&str, &str); 4] = [
+const SERVICE_COUNTERS: [(&str, &str); 5] = [
     (topic::RequestOutgoing::TOPIC, "selflet_calls_out_total"),
     (topic::ServiceFailed::TOPIC, "selflet_calls_failed_total"),
     (topic::ServiceTaught::TOPIC, "selflet_teachings_given_total"),
@@ -105,6 +107,7 @@ const SERVICE_COUNTERS: [(&str, &str); 4] = [
         topic::ServiceLearned::TOPIC,
         "selflet_teachings_learned_total",
     ),
+    (topic::ServiceRedirected::TOPIC, "selflet_redirects_total"),
 ];
 
 /// One event's worth.
@@ -186,6 +189,11 @@ fn totals(a: &AgentHandle) {
         .map(|(_, n)| n)
         .sum();
     counter!("selflet_messages_sent_total", labels(name, &[])).absolute(sent);
+    // The transport's own count, for all the agents that share it: the same series from each.
+    for (kind, n) in a.message_counters().by_kind {
+        let l = vec![Label::new("kind", kind)];
+        counter!("selflet_transport_messages_total", l).absolute(n);
+    }
     let depths = a.queue_depths();
     for (queue, depth) in [("inbox", depths.inbox), ("policy", depths.policy)] {
         gauge!(

@@ -282,6 +282,14 @@ topics! {
         /// The agent taught.
         learner: String,
     }
+    /// The agent handed a request on to the neighbour its load is redirected to, which
+    /// answered it.
+    ServiceRedirected = "service.redirected" by "negotiation" {
+        /// The service.
+        service: String,
+        /// The neighbour that ran it.
+        to: String,
+    }
     /// Another agent appeared on the network.
     NeighbourJoined = "neighbour.joined" by "negotiation" {
         /// The agent.
@@ -335,7 +343,8 @@ topics! {
         /// The panic's message.
         error: String,
     }
-    /// A policy rule fired; its actions follow, in the same trace as this event.
+    /// A rule fired on an event of topic `on`; `actions` says what each of its actions does.
+    /// They run next, in the event's trace.
     PolicyFired = "policy.fired" by "agent" {
         /// The rule.
         rule: String,

@@ -214,7 +214,12 @@ impl Reporter {
                 non_empty(s("provider")),
                 format!("{} failed: {}", s("service"), s("error")),
             ),
+            topic::ServiceRedirected::TOPIC => (
+                Some(s("to")),
+                format!("redirected {} to {}", s("service"), s("to")),
+            ),
             topic::PolicyFired::TOPIC => (None, policy_text(p)),
+            topic::DeploymentDecision::TOPIC => (None, deployment_text(p)),
             topic::RequestIncoming::TOPIC | topic::LoadSample::TOPIC => return None,
             t if t.starts_with("prediction.") => (None, prediction_text(t, p)),
             _ => (None, short(p)),
@@ -246,6 +251,37 @@ fn policy_text(p: &Value) -> String {
             "no action".to_owned()
         } else {
             f.actions.join("; ")
+        }
+    )
+}
+
+fn deployment_text(p: &Value) -> String {
+    let Some(d) = topic::DeploymentDecision::from_value(p) else {
+        return short(p);
+    };
+    let actions = match &d.actions {
+        Value::List(a) if !a.is_empty() => a
+            .iter()
+            .map(|x| x.as_str().map_or_else(|| short(x), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "no change".to_owned(),
+    };
+    let verdict = if d.executed {
+        "executed"
+    } else {
+        "not executed"
+    };
+    format!(
+        "plan {verdict}: {actions} (utility {:.3} → {:.3}, cost {:.3}, {} members){}",
+        d.utility_before,
+        d.utility,
+        d.cost,
+        d.members,
+        if d.note.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", d.note)
         }
     )
 }

@@ -9,6 +9,7 @@ use crate::prediction::PredictionError;
 use crate::source::{LoadError, SourceFile};
 use crate::topic;
 use crate::trace;
+use tracing::Instrument;
 
 /// Why an action of the SelfLet action list could not be applied. Nothing of it was.
 #[derive(Debug, thiserror::Error)]
@@ -89,9 +90,11 @@ impl AgentHandle {
                     // The actions continue the trace of the event the rule reacted to, or
                     // start one: a teaching or a redirect they cause is one chain with it.
                     let id = event.trace().unwrap_or_default();
+                    let span = tracing::info_span!("rule", agent = %agent.name(), rule = %fired.rule, trace = %id);
+                    let carried = trace::scope(id, agent.carry_out(event.topic(), fired));
                     // Boxed: every agent keeps this loop, most never fire a rule, and the
                     // action list's future is large.
-                    Box::pin(trace::scope(id, agent.carry_out(event.topic(), fired))).await;
+                    Box::pin(carried.instrument(span)).await;
                 }
             }
         });
@@ -211,13 +214,15 @@ impl AgentHandle {
                 // It stays in the rule's trace: the teaching it may bring is part of the chain.
                 let agent = self.clone();
                 let id = trace::current().unwrap_or_default();
+                let span = tracing::Span::current();
                 self.spawn_task(move |_| {
-                    trace::scope(id, async move {
+                    let request = async move {
                         match agent.request_service(&service, &modes, input).await {
                             Ok(outcome) => tracing::info!(agent = %agent.name(), %service, ?outcome, "requested service obtained"),
                             Err(e) => tracing::warn!(agent = %agent.name(), %service, "request failed: {e}"),
                         }
-                    })
+                    };
+                    trace::scope(id, request).instrument(span)
                 });
                 Ok(())
             }

@@ -10,6 +10,7 @@ use crate::behaviour::{BoxFuture, InstanceLimits, ServiceCaller};
 use crate::error::BoxError;
 use crate::knowledge::Service;
 use crate::offer::OfferMode;
+use crate::topic;
 use crate::trace;
 use crate::transport::{Message, Reply};
 use crate::value::Value;
@@ -124,7 +125,14 @@ impl Negotiator {
         {
             // Boxed: most calls run here, and would otherwise carry a forward's size.
             match Box::pin(self.forward(&to, service, input.clone())).await {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    let event = || topic::ServiceRedirected {
+                        service: service.to_owned(),
+                        to: to.clone(),
+                    };
+                    let _ = self.bus.emit_with(event).await;
+                    return Ok(v);
+                }
                 Err(e) => {
                     tracing::warn!(agent = %self.agent, %service, neighbour = %to, "redirect failed, running here: {e}");
                 }
