@@ -44,13 +44,15 @@ impl Negotiator {
         // A call made outside any trace starts one: everything it causes, here and at the
         // providers, carries its id.
         trace::continue_or_start(async move {
+            // Boxed: the call's future is kilobytes (it may run a behaviour here or ask a
+            // provider), and every wrapper it passes through would copy it otherwise.
             let Some(timeout) = options.timeout else {
-                return self.call_until(service, input, depth, None).await;
+                return Box::pin(self.call_until(service, input, depth, None)).await;
             };
             let deadline = crate::duration::deadline(timeout);
             tokio::time::timeout_at(
                 deadline,
-                self.call_until(service, input, depth, Some(deadline)),
+                Box::pin(self.call_until(service, input, depth, Some(deadline))),
             )
             .await
             .unwrap_or_else(|_| {

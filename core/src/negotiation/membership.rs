@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{MAX_ADVERT_SERVICES, MAX_UTILIZATION, Negotiator};
+use super::{ADVERT_FANOUT, MAX_ADVERT_SERVICES, MAX_UTILIZATION, Negotiator};
 use crate::name::is_valid_name;
 use crate::offer::OfferModes;
 use crate::sync::lock;
@@ -35,12 +35,29 @@ impl Negotiator {
             return;
         }
         let body = Message::Advert { services };
-        for member in self.transport.members() {
-            if self.talks_to(&member) {
+        for member in self.advert_audience() {
+            if member != *self.agent && self.talks_to(&member) {
                 lock(&self.peers).insert(member.clone());
                 let _ = self.transport.send(self.envelope(&member, 0, body.clone()));
             }
         }
+    }
+
+    /// Who hears this agent's adverts: its configured neighbours on the network, or, when
+    /// every member is a neighbour, up to [`ADVERT_FANOUT`] of them drawn at random (all of
+    /// them in a network that small). Each one answers with its own offer, and the others
+    /// find this agent by discovery when they need what it offers.
+    fn advert_audience(&self) -> Vec<String> {
+        if self.config.neighbours.is_empty() {
+            let mut rng = fastrand::Rng::new();
+            return self.transport.sample(ADVERT_FANOUT + 1, &mut rng);
+        }
+        self.config
+            .neighbours
+            .iter()
+            .filter(|n| self.transport.is_member(n))
+            .cloned()
+            .collect()
     }
 
     /// A neighbour joined: it hears what this agent offers, if anything and if it has not

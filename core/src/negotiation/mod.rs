@@ -73,6 +73,11 @@ pub const MAX_ADVERT_SERVICES: usize = 256;
 /// How many requests of one peer an agent serves at once; more are refused.
 pub const MAX_IN_FLIGHT_PER_PEER: usize = 64;
 
+/// Members an agent advertises to when its neighbourhood is the whole network: all of them
+/// up to this many, otherwise this many drawn at random (the rest find it by discovery). So
+/// starting N agents that offer services costs O(N) messages, not O(N²).
+pub const ADVERT_FANOUT: usize = 64;
+
 /// The highest utilization a load report may carry (seconds of work per second: a saturated
 /// agent reports more than 1, never this much).
 pub const MAX_UTILIZATION: f64 = 1e6;

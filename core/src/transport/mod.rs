@@ -40,6 +40,10 @@ pub use zenoh::{MAX_REMOTE_MEMBERS, StatusWatch, Zenoh, ZenohError};
 use crate::offer::{OfferMode, OfferModes};
 use crate::value::Value;
 
+/// The fewest agents a [publication](Transport::publish) reaches when more offer the
+/// service: a discovery needs a few answers, not one from each of a hundred thousand.
+pub const MAX_PUBLISH_FANOUT: usize = 64;
+
 /// A message between agents, with who sent it, to whom, and the conversation it belongs to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
@@ -324,7 +328,8 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, envelope: Envelope) -> Result<(), SendError>;
 
     /// Sends to every agent that offers `service` (has said so with [`Transport::offer`]),
-    /// except the sender; returns how many received it.
+    /// except the sender — or, where more than [`MAX_PUBLISH_FANOUT`] offer it, to at least
+    /// that many of them drawn at random; returns how many received it.
     fn publish(&self, service: &str, envelope: Envelope) -> usize;
 
     /// Sends to every other member; returns how many received it.

@@ -121,11 +121,12 @@ impl Transport for Network {
 
     fn publish(&self, service: &str, envelope: Envelope) -> usize {
         self.fan_out(envelope, |inner| {
-            inner
-                .offers
-                .get(service)
-                .map(|s| s.iter().cloned().collect())
-                .unwrap_or_default()
+            let Some(offering) = inner.offers.get(service) else {
+                return Vec::new();
+            };
+            // A discovery among a hundred thousand providers needs a few answers, not all.
+            let mut rng = fastrand::Rng::new();
+            sample_of(offering.iter(), super::MAX_PUBLISH_FANOUT, &mut rng)
         })
     }
 
@@ -190,4 +191,25 @@ impl Transport for Network {
     fn counters(&self) -> MessageCounters {
         lock(&self.inner).counters.snapshot()
     }
+}
+
+/// Up to `k` of `items` drawn at random, each equally likely (reservoir sampling): all of
+/// them when there are no more than `k`.
+fn sample_of<'a>(
+    items: impl Iterator<Item = &'a String>,
+    k: usize,
+    rng: &mut fastrand::Rng,
+) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::with_capacity(k);
+    for (seen, item) in items.enumerate() {
+        if kept.len() < k {
+            kept.push(item.clone());
+        } else {
+            let j = rng.usize(..=seen);
+            if j < k {
+                kept[j] = item.clone();
+            }
+        }
+    }
+    kept
 }
