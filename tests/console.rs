@@ -2,14 +2,18 @@
 //! three agents is one trace, a forecast and the teaching it brings are one trace, and a
 //! report that fails a check changes nothing.
 
+#[path = "support/http.rs"]
+mod http;
+#[path = "support/teaching_pair.rs"]
+mod teaching_pair;
+
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::sync::Arc;
 use std::time::Duration;
 
 use selflet::behaviour::Behaviour;
 use selflet::console::{Console, Item, Offer, Rejected, Report};
-use selflet::{Agent, AgentHandle, Event, Manifest, Network, OfferModes, Service, Value};
+use selflet::{Agent, AgentHandle, Event, Network, OfferModes, Service, Value};
+use teaching_pair::teaching_pair;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -80,30 +84,10 @@ async fn one_trace_follows_a_call_from_a_through_b_to_c_and_back() {
     );
 }
 
-/// A and B of the teaching demo on a fast clock (tests/fixtures/console), on one in-process
-/// network, both shown by `console`.
-async fn teaching_pair(console: &Console) -> (AgentHandle, AgentHandle) {
-    let net = Network::new();
-    let mut agents = Vec::new();
-    for name in ["b", "a"] {
-        let m = Manifest::load(format!("{ROOT}/tests/fixtures/console/{name}.yaml")).unwrap();
-        let agent = Agent::from_manifest(&m)
-            .transport(Arc::new(net.clone()))
-            .predictor_kinds(selflet::plugins::kinds())
-            .spawn()
-            .await
-            .unwrap();
-        console.watch(&agent, Duration::from_secs(1));
-        agents.push(agent);
-    }
-    let a = agents.pop().unwrap();
-    (a, agents.pop().unwrap())
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_console_shows_a_forecast_its_rule_and_the_teaching_as_one_trace() {
     let console = Console::new();
-    let (a, b) = teaching_pair(&console).await;
+    let (a, b) = teaching_pair(&console, Duration::from_secs(1), true).await;
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(a.learned().len(), 3, "A learned services 1, 2 and 3");
     console.with_view(|view| {
@@ -274,17 +258,25 @@ fn a_report_that_fails_a_check_changes_nothing() {
     );
 }
 
-fn get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
+#[test]
+fn the_picture_stays_bounded_whatever_agents_report() {
+    let console = Console::new();
+    // 101 agents each reporting calls to 1,024 different peers: more pairs than it keeps.
+    for i in 0..101 {
+        let mut r = report(&format!("a{i}"));
+        r.items.clear();
+        r.calls = (0..1024).map(|j| (format!("p{j}"), 1)).collect();
+        console.accept(r).unwrap();
+    }
+    console.with_view(|v| {
+        assert_eq!(v.edges().count(), selflet::console::view::MAX_EDGES);
+        assert_eq!(v.agents().len(), 101);
+    });
+    // Timeline entries beyond its length push the oldest out.
+    for _ in 0..selflet::console::view::TIMELINE + 10 {
+        console.accept(report("a0")).unwrap();
+    }
+    console.with_view(|v| assert_eq!(v.timeline().len(), selflet::console::view::TIMELINE));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,16 +284,15 @@ async fn the_console_serves_its_page_the_state_and_live_updates() {
     let console = Console::new();
     let addr = console.serve(([127, 0, 0, 1], 0).into()).await.unwrap();
     console.accept(report("a")).unwrap();
-    let page = tokio::task::spawn_blocking(move || get(addr, "/"))
+    let page = tokio::task::spawn_blocking(move || http::get(addr, "/"))
         .await
         .unwrap();
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("<title>selflet console</title>"));
-    let state = tokio::task::spawn_blocking(move || get(addr, "/state"))
+    let state = tokio::task::spawn_blocking(move || http::get(addr, "/state"))
         .await
         .unwrap();
-    let body = state.split("\r\n\r\n").nth(1).unwrap();
-    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    let json: serde_json::Value = serde_json::from_str(http::body(&state)).unwrap();
     assert_eq!(json["agents"]["a"]["state"], "running");
     assert_eq!(json["timeline"][0]["topic"], "service.learned");
 

@@ -7,13 +7,16 @@
 //! `.ci/install-browser` installs them when they are missing (as root), and this test runs it
 //! first.
 
+#[path = "support/teaching_pair.rs"]
+mod teaching_pair;
+
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use selflet::SourceFile;
 use selflet::console::Console;
-use selflet::{Agent, AgentHandle, Manifest, Network, SourceFile};
+use teaching_pair::teaching_pair;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -93,26 +96,6 @@ impl Drop for Driver {
     }
 }
 
-/// A and B of the teaching demo on a fast clock, A without its policy yet.
-async fn agents(console: &Console) -> (AgentHandle, AgentHandle) {
-    let net = Network::new();
-    let mut out = Vec::new();
-    for name in ["a", "b"] {
-        let mut m = Manifest::load(format!("{ROOT}/tests/fixtures/console/{name}.yaml")).unwrap();
-        m.policies.clear();
-        let agent = Agent::from_manifest(&m)
-            .transport(Arc::new(net.clone()))
-            .predictor_kinds(selflet::plugins::kinds())
-            .spawn()
-            .await
-            .unwrap();
-        console.watch(&agent, Duration::from_millis(500));
-        out.push(agent);
-    }
-    let b = out.pop().unwrap();
-    (out.pop().unwrap(), b)
-}
-
 async fn present(client: &Client, css: &str) -> bool {
     !client.find_all(Locator::Css(css)).await.unwrap().is_empty()
 }
@@ -133,7 +116,7 @@ const LEARNED: &str = r#"#timeline li[data-topic="service.learned"][data-agent="
 async fn chromium_shows_both_agents_then_the_teaching_of_service1_as_it_happens() {
     let driver = Driver::start();
     let console = Console::new();
-    let (a, b) = agents(&console).await;
+    let (a, b) = teaching_pair(&console, Duration::from_millis(500), false).await;
     let addr = console.serve(([127, 0, 0, 1], 0).into()).await.unwrap();
     let profile = std::env::temp_dir().join(format!("selflet-chromium-{}", std::process::id()));
     let client = driver.session(&profile).await;

@@ -3,12 +3,13 @@
 //! in one trace across the processes, and an agent whose process is killed marked gone.
 #![cfg(feature = "zenoh")]
 
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/loopback.rs"]
 mod loopback;
 #[path = "support/process.rs"]
 mod process;
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use loopback::free_endpoint;
@@ -21,16 +22,7 @@ fn free_addr() -> String {
 
 /// The console's picture, as its `/state` gives it.
 fn state(addr: &str) -> Value {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET /state HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap_or("null")).unwrap()
+    serde_json::from_str(http::body(&http::get(addr, "/state"))).unwrap_or(Value::Null)
 }
 
 /// Asks the console until `holds` (60 s at most).

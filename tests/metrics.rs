@@ -1,6 +1,8 @@
 //! The metrics of the teaching demo equal its own table: requests A sent, goals B served, the
 //! three services A learned and B taught — scraped over HTTP, in Prometheus' text format.
 
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/loopback.rs"]
 mod loopback;
 #[path = "support/process.rs"]
@@ -8,7 +10,6 @@ mod process;
 #[path = "../examples/teaching/scenario.rs"]
 mod scenario;
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
 
 /// The sum of a metric's samples whose labels include all of `labels`.
@@ -22,17 +23,7 @@ fn sum(text: &str, metric: &str, labels: &[&str]) -> f64 {
 
 /// `GET /metrics` over a plain TCP connection.
 fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
+    http::get(addr, "/metrics")
 }
 
 fn free_addr() -> std::net::SocketAddr {

@@ -15,6 +15,9 @@ pub const MAX_AGENTS: usize = 10_000;
 pub const TIMELINE: usize = 2_000;
 /// Load samples kept per agent.
 pub const LOAD_HISTORY: usize = 120;
+/// Edges (pairs of agents that call or teach) the view holds, at most; new pairs beyond are
+/// not drawn.
+pub const MAX_EDGES: usize = 100_000;
 
 const MAX_SERVICES: usize = 256;
 const MAX_PROVIDERS: usize = 64;
@@ -122,7 +125,9 @@ impl View {
         let now = now_ms();
         let mut updates = Vec::new();
         for (provider, &count) in &report.calls {
-            let edge = self.edge(&report.agent, provider);
+            let Some(edge) = self.edge(&report.agent, provider) else {
+                continue;
+            };
             if count > edge.calls {
                 edge.calls = count;
                 updates.push(Update::Edge(edge.clone()));
@@ -197,15 +202,18 @@ impl View {
         self.edges.values()
     }
 
-    fn edge(&mut self, from: &str, to: &str) -> &mut Edge {
-        self.edges
-            .entry((from.to_owned(), to.to_owned()))
-            .or_insert_with(|| Edge {
-                from: from.to_owned(),
-                to: to.to_owned(),
-                calls: 0,
-                taught: BTreeSet::new(),
-            })
+    /// The edge from `from` to `to`, made if there is room for it.
+    fn edge(&mut self, from: &str, to: &str) -> Option<&mut Edge> {
+        let key = (from.to_owned(), to.to_owned());
+        if !self.edges.contains_key(&key) && self.edges.len() >= MAX_EDGES {
+            return None;
+        }
+        Some(self.edges.entry(key).or_insert_with(|| Edge {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            calls: 0,
+            taught: BTreeSet::new(),
+        }))
     }
 
     /// The teaching edge an item adds to, if it tells of a teaching. Teacher and learner
@@ -217,8 +225,9 @@ impl View {
             "service.taught" => (agent, peer),
             _ => return None,
         };
-        let edge = self.edge(teacher, learner);
-        edge.taught.insert(service).then(|| edge.clone())
+        let edge = self.edge(teacher, learner)?;
+        let room = edge.taught.len() < MAX_SERVICES;
+        (room && edge.taught.insert(service)).then(|| edge.clone())
     }
 }
 
