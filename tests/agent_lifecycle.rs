@@ -172,3 +172,15 @@ fn futures_lite_block_on<F: std::future::Future>(fut: F) -> F::Output {
         }
     }
 }
+
+#[tokio::test]
+async fn an_agent_given_a_closed_bus_does_not_start() {
+    let bus = selflet::bus::Bus::new("a");
+    bus.close();
+    let err = selflet::Agent::builder("a")
+        .bus(bus)
+        .spawn()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, selflet::AgentError::BusClosed), "{err}");
+}

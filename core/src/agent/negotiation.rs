@@ -191,7 +191,7 @@ impl AgentHandle {
             .map_or(0, |m| m.inbox.len());
         QueueDepths {
             inbox,
-            policy: self.policies().events().len(),
+            policy: self.policies().queued(),
         }
     }
 

@@ -75,9 +75,13 @@ impl AgentHandle {
     /// Feeds events to the rules and applies what fires, until the agent stops.
     pub(crate) fn start_policies(&self) {
         let agent = self.clone();
-        let events = self.policies().events();
         let cancel = self.loops_token();
         self.spawn_task(|_| async move {
+            // The queue exists once a rule is loaded: until then there is nothing to read.
+            let events = tokio::select! {
+                _ = cancel.cancelled() => return,
+                events = agent.policies().events() => events,
+            };
             loop {
                 let event = tokio::select! {
                     _ = cancel.cancelled() => break,

@@ -239,6 +239,9 @@ impl AgentBuilder {
         let knowledge = Knowledge::new(bus.clone());
         let choice = ChoiceCell::new(Arc::clone(&self.negotiation.choice));
         let learners = crate::prediction::learner::Learners::default();
+        if bus.is_closed() {
+            return Err(AgentError::BusClosed);
+        }
         let policies = Policies::new(
             knowledge.clone(),
             bus.clone(),
@@ -246,8 +249,7 @@ impl AgentBuilder {
             choice.clone(),
             learners.clone(),
             self.limits,
-        )
-        .ok_or(AgentError::BusClosed)?;
+        );
         for s in &checked.policies {
             policies.load(s.clone())?;
         }

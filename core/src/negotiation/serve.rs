@@ -32,7 +32,9 @@ impl Negotiator {
                     reason,
                 } => self.answered(&provider, id, Err(AttemptError::Unreachable(reason))),
                 Incoming::Message { envelope, verified } => {
-                    self.dispatch(envelope, verified, &work).await;
+                    // Boxed: handling a message takes a future of kilobytes, which the loop
+                    // of every agent, idle ones included, would otherwise hold for good.
+                    Box::pin(self.dispatch(envelope, verified, &work)).await;
                 }
             }
         }

@@ -125,7 +125,8 @@ struct Inner {
     api: rhai_api::Shared,
     files: RwLock<BTreeMap<String, Arc<PolicyFile>>>,
     index: RwLock<Arc<Index>>,
-    events: Arc<Subscription>,
+    // Made when the first rule is loaded: an agent without policies keeps no queue.
+    events: tokio::sync::SetOnce<Arc<Subscription>>,
     next_order: AtomicU64,
 }
 
@@ -145,14 +146,8 @@ impl Policies {
         choice: ChoiceCell,
         learners: Learners,
         limits: Limits,
-    ) -> Option<Policies> {
-        let options = SubscribeOptions {
-            capacity: QUEUE_CAPACITY,
-            overflow: Overflow::DropOldest,
-        };
-        // No pattern yet: the subscription receives nothing until a rule needs it.
-        let events = bus.subscribe_many(Vec::new(), options).ok()?;
-        Some(Policies {
+    ) -> Policies {
+        Policies {
             inner: Arc::new(Inner {
                 knowledge,
                 bus,
@@ -164,10 +159,10 @@ impl Policies {
                 api: rhai_api::Shared::default(),
                 files: RwLock::default(),
                 index: RwLock::default(),
-                events: Arc::new(events),
+                events: tokio::sync::SetOnce::new(),
                 next_order: AtomicU64::new(0),
             }),
-        })
+        }
     }
 
     fn engine(&self) -> &Engine {
@@ -240,8 +235,7 @@ impl Policies {
             ChoiceCell::new(Arc::new(crate::choice::FirstKnown)),
             Learners::default(),
             Limits::default(),
-        )
-        .ok_or_else(|| LoadError::from(source.error("cannot set up a checker")))?;
+        );
         let file = p.compile(source)?;
         let mut problems = Vec::new();
         for (name, pos) in rhai_api::unknown_calls(p.engine(), &file.ast) {
@@ -353,7 +347,18 @@ impl Policies {
             list.sort_by_key(|(_, r)| (-r.priority, r.order));
         }
         *write(&self.inner.index) = Arc::new(index);
-        self.inner.events.set_patterns(patterns);
+        if let Some(events) = self.inner.events.get() {
+            events.set_patterns(patterns);
+            return;
+        }
+        let options = SubscribeOptions {
+            capacity: QUEUE_CAPACITY,
+            overflow: Overflow::DropOldest,
+        };
+        // A closed bus has no events to give: the rules then never run, as the agent stops.
+        if let Ok(events) = self.inner.bus.subscribe_many(patterns, options) {
+            let _ = self.inner.events.set(Arc::new(events));
+        }
     }
 
     /// Whether some loaded rule reacts to `topic`.
@@ -362,9 +367,15 @@ impl Policies {
         index.exact.contains_key(topic) || index.patterns.iter().any(|(p, _, _)| p.matches(topic))
     }
 
-    /// The queue of events the rules react to (the agent's policy task reads it).
-    pub(crate) fn events(&self) -> Arc<Subscription> {
-        Arc::clone(&self.inner.events)
+    /// The queue of events the rules react to, once a rule is loaded (the agent's policy
+    /// task waits for it).
+    pub(crate) async fn events(&self) -> Arc<Subscription> {
+        Arc::clone(self.inner.events.wait().await)
+    }
+
+    /// How many events wait for the rules now.
+    pub(crate) fn queued(&self) -> usize {
+        self.inner.events.get().map_or(0, |e| e.len())
     }
 
     /// Evaluates the rules an event matches, highest priority first (load order among equals),

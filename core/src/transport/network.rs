@@ -97,8 +97,7 @@ impl Transport for Network {
         // In-process members leave only by stopping, which answers their in-flight work, so
         // there is no news to give; telling each of thousands of agents about every other one
         // would cost O(N²) events for nothing.
-        let (_, changes) = async_channel::bounded(1);
-        Ok(Membership::new(rx, changes, move || {
+        Ok(Membership::new(rx, no_changes(), move || {
             let mut inner = lock(&network.inner);
             if let Some(tx) = inner.members.remove(&name) {
                 tx.close();
@@ -212,4 +211,12 @@ fn sample_of<'a>(
         }
     }
     kept
+}
+
+/// A membership-change stream that never yields: one closed channel shared by every
+/// in-process member (a channel of its own would cost each idle agent most of a kilobyte).
+fn no_changes() -> async_channel::Receiver<super::MemberChange> {
+    static CLOSED: std::sync::OnceLock<async_channel::Receiver<super::MemberChange>> =
+        std::sync::OnceLock::new();
+    CLOSED.get_or_init(|| async_channel::bounded(1).1).clone()
 }
