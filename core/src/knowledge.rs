@@ -397,6 +397,10 @@ struct Inner {
     providers: ProviderDirectory,
     learned: RwLock<BTreeMap<String, Learned>>,
     upgradable: RwLock<BTreeSet<String>>,
+    // What the agent offers changed this many times; the negotiation waits on `offers_changed`
+    // to advertise again (a bus subscription would cost every idle agent its queue).
+    offers_version: std::sync::atomic::AtomicU64,
+    offers_changed: tokio::sync::Notify,
 }
 
 /// A service the agent was taught: who taught it, when, and what its lesson installed, so
@@ -443,8 +447,41 @@ impl Knowledge {
                 providers: ProviderDirectory::default(),
                 learned: RwLock::default(),
                 upgradable: RwLock::default(),
+                offers_version: std::sync::atomic::AtomicU64::new(0),
+                offers_changed: tokio::sync::Notify::new(),
             }),
         }
+    }
+
+    /// Says that what the agent offers changed, after `knowledge.service.changed`.
+    fn offers_changed(&self) {
+        use std::sync::atomic::Ordering;
+        self.inner.offers_version.fetch_add(1, Ordering::Release);
+        self.inner.offers_changed.notify_waiters();
+    }
+
+    /// Waits until what the agent offers changes after `seen` (a value this returned before,
+    /// or 0), and returns the new version.
+    pub(crate) async fn offers_change_after(&self, seen: u64) -> u64 {
+        use std::sync::atomic::Ordering;
+        loop {
+            let notified = self.inner.offers_changed.notified();
+            tokio::pin!(notified);
+            // Registered before looking: a change between the look and the wait is not missed.
+            notified.as_mut().enable();
+            let now = self.inner.offers_version.load(Ordering::Acquire);
+            if now != seen {
+                return now;
+            }
+            notified.await;
+        }
+    }
+
+    /// How many times what the agent offers has changed.
+    pub(crate) fn offers_version(&self) -> u64 {
+        self.inner
+            .offers_version
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The value of a fact.
@@ -524,6 +561,7 @@ impl Knowledge {
         let event = service.changed();
         let old = write(&self.inner.services).insert(service.name.clone(), service);
         let _ = self.inner.bus.emit(&event).await;
+        self.offers_changed();
         old
     }
 
@@ -544,6 +582,7 @@ impl Knowledge {
         };
         if old.as_deref() != Some(behaviour) {
             let _ = self.inner.bus.emit(&payload).await;
+            self.offers_changed();
         }
         Ok(old)
     }
@@ -565,6 +604,7 @@ impl Knowledge {
         };
         if old != modes {
             let _ = self.inner.bus.emit(&payload).await;
+            self.offers_changed();
         }
         Ok(old)
     }
@@ -576,6 +616,7 @@ impl Knowledge {
         gone.modes = OfferModes::NONE;
         gone.behaviour = None;
         let _ = self.inner.bus.emit(&gone.changed()).await;
+        self.offers_changed();
         Some(old)
     }
 

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::agent::AgentHandle;
-use crate::bus::{Overflow, Pattern, SubscribeOptions};
 use crate::choice::ProviderChoice;
 use crate::knowledge::Learned;
 use crate::negotiation::{CallError, CallOptions, ForgetError, Outcome, TeachError};
@@ -261,26 +260,19 @@ impl AgentHandle {
                 }
             }
         });
-        let options = SubscribeOptions {
-            capacity: 64,
-            overflow: Overflow::DropOldest,
-        };
-        let Ok(changes) = inner
-            .bus
-            .subscribe_with(Pattern::Exact(topic::ServiceChanged::TOPIC.into()), options)
-        else {
-            return;
-        };
         let negotiator = Arc::clone(&inner.negotiator);
+        let knowledge = inner.knowledge.clone();
         let stop = self.loops_token();
         self.spawn_task(|_| async move {
+            // What it offered when it started was advertised already.
+            let mut seen = knowledge.offers_version();
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    ev = changes.recv() => match ev {
-                        Some(_) => negotiator.advertise(),
-                        None => break,
-                    },
+                    now = knowledge.offers_change_after(seen) => {
+                        seen = now;
+                        negotiator.advertise();
+                    }
                 }
             }
         });

@@ -120,8 +120,9 @@ struct Inner {
     choice: ChoiceCell,
     learners: Learners,
     limits: Limits,
-    // Built on first load: agents without policies never pay for an engine.
-    engine: OnceLock<Engine>,
+    // Built on first load: agents without policies never pay for an engine (boxed, so that
+    // they do not hold its size either).
+    engine: OnceLock<Box<Engine>>,
     api: rhai_api::Shared,
     files: RwLock<BTreeMap<String, Arc<PolicyFile>>>,
     index: RwLock<Arc<Index>>,
@@ -168,7 +169,7 @@ impl Policies {
     fn engine(&self) -> &Engine {
         self.inner.engine.get_or_init(|| {
             let i = &self.inner;
-            rhai_api::engine(
+            Box::new(rhai_api::engine(
                 &i.limits,
                 &i.api,
                 &i.knowledge,
@@ -176,7 +177,7 @@ impl Policies {
                 &i.behaviours,
                 &i.choice,
                 &i.learners,
-            )
+            ))
         })
     }
 
