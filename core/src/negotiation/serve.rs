@@ -31,6 +31,17 @@ impl Negotiator {
                     id,
                     reason,
                 } => self.answered(&provider, id, Err(AttemptError::Unreachable(reason))),
+                // A reply only wakes the call waiting for it: no future, no trace to enter.
+                Incoming::Message {
+                    envelope:
+                        Envelope {
+                            from,
+                            id,
+                            body: Message::Reply(reply),
+                            ..
+                        },
+                    verified,
+                } => self.on_reply(&from, id, reply, verified),
                 Incoming::Message { envelope, verified } => {
                     // Boxed: handling a message takes a future of kilobytes, which the loop
                     // of every agent, idle ones included, would otherwise hold for good.
