@@ -1,6 +1,8 @@
 //! Policy evaluation: an event with one matching rule (condition + one action) against a
 //! native Rust closure doing the same check and queueing the same action, and an event with
-//! no rule on its topic.
+//! no rule on its topic. And rhai's own floor: the rule's two closures called through rhai's
+//! public API on a plain engine, with the same event map and functions that do nothing — what
+//! any rule written as rhai closures costs before selflet does anything.
 
 use std::hint::black_box;
 
@@ -72,7 +74,52 @@ fn policy(c: &mut Criterion) {
     g.bench_function("rhai_no_rule_on_topic", |b| {
         b.iter(|| black_box(policies.evaluate(black_box(&unmatched))))
     });
+    let (engine, ast, when, then) = plain_rhai();
+    let ev = plain_event();
+    g.bench_function("rhai_closures_alone", |b| {
+        b.iter(|| {
+            let holds = when
+                .call::<bool>(&engine, &ast, (ev.clone(),))
+                .expect("condition");
+            if holds {
+                then.call::<rhai::Dynamic>(&engine, &ast, (ev.clone(),))
+                    .expect("action");
+            }
+            black_box(holds)
+        })
+    });
     g.finish();
+}
+
+/// The rule's condition and action as closures of a plain rhai engine, beside functions of
+/// the same signatures that do nothing.
+fn plain_rhai() -> (rhai::Engine, rhai::AST, rhai::FnPtr, rhai::FnPtr) {
+    let mut engine = rhai::Engine::new();
+    engine.register_fn("has_service", |_: &str| false);
+    engine.register_fn("request_service", |_: &str, _: &str| ());
+    let ast = engine
+        .compile(
+            r#"[|ev| ev.support >= 0.2 && !has_service(ev.item),
+                |ev| request_service(ev.item, "can_teach")]"#,
+        )
+        .expect("compiles");
+    let closures: rhai::Array = engine.eval_ast(&ast).expect("two closures");
+    let mut closures = closures.into_iter().map(|c| c.cast::<rhai::FnPtr>());
+    let (when, then) = (
+        closures.next().expect("when"),
+        closures.next().expect("then"),
+    );
+    (engine, ast, when, then)
+}
+
+/// The event as a rule sees it: payload fields, topic and source, shared.
+fn plain_event() -> rhai::Dynamic {
+    let mut map = rhai::Map::new();
+    map.insert("item".into(), "service1".into());
+    map.insert("support".into(), rhai::Dynamic::from_float(0.4));
+    map.insert("topic".into(), "prediction.frequent".into());
+    map.insert("source".into(), "bench".into());
+    rhai::Dynamic::from_map(map).into_shared()
 }
 
 criterion_group!(benches, policy);

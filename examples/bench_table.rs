@@ -73,6 +73,14 @@ fn rows(root: &Path) -> Vec<Row> {
             unit: Unit::Nanos,
         },
         Row {
+            // rhai's own cost for the rule's two closures: the floor under the row above.
+            figure: "the rule's closures in plain rhai (vs a native closure)".into(),
+            value: m("policy/rhai_closures_alone"),
+            reference: m("policy/native_closure"),
+            target: Target::AtMost(1_000.0),
+            unit: Unit::Nanos,
+        },
+        Row {
             figure: "service call across two processes (vs a bare Zenoh query)".into(),
             value: m("zenoh_round_trip/service_call"),
             reference: m("zenoh_round_trip/bare_query_request_size"),
