@@ -346,6 +346,34 @@ async fn offer_mode_changes_are_advertised() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_burst_of_offer_changes_is_advertised_once() {
+    let net = Network::new();
+    let b = provider(&net, "b").await;
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    let adverts = || net.counters().by_kind.get("advert").copied().unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let before = adverts();
+    for service in ["service1", "service2", "service3"] {
+        b.knowledge()
+            .set_modes(service, OfferModes::CAN_DO)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    // One advert, to b's one neighbour, carrying all three changes.
+    assert_eq!(adverts() - before, 1);
+    let heard = a.knowledge().providers();
+    for service in ["service1", "service2", "service3"] {
+        let modes = heard.providers(service).first().map(|p| p.modes);
+        assert_eq!(modes, Some(OfferModes::CAN_DO), "{service}");
+    }
+    // And a change after it has gone is advertised again.
+    b.knowledge().withdraw("service3").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(adverts() - before, 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn behaviours_call_remote_services_and_stopping_ends_in_flight_calls() {
     let net = Network::new();
     let b = Agent::builder("b")

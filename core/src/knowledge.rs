@@ -397,11 +397,12 @@ struct Inner {
     providers: ProviderDirectory,
     learned: RwLock<BTreeMap<String, Learned>>,
     upgradable: RwLock<BTreeSet<String>>,
-    // What the agent offers changed this many times; the negotiation waits on `offers_changed`
-    // to advertise again (a bus subscription would cost every idle agent its queue).
-    offers_version: std::sync::atomic::AtomicU64,
-    offers_changed: tokio::sync::Notify,
+    // Told when what the agent offers changes, so that the negotiation advertises again. A
+    // callback, not a task waiting or a bus subscription: those cost every idle agent memory.
+    on_offers_change: std::sync::OnceLock<OffersWatch>,
 }
+
+type OffersWatch = Box<dyn Fn() + Send + Sync>;
 
 /// A service the agent was taught: who taught it, when, and what its lesson installed, so
 /// that it can be listed, upgraded and forgotten.
@@ -447,41 +448,23 @@ impl Knowledge {
                 providers: ProviderDirectory::default(),
                 learned: RwLock::default(),
                 upgradable: RwLock::default(),
-                offers_version: std::sync::atomic::AtomicU64::new(0),
-                offers_changed: tokio::sync::Notify::new(),
+                on_offers_change: std::sync::OnceLock::new(),
             }),
         }
     }
 
     /// Says that what the agent offers changed, after `knowledge.service.changed`.
     fn offers_changed(&self) {
-        use std::sync::atomic::Ordering;
-        self.inner.offers_version.fetch_add(1, Ordering::Release);
-        self.inner.offers_changed.notify_waiters();
-    }
-
-    /// Waits until what the agent offers changes after `seen` (a value this returned before,
-    /// or 0), and returns the new version.
-    pub(crate) async fn offers_change_after(&self, seen: u64) -> u64 {
-        use std::sync::atomic::Ordering;
-        loop {
-            let notified = self.inner.offers_changed.notified();
-            tokio::pin!(notified);
-            // Registered before looking: a change between the look and the wait is not missed.
-            notified.as_mut().enable();
-            let now = self.inner.offers_version.load(Ordering::Acquire);
-            if now != seen {
-                return now;
-            }
-            notified.await;
+        if let Some(watch) = self.inner.on_offers_change.get() {
+            watch();
         }
     }
 
-    /// How many times what the agent offers has changed.
-    pub(crate) fn offers_version(&self) -> u64 {
-        self.inner
-            .offers_version
-            .load(std::sync::atomic::Ordering::Acquire)
+    /// Calls `watch` whenever what the agent offers changes (a service offered, withdrawn, its
+    /// modes or behaviour changed). One watch per knowledge: a second is ignored, and `false`
+    /// says so.
+    pub(crate) fn on_offers_change(&self, watch: impl Fn() + Send + Sync + 'static) -> bool {
+        self.inner.on_offers_change.set(Box::new(watch)).is_ok()
     }
 
     /// The value of a fact.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::agent::AgentHandle;
 use crate::choice::ProviderChoice;
@@ -260,21 +261,40 @@ impl AgentHandle {
                 }
             }
         });
-        let negotiator = Arc::clone(&inner.negotiator);
-        let knowledge = inner.knowledge.clone();
+        self.advertise_on_change();
+    }
+
+    /// Advertises again whenever what the agent offers changes. No task waits for that: a
+    /// change schedules one advert, and the changes that follow before it is sent join it.
+    fn advertise_on_change(&self) {
+        let inner = self.inner();
+        let negotiator = Arc::downgrade(&inner.negotiator);
+        let tasks = inner.tasks.clone();
         let stop = self.loops_token();
-        self.spawn_task(|_| async move {
-            // What it offered when it started was advertised already.
-            let mut seen = knowledge.offers_version();
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    now = knowledge.offers_change_after(seen) => {
-                        seen = now;
-                        negotiator.advertise();
-                    }
-                }
+        let pending = Arc::new(AtomicBool::new(false));
+        inner.knowledge.on_offers_change(move || {
+            if stop.is_cancelled() || pending.swap(true, Ordering::AcqRel) {
+                return;
             }
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                // Changed from outside any runtime: advertise from here.
+                pending.store(false, Ordering::Release);
+                if let Some(n) = negotiator.upgrade() {
+                    n.advertise();
+                }
+                return;
+            };
+            let (negotiator, pending, stop) =
+                (negotiator.clone(), Arc::clone(&pending), stop.clone());
+            let advert = async move {
+                // After the change's own task has gone on: a burst of changes is one advert.
+                tokio::task::yield_now().await;
+                pending.store(false, Ordering::Release);
+                if let Some(n) = negotiator.upgrade().filter(|_| !stop.is_cancelled()) {
+                    n.advertise();
+                }
+            };
+            tasks.spawn_on(advert, &runtime);
         });
     }
 }
