@@ -281,3 +281,25 @@ async fn policies_plug_and_unplug_predictors_and_request_services() {
     let f = failed.try_recv().expect("the request failed visibly");
     assert_eq!(f.payload().get("service"), Some(&Value::from("nowhere")));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_first_rule_of_an_agent_without_policies_runs_even_when_loaded_from_another_thread() {
+    let a = Agent::builder("plain").spawn().await.unwrap();
+    let out = a.subscribe("out").unwrap();
+    // No rule yet: nothing reads events for rules.
+    assert_eq!(a.queue_depths().policy, 0);
+    let loader = a.clone();
+    std::thread::spawn(move || {
+        loader
+            .load_policy(src(
+                "late.rhai",
+                r#"rule("late").on("in").then(|ev| publish("out", "heard"));"#,
+            ))
+            .unwrap()
+    })
+    .join()
+    .unwrap();
+    publish(&a, "in", ()).await;
+    assert_eq!(drain(&out).await, [Value::from("heard")]);
+    a.shutdown().await;
+}

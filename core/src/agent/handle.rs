@@ -92,6 +92,12 @@ impl AgentHandle {
         &self.inner
     }
 
+    /// A reference to the agent for its own parts to keep: a strong one would keep the agent
+    /// alive for ever.
+    pub(crate) fn weak(&self) -> std::sync::Weak<AgentInner> {
+        Arc::downgrade(&self.inner)
+    }
+
     /// Cancelled when shutdown begins: the signal for the agent's own endless loops.
     pub(crate) fn loops_token(&self) -> CancellationToken {
         self.inner.stop_loops.clone()

@@ -72,16 +72,30 @@ impl AgentHandle {
         Ok(rules)
     }
 
-    /// Feeds events to the rules and applies what fires, until the agent stops.
+    /// Feeds events to the rules and applies what fires, until the agent stops: from when the
+    /// first rule is loaded, so that an agent without policies keeps no task for them.
     pub(crate) fn start_policies(&self) {
+        // Weak: the policies keep the listener, and the agent keeps the policies. The runtime
+        // is the agent's: a rule may be loaded from a thread outside it.
+        let agent = self.weak();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.policies().when_listening(move || {
+            if let Some(inner) = agent.upgrade() {
+                AgentHandle::from_inner(inner).feed_policies(&runtime);
+            }
+        });
+    }
+
+    fn feed_policies(&self, runtime: &tokio::runtime::Handle) {
+        let tasks = &self.inner().tasks;
+        let Some(events) = self.policies().events().filter(|_| !tasks.is_closed()) else {
+            return;
+        };
         let agent = self.clone();
         let cancel = self.loops_token();
-        self.spawn_task(|_| async move {
-            // The queue exists once a rule is loaded: until then there is nothing to read.
-            let events = tokio::select! {
-                _ = cancel.cancelled() => return,
-                events = agent.policies().events() => events,
-            };
+        let feed = async move {
             loop {
                 let event = tokio::select! {
                     _ = cancel.cancelled() => break,
@@ -96,12 +110,13 @@ impl AgentHandle {
                     let id = event.trace().unwrap_or_default();
                     let span = tracing::info_span!("rule", agent = %agent.name(), rule = %fired.rule, trace = %id);
                     let carried = trace::scope(id, agent.carry_out(event.topic(), fired));
-                    // Boxed: every agent keeps this loop, most never fire a rule, and the
-                    // action list's future is large.
+                    // Boxed: most agents never fire a rule, and the action list's future is
+                    // large.
                     Box::pin(carried.instrument(span)).await;
                 }
             }
-        });
+        };
+        tasks.spawn_on(feed, runtime);
     }
 
     /// Says that a rule fired, then applies its actions in order.

@@ -25,7 +25,7 @@ mod rhai_api;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use rhai::{AST, Dynamic, Engine, FnPtr};
 
@@ -38,7 +38,7 @@ use crate::knowledge::Knowledge;
 use crate::prediction::learner::Learners;
 use crate::script::{self, Limits};
 use crate::source::{LoadError, SourceFile};
-use crate::sync::{read, write};
+use crate::sync::{lock, read, write};
 
 /// How many events may wait for the policy engine before the oldest are dropped (and counted
 /// on the bus). Dropping, not waiting: a policy that publishes must never wait on itself.
@@ -127,9 +127,14 @@ struct Inner {
     files: RwLock<BTreeMap<String, Arc<PolicyFile>>>,
     index: RwLock<Arc<Index>>,
     // Made when the first rule is loaded: an agent without policies keeps no queue.
-    events: tokio::sync::SetOnce<Arc<Subscription>>,
+    events: OnceLock<Arc<Subscription>>,
+    // Called once the queue is made (the agent then starts feeding its rules): nothing waits
+    // for it meanwhile.
+    on_listening: Mutex<Option<Listener>>,
     next_order: AtomicU64,
 }
+
+type Listener = Box<dyn FnOnce() + Send>;
 
 impl fmt::Debug for Policies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -160,7 +165,8 @@ impl Policies {
                 api: rhai_api::Shared::default(),
                 files: RwLock::default(),
                 index: RwLock::default(),
-                events: tokio::sync::SetOnce::new(),
+                events: OnceLock::new(),
+                on_listening: Mutex::new(None),
                 next_order: AtomicU64::new(0),
             }),
         }
@@ -357,8 +363,25 @@ impl Policies {
             overflow: Overflow::DropOldest,
         };
         // A closed bus has no events to give: the rules then never run, as the agent stops.
-        if let Ok(events) = self.inner.bus.subscribe_many(patterns, options) {
-            let _ = self.inner.events.set(Arc::new(events));
+        if let Ok(events) = self.inner.bus.subscribe_many(patterns, options)
+            && self.inner.events.set(Arc::new(events)).is_ok()
+        {
+            let listener = lock(&self.inner.on_listening).take();
+            if let Some(listener) = listener {
+                listener();
+            }
+        }
+    }
+
+    /// Calls `listener` once the rules have a queue of events: now if they have one, else
+    /// when the first rule is loaded. One listener; a later one replaces an uncalled one.
+    pub(crate) fn when_listening(&self, listener: impl FnOnce() + Send + 'static) {
+        let mut waiting = lock(&self.inner.on_listening);
+        if self.inner.events.get().is_some() {
+            drop(waiting);
+            listener();
+        } else {
+            *waiting = Some(Box::new(listener));
         }
     }
 
@@ -368,10 +391,9 @@ impl Policies {
         index.exact.contains_key(topic) || index.patterns.iter().any(|(p, _, _)| p.matches(topic))
     }
 
-    /// The queue of events the rules react to, once a rule is loaded (the agent's policy
-    /// task waits for it).
-    pub(crate) async fn events(&self) -> Arc<Subscription> {
-        Arc::clone(self.inner.events.wait().await)
+    /// The queue of events the rules react to, once a rule is loaded.
+    pub(crate) fn events(&self) -> Option<Arc<Subscription>> {
+        self.inner.events.get().cloned()
     }
 
     /// How many events wait for the rules now.
