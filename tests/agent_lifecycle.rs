@@ -184,3 +184,36 @@ async fn an_agent_given_a_closed_bus_does_not_start() {
         .unwrap_err();
     assert!(matches!(err, selflet::AgentError::BusClosed), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_agent_keeps_only_the_topics_it_published_on() {
+    // A topic costs every agent a few hundred bytes: an agent that never ran a behaviour has
+    // none of the behaviour topics, and gets them when it runs one.
+    let a = Agent::builder("idle")
+        .behaviour(
+            selflet::behaviour::Behaviour::parse(selflet::SourceFile::new(
+                "b.yaml",
+                "behaviour: b\ninitial: s\nstates:\n  s: { final: true }\n",
+            ))
+            .unwrap(),
+        )
+        .spawn()
+        .await
+        .unwrap();
+    let topics = |a: &selflet::AgentHandle| -> Vec<String> {
+        a.bus().stats().into_iter().map(|(t, _)| t).collect()
+    };
+    assert_eq!(topics(&a), ["agent.lifecycle"]);
+    let watching = a.subscribe("behaviour.*").unwrap();
+    a.run_behaviour("b", Value::Null).await.unwrap();
+    let after = topics(&a);
+    assert!(after.iter().any(|t| t == "behaviour.done"), "{after:?}");
+    assert!(after.iter().any(|t| t == "behaviour.state"), "{after:?}");
+    let mut seen = Vec::new();
+    while let Ok(ev) = watching.try_recv() {
+        seen.push(ev.topic().to_owned());
+    }
+    assert!(seen.iter().any(|t| t == "behaviour.done"), "{seen:?}");
+    let done = a.bus().topic_stats("behaviour.done").unwrap();
+    assert_eq!((done.published, done.delivered), (1, 1));
+}

@@ -303,7 +303,7 @@ impl<'a> Instance<'a> {
             to: b.states[t.target].name.clone(),
             trigger: trigger.to_owned(),
         };
-        announce(&self.rt.0.transition_pub, step).await;
+        announce(self.rt.0.transition_pub(), step).await;
         self.enter(t.target).await?;
         Ok(t.target)
     }
@@ -322,7 +322,7 @@ impl<'a> Instance<'a> {
             instance: self.id as i64,
             state: b.states[state].name.clone(),
         };
-        announce(&self.rt.0.state_pub, entered).await;
+        announce(self.rt.0.state_pub(), entered).await;
         for a in &b.states[state].entry {
             self.act(state, a).await?;
         }

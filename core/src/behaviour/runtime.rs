@@ -82,10 +82,34 @@ pub(super) struct RuntimeInner {
     // Weak: the negotiation part holds this runtime, and a cycle would keep both alive.
     caller: OnceLock<Weak<dyn ServiceCaller>>,
     pub(super) load: Load,
-    pub(super) state_pub: Publisher,
-    pub(super) transition_pub: Publisher,
-    done_pub: Publisher,
-    failed_pub: Publisher,
+    // Made on first use: a topic costs an agent a few hundred bytes, and most agents never
+    // run a behaviour.
+    state_pub: OnceLock<Publisher>,
+    transition_pub: OnceLock<Publisher>,
+    done_pub: OnceLock<Publisher>,
+    failed_pub: OnceLock<Publisher>,
+}
+
+impl RuntimeInner {
+    fn publisher<'a>(&self, slot: &'a OnceLock<Publisher>, topic: &str) -> &'a Publisher {
+        slot.get_or_init(|| self.bus.publisher(topic))
+    }
+
+    pub(super) fn state_pub(&self) -> &Publisher {
+        self.publisher(&self.state_pub, topic::StateEntered::TOPIC)
+    }
+
+    pub(super) fn transition_pub(&self) -> &Publisher {
+        self.publisher(&self.transition_pub, topic::TransitionTaken::TOPIC)
+    }
+
+    fn done_pub(&self) -> &Publisher {
+        self.publisher(&self.done_pub, topic::BehaviourDone::TOPIC)
+    }
+
+    fn failed_pub(&self) -> &Publisher {
+        self.publisher(&self.failed_pub, topic::BehaviourFailed::TOPIC)
+    }
 }
 
 /// The parts a runtime is made of.
@@ -104,10 +128,10 @@ impl Runtime {
     pub(crate) fn new(p: RuntimeParts) -> Runtime {
         Runtime(Arc::new(RuntimeInner {
             agent: p.agent.into(),
-            state_pub: p.bus.publisher(topic::StateEntered::TOPIC),
-            transition_pub: p.bus.publisher(topic::TransitionTaken::TOPIC),
-            done_pub: p.bus.publisher(topic::BehaviourDone::TOPIC),
-            failed_pub: p.bus.publisher(topic::BehaviourFailed::TOPIC),
+            state_pub: OnceLock::new(),
+            transition_pub: OnceLock::new(),
+            done_pub: OnceLock::new(),
+            failed_pub: OnceLock::new(),
             bus: p.bus,
             abilities: p.abilities,
             behaviours: p.behaviours,
@@ -187,7 +211,7 @@ impl Runtime {
                     instance: id as i64,
                     output: output.clone(),
                 };
-                announce(&self.0.done_pub, done).await;
+                announce(self.0.done_pub(), done).await;
             }
             Err(e) => {
                 let failed = || topic::BehaviourFailed {
@@ -196,7 +220,7 @@ impl Runtime {
                     state: e.state().to_owned(),
                     error: e.to_string(),
                 };
-                announce(&self.0.failed_pub, failed).await;
+                announce(self.0.failed_pub(), failed).await;
             }
         }
     }
