@@ -96,8 +96,16 @@ pub fn factory<P: Predictor>(make: fn(&str, &Value) -> Result<P, ParamError>) ->
 /// Predictor and learner kinds by name. Cloning gives another handle to the same registry.
 #[derive(Clone)]
 pub struct Kinds {
-    table: Arc<RwLock<BTreeMap<String, Factory>>>,
-    learners: Arc<RwLock<BTreeMap<String, learner::LearnerFactory>>>,
+    // Copy on write: every default registry starts as a pointer to one table of the built-in
+    // kinds (a table per agent cost each idle agent ~450 bytes), and gets a table of its own
+    // when a kind is registered into it.
+    tables: Arc<RwLock<Arc<Tables>>>,
+}
+
+#[derive(Clone, Default)]
+struct Tables {
+    predictors: BTreeMap<String, Factory>,
+    learners: BTreeMap<String, learner::LearnerFactory>,
 }
 
 impl fmt::Debug for Kinds {
@@ -109,34 +117,42 @@ impl fmt::Debug for Kinds {
 impl Default for Kinds {
     /// The kinds this crate provides: `rhai`.
     fn default() -> Self {
-        let k = Kinds {
-            table: Arc::default(),
-            learners: Arc::default(),
-        };
-        k.register("rhai", factory(script::ScriptPredictor::new));
-        k
+        static BUILT_IN: std::sync::OnceLock<Arc<Tables>> = std::sync::OnceLock::new();
+        let built_in = BUILT_IN.get_or_init(|| {
+            let mut t = Tables::default();
+            t.predictors
+                .insert("rhai".into(), factory(script::ScriptPredictor::new));
+            Arc::new(t)
+        });
+        Kinds {
+            tables: Arc::new(RwLock::new(Arc::clone(built_in))),
+        }
     }
 }
 
 impl Kinds {
     /// Registers (or replaces) a kind.
     pub fn register(&self, kind: &str, factory: Factory) {
-        write(&self.table).insert(kind.to_owned(), factory);
+        Arc::make_mut(&mut write(&self.tables))
+            .predictors
+            .insert(kind.to_owned(), factory);
     }
 
     /// The registered kinds' names.
     pub fn names(&self) -> Vec<String> {
-        read(&self.table).keys().cloned().collect()
+        read(&self.tables).predictors.keys().cloned().collect()
     }
 
     /// Registers (or replaces) a learner kind.
     pub fn register_learner(&self, kind: &str, factory: learner::LearnerFactory) {
-        write(&self.learners).insert(kind.to_owned(), factory);
+        Arc::make_mut(&mut write(&self.tables))
+            .learners
+            .insert(kind.to_owned(), factory);
     }
 
     /// The registered learner kinds' names.
     pub fn learner_names(&self) -> Vec<String> {
-        read(&self.learners).keys().cloned().collect()
+        read(&self.tables).learners.keys().cloned().collect()
     }
 
     /// Makes a learner over `compositions` from the parameters its kind reads.
@@ -147,11 +163,11 @@ impl Kinds {
         compositions: &[String],
         params: &Value,
     ) -> Result<Box<dyn learner::Learner>, learner::PlugError> {
-        let factory = read(&self.learners).get(kind).cloned().ok_or_else(|| {
-            learner::PlugError::UnknownKind {
-                kind: kind.to_owned(),
-                known: self.learner_names(),
-            }
+        // The lock is let go before `learner_names` takes it again.
+        let factory = read(&self.tables).learners.get(kind).cloned();
+        let factory = factory.ok_or_else(|| learner::PlugError::UnknownKind {
+            kind: kind.to_owned(),
+            known: self.learner_names(),
         })?;
         factory(compositions, params).map_err(|error| learner::PlugError::Params {
             name: name.to_owned(),
@@ -166,14 +182,12 @@ impl Kinds {
         name: &str,
         params: &Value,
     ) -> Result<Box<dyn Predictor>, PredictionError> {
-        let factory =
-            read(&self.table)
-                .get(kind)
-                .cloned()
-                .ok_or_else(|| PredictionError::UnknownKind {
-                    kind: kind.to_owned(),
-                    known: self.names(),
-                })?;
+        // The lock is let go before `names` takes it again.
+        let factory = read(&self.tables).predictors.get(kind).cloned();
+        let factory = factory.ok_or_else(|| PredictionError::UnknownKind {
+            kind: kind.to_owned(),
+            known: self.names(),
+        })?;
         factory(name, params).map_err(|error| PredictionError::Params {
             name: name.to_owned(),
             error,
@@ -565,5 +579,22 @@ pub fn param_topics(params: &Value, key: &str, default: &str) -> Result<Vec<Patt
             "a topic or a list of topics",
             v,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_registered_into_a_registry_is_seen_by_its_clones_and_no_other() {
+        let a = Kinds::default();
+        let seen_by_a = a.clone();
+        let other = Kinds::default();
+        a.register("again", factory(script::ScriptPredictor::new));
+        assert_eq!(seen_by_a.names(), ["again", "rhai"]);
+        assert_eq!(other.names(), ["rhai"]);
+        assert_eq!(Kinds::default().names(), ["rhai"]);
+        assert!(other.make("again", "x", &Value::Null).is_err());
     }
 }
