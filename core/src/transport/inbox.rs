@@ -236,10 +236,13 @@ impl Lanes {
     }
 
     fn pop(&mut self) -> Option<Incoming> {
+        let next = self.take_next();
+        self.release_drained();
+        next
+    }
+
+    fn take_next(&mut self) -> Option<Incoming> {
         if let Some(r) = self.replies.pop_front() {
-            if self.replies.is_empty() && self.replies.capacity() > KEPT_AFTER_BURST {
-                self.replies.shrink_to_fit();
-            }
             return Some(r);
         }
         self.requests_next = !self.requests_next;
@@ -256,13 +259,12 @@ impl Lanes {
                 self.queued.remove(envelope.from.as_str());
             }
         }
-        self.release_drained();
         Some(next)
     }
 
     /// Frees what a burst left behind in drained lanes and an empty per-sender count.
     fn release_drained(&mut self) {
-        for q in [&mut self.requests, &mut self.other] {
+        for q in [&mut self.replies, &mut self.requests, &mut self.other] {
             if q.is_empty() && q.capacity() > KEPT_AFTER_BURST {
                 q.shrink_to_fit();
             }
