@@ -12,6 +12,7 @@
 //! The behaviour repository lives with the behaviours themselves
 //! ([`crate::behaviour`]), which own their validation.
 
+use litemap::LiteMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -384,25 +385,48 @@ pub struct Knowledge {
 
 struct Inner {
     bus: Bus,
-    facts: RwLock<BTreeMap<String, Value>>,
-    attributes: RwLock<BTreeMap<String, Value>>,
+    // Most agents hold a few facts: one sorted vector, not a B-tree node of eleven slots.
+    facts: RwLock<LiteMap<String, Value>>,
     services: RwLock<BTreeMap<String, Service>>,
-    requires: RwLock<Vec<String>>,
-    ask_modes: RwLock<BTreeMap<String, Vec<OfferMode>>>,
-    silenced: RwLock<std::collections::BTreeSet<String>>,
-    redirects: RwLock<BTreeMap<String, Redirect>>,
-    economics: RwLock<BTreeMap<String, Economics>>,
-    loads: RwLock<BTreeMap<String, f64>>,
-    qualities: RwLock<BTreeMap<String, f64>>,
     providers: ProviderDirectory,
-    learned: RwLock<BTreeMap<String, Learned>>,
-    upgradable: RwLock<BTreeSet<String>>,
+    // Made on the first change: most agents never set any of it.
+    rare: RwLock<Option<Box<Rare>>>,
     // Told when what the agent offers changes, so that the negotiation advertises again. A
     // callback, not a task waiting or a bus subscription: those cost every idle agent memory.
     on_offers_change: std::sync::OnceLock<OffersWatch>,
 }
 
 type OffersWatch = Box<dyn Fn() + Send + Sync>;
+
+/// What an agent knows that most agents never set, in one lock. Ten empty maps behind locks
+/// of their own cost each of thousands of idle agents 400 bytes.
+#[derive(Default)]
+struct Rare {
+    attributes: BTreeMap<String, Value>,
+    requires: Vec<String>,
+    ask_modes: BTreeMap<String, Vec<OfferMode>>,
+    silenced: BTreeSet<String>,
+    redirects: BTreeMap<String, Redirect>,
+    economics: BTreeMap<String, Economics>,
+    loads: BTreeMap<String, f64>,
+    qualities: BTreeMap<String, f64>,
+    learned: BTreeMap<String, Learned>,
+    upgradable: BTreeSet<String>,
+}
+
+/// What an agent that set none of it knows.
+static NOTHING_RARE: Rare = Rare {
+    attributes: BTreeMap::new(),
+    requires: Vec::new(),
+    ask_modes: BTreeMap::new(),
+    silenced: BTreeSet::new(),
+    redirects: BTreeMap::new(),
+    economics: BTreeMap::new(),
+    loads: BTreeMap::new(),
+    qualities: BTreeMap::new(),
+    learned: BTreeMap::new(),
+    upgradable: BTreeSet::new(),
+};
 
 /// A service the agent was taught: who taught it, when, and what its lesson installed, so
 /// that it can be listed, upgraded and forgotten.
@@ -436,21 +460,20 @@ impl Knowledge {
             inner: Arc::new(Inner {
                 bus,
                 facts: RwLock::default(),
-                attributes: RwLock::default(),
                 services: RwLock::default(),
-                requires: RwLock::default(),
-                ask_modes: RwLock::default(),
-                silenced: RwLock::default(),
-                redirects: RwLock::default(),
-                economics: RwLock::default(),
-                loads: RwLock::default(),
-                qualities: RwLock::default(),
                 providers: ProviderDirectory::default(),
-                learned: RwLock::default(),
-                upgradable: RwLock::default(),
+                rare: RwLock::default(),
                 on_offers_change: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    fn rare<R>(&self, f: impl FnOnce(&Rare) -> R) -> R {
+        f(read(&self.inner.rare).as_deref().unwrap_or(&NOTHING_RARE))
+    }
+
+    fn rare_mut<R>(&self, f: impl FnOnce(&mut Rare) -> R) -> R {
+        f(write(&self.inner.rare).get_or_insert_with(Box::default))
     }
 
     /// Says that what the agent offers changed, after `knowledge.service.changed`.
@@ -474,7 +497,10 @@ impl Knowledge {
 
     /// A copy of every fact.
     pub fn facts(&self) -> BTreeMap<String, Value> {
-        read(&self.inner.facts).clone()
+        read(&self.inner.facts)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Sets a fact and returns its previous value. Publishes `knowledge.fact.changed`
@@ -508,17 +534,18 @@ impl Knowledge {
 
     /// The value of an attribute.
     pub fn attribute(&self, key: &str) -> Option<Value> {
-        read(&self.inner.attributes).get(key).cloned()
+        self.rare(|r| r.attributes.get(key).cloned())
     }
 
     /// A copy of every attribute.
     pub fn attributes(&self) -> BTreeMap<String, Value> {
-        read(&self.inner.attributes).clone()
+        self.rare(|r| r.attributes.clone())
     }
 
     /// Sets an attribute. Attributes describe the agent; they change rarely and publish nothing.
     pub fn set_attribute(&self, key: &str, value: impl Into<Value>) {
-        write(&self.inner.attributes).insert(key.to_owned(), value.into());
+        let value = value.into();
+        self.rare_mut(|r| r.attributes.insert(key.to_owned(), value));
     }
 
     /// A service in the repository.
@@ -615,7 +642,7 @@ impl Knowledge {
     /// Everything the agent needs from others: what it requires, and what the services it
     /// offers require.
     pub fn needed(&self) -> BTreeSet<String> {
-        let mut needed: BTreeSet<String> = read(&self.inner.requires).iter().cloned().collect();
+        let mut needed: BTreeSet<String> = self.rare(|r| r.requires.iter().cloned().collect());
         for s in read(&self.inner.services).values() {
             needed.extend(s.requires.iter().cloned());
         }
@@ -624,44 +651,47 @@ impl Knowledge {
 
     /// Services the agent needs from others (its main behaviour's and its services' needs).
     pub fn requires(&self) -> Vec<String> {
-        read(&self.inner.requires).clone()
+        self.rare(|r| r.requires.clone())
     }
 
     /// Declares a service the agent needs; declaring it twice does nothing.
     pub fn require(&self, service: &str) {
-        let mut r = write(&self.inner.requires);
-        if !r.iter().any(|s| s == service) {
-            r.push(service.to_owned());
+        if self.rare(|r| r.requires.iter().any(|s| s == service)) {
+            return;
         }
+        self.rare_mut(|r| {
+            if !r.requires.iter().any(|s| s == service) {
+                r.requires.push(service.to_owned());
+            }
+        });
     }
 
     /// How the agent asks for a service by default, in order of preference: to have it done,
     /// or else to be told who does it (`can_do`, `knows_who_can_do`) unless set otherwise.
     pub fn ask_modes(&self, service: &str) -> Vec<OfferMode> {
-        read(&self.inner.ask_modes)
-            .get(service)
-            .cloned()
+        self.rare(|r| r.ask_modes.get(service).cloned())
             .unwrap_or_else(|| vec![OfferMode::CanDo, OfferMode::KnowsWhoCanDo])
     }
 
     /// Changes how the agent asks for a service by default.
     pub fn set_ask_modes(&self, service: &str, modes: Vec<OfferMode>) {
-        write(&self.inner.ask_modes).insert(service.to_owned(), modes);
+        self.rare_mut(|r| r.ask_modes.insert(service.to_owned(), modes));
     }
 
     /// Whether the agent talks to a neighbour (every agent is enabled until disabled).
     pub fn neighbour_enabled(&self, agent: &str) -> bool {
-        !read(&self.inner.silenced).contains(agent)
+        !self.rare(|r| r.silenced.contains(agent))
     }
 
     /// Enables or disables interaction with a neighbour.
     pub fn set_neighbour_enabled(&self, agent: &str, enabled: bool) {
-        let mut s = write(&self.inner.silenced);
-        if enabled {
-            s.remove(agent);
-        } else {
-            s.insert(agent.to_owned());
-        }
+        self.rare_mut(|r| {
+            if enabled {
+                r.silenced.remove(agent);
+            } else {
+                r.silenced.insert(agent.to_owned());
+            }
+        });
     }
 
     /// Sends `fraction` (0 to 1) of the requests for `service` that reach this agent to
@@ -695,36 +725,37 @@ impl Knowledge {
                 to.push(n);
             }
         }
-        let mut r = write(&self.inner.redirects);
-        if fraction > 0.0 && !to.is_empty() {
-            let redirect = Redirect {
-                to,
-                fraction: fraction.min(1.0),
-                credit: 0.0,
-                next: 0,
-            };
-            r.insert(service.to_owned(), redirect);
-        } else {
-            r.remove(service);
-        }
+        self.rare_mut(|r| {
+            if fraction > 0.0 && !to.is_empty() {
+                let redirect = Redirect {
+                    to,
+                    fraction: fraction.min(1.0),
+                    credit: 0.0,
+                    next: 0,
+                };
+                r.redirects.insert(service.to_owned(), redirect);
+            } else {
+                r.redirects.remove(service);
+            }
+        });
     }
 
     /// Where and how much of a service's requests are redirected.
     pub fn redirect(&self, service: &str) -> Option<Redirection> {
-        read(&self.inner.redirects)
-            .get(service)
-            .map(|r| Redirection {
+        self.rare(|rare| {
+            rare.redirects.get(service).map(|r| Redirection {
                 to: r.to.clone(),
                 fraction: r.fraction,
             })
+        })
     }
 
     /// Whether this request for `service` goes to a neighbour, and to which: exactly
     /// `fraction` of them do, spread evenly (a credit accumulates the fraction and pays out
     /// whole requests), to the neighbours in turn.
     pub fn redirect_turn(&self, service: &str) -> Option<String> {
-        let mut all = write(&self.inner.redirects);
-        let r = all.get_mut(service)?;
+        let mut rare = write(&self.inner.rare);
+        let r = rare.as_mut()?.redirects.get_mut(service)?;
         r.credit += r.fraction;
         if r.credit < 1.0 - 1e-9 {
             return None;
@@ -737,33 +768,35 @@ impl Knowledge {
 
     /// Sets what a service earns and costs, and its response-time threshold.
     pub fn set_economics(&self, service: &str, economics: Economics) {
-        write(&self.inner.economics).insert(service.to_owned(), economics);
+        self.rare_mut(|r| r.economics.insert(service.to_owned(), economics));
     }
 
     /// What a service earns and costs, and its response-time threshold.
     pub fn economics(&self, service: &str) -> Option<Economics> {
-        read(&self.inner.economics).get(service).copied()
+        self.rare(|r| r.economics.get(service).copied())
     }
 
     /// Records the utilization an agent (this one, or a neighbour) last reported.
     pub fn set_load(&self, agent: &str, utilization: f64) {
-        write(&self.inner.loads).insert(agent.to_owned(), utilization);
+        self.rare_mut(|r| r.loads.insert(agent.to_owned(), utilization));
     }
 
     /// The utilizations last reported, by agent.
     pub fn loads(&self) -> BTreeMap<String, f64> {
-        read(&self.inner.loads).clone()
+        self.rare(|r| r.loads.clone())
     }
 
     /// Forgets what an agent reported (it left the network).
     pub fn forget_load(&self, agent: &str) {
-        write(&self.inner.loads).remove(agent);
+        if let Some(r) = write(&self.inner.rare).as_mut() {
+            r.loads.remove(agent);
+        }
     }
 
     /// The quality this agent advertises for a service it offers, in `[0, 1]`, if known: set
     /// by the application or a policy, or measured on its last run for a peer.
     pub fn quality(&self, service: &str) -> Option<f64> {
-        read(&self.inner.qualities).get(service).copied()
+        self.rare(|r| r.qualities.get(service).copied())
     }
 
     /// Sets the quality this agent advertises for a service (clamped to `[0, 1]`; not a
@@ -772,41 +805,45 @@ impl Knowledge {
         if quality.is_nan() {
             return;
         }
-        write(&self.inner.qualities).insert(service.to_owned(), quality.clamp(0.0, 1.0));
+        self.rare_mut(|r| {
+            r.qualities
+                .insert(service.to_owned(), quality.clamp(0.0, 1.0))
+        });
     }
 
     /// The services the agent was taught, by name.
     pub fn learned(&self) -> BTreeMap<String, Learned> {
-        read(&self.inner.learned).clone()
+        self.rare(|r| r.learned.clone())
     }
 
     /// What the agent was taught of `service`, if it was.
     pub fn learned_service(&self, service: &str) -> Option<Learned> {
-        read(&self.inner.learned).get(service).cloned()
+        self.rare(|r| r.learned.get(service).cloned())
     }
 
     pub(crate) fn record_learned(&self, service: &str, learned: Learned) {
-        write(&self.inner.learned).insert(service.to_owned(), learned);
+        self.rare_mut(|r| r.learned.insert(service.to_owned(), learned));
     }
 
     pub(crate) fn forget_learned(&self, service: &str) -> Option<Learned> {
-        write(&self.inner.learned).remove(service)
+        self.rare_mut(|r| r.learned.remove(service))
     }
 
     /// Lets a later lesson replace what the agent was taught of `service` (or stops letting
     /// it). Without this a lesson never replaces anything the agent has.
     pub fn allow_upgrade(&self, service: &str, allowed: bool) {
-        let mut u = write(&self.inner.upgradable);
-        if allowed {
-            u.insert(service.to_owned());
-        } else {
-            u.remove(service);
-        }
+        self.rare_mut(|r| {
+            if allowed {
+                r.upgradable.insert(service.to_owned());
+            } else {
+                r.upgradable.remove(service);
+            }
+        });
     }
 
     /// Whether a later lesson may replace what the agent was taught of `service`.
     pub fn upgrade_allowed(&self, service: &str) -> bool {
-        read(&self.inner.upgradable).contains(service)
+        self.rare(|r| r.upgradable.contains(service))
     }
 
     /// The provider directory.

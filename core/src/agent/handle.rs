@@ -47,7 +47,7 @@ pub(crate) struct AgentInner {
     // requests get.
     pub(super) stop_loops: CancellationToken,
     pub(super) lifecycle: Mutex<Tracker>,
-    pub(super) state: watch::Sender<Lifecycle>,
+    pub(super) state: super::lifecycle::Announced,
     pub(super) tasks: TaskTracker,
     pub(super) cancel: CancellationToken,
     pub(super) membership: Mutex<Option<Membership>>,
@@ -165,7 +165,7 @@ impl AgentHandle {
 
     /// Where the agent is in its lifecycle.
     pub fn lifecycle(&self) -> Lifecycle {
-        *self.inner.state.borrow()
+        self.inner.state.get()
     }
 
     /// A receiver that sees every lifecycle change from now on.
@@ -222,7 +222,7 @@ impl AgentHandle {
         inner.bus.close();
         lock(&inner.membership).take();
         lock(&inner.lifecycle).step(Step::Stopped);
-        inner.state.send_replace(Lifecycle::Stopped);
+        inner.state.set(Lifecycle::Stopped);
         tracing::info!(agent = %inner.name, "stopped");
     }
 
@@ -402,7 +402,7 @@ impl AgentHandle {
     }
 
     async fn announce(&self, state: Lifecycle) {
-        self.inner.state.send_replace(state);
+        self.inner.state.set(state);
         let event = crate::topic::Lifecycle {
             state: state.name().to_owned(),
         };

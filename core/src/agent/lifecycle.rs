@@ -10,8 +10,13 @@
 //! a second `stop` finds the machine already stopping or stopped and changes nothing.
 
 use std::fmt;
+use std::sync::Mutex;
+
+use tokio::sync::watch;
 
 use statig::prelude::*;
+
+use crate::sync::lock;
 
 /// Where an agent is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -131,6 +136,40 @@ impl Tracker {
             State::Stopping {} => Lifecycle::Stopping,
             State::Stopped {} => Lifecycle::Stopped,
         }
+    }
+}
+
+/// The state an agent last announced, and a watch of it made for the first who asks: most
+/// agents are never watched, and a watch costs each of them a third of a kilobyte.
+pub(crate) struct Announced(Mutex<(Lifecycle, Option<watch::Sender<Lifecycle>>)>);
+
+impl Announced {
+    pub(crate) fn new() -> Announced {
+        Announced(Mutex::new((Lifecycle::Created, None)))
+    }
+
+    pub(crate) fn get(&self) -> Lifecycle {
+        lock(&self.0).0
+    }
+
+    /// Announces `state` to the watchers, if any.
+    pub(crate) fn set(&self, state: Lifecycle) {
+        let mut announced = lock(&self.0);
+        announced.0 = state;
+        if let Some(tx) = &announced.1 {
+            tx.send_replace(state);
+        }
+    }
+
+    /// A receiver that sees every change from now on. Made under the lock that `set` takes, so
+    /// that no change falls between reading the state and watching it.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Lifecycle> {
+        let mut announced = lock(&self.0);
+        let now = announced.0;
+        announced
+            .1
+            .get_or_insert_with(|| watch::Sender::new(now))
+            .subscribe()
     }
 }
 

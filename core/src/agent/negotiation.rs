@@ -231,6 +231,17 @@ impl AgentHandle {
         tokio::spawn(negotiator.serve(inbox, inner.cancel.clone(), work));
         inner.negotiator.advertise();
         self.start_gossip();
+        // A transport whose members leave only by stopping (the in-process network) closes
+        // the channel at once, with nothing in it: no task waits on it then.
+        if !(members.is_closed() && members.is_empty()) {
+            self.follow_members(members);
+        }
+        self.advertise_on_change();
+    }
+
+    /// Tells the negotiation and the bus of members joining and leaving.
+    fn follow_members(&self, members: async_channel::Receiver<MemberChange>) {
+        let inner = self.inner();
         let negotiator = Arc::clone(&inner.negotiator);
         let bus = inner.bus.clone();
         let name = self.name().to_owned();
@@ -261,7 +272,6 @@ impl AgentHandle {
                 }
             }
         });
-        self.advertise_on_change();
     }
 
     /// Advertises again whenever what the agent offers changes. No task waits for that: a

@@ -9,13 +9,12 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::AgentError;
 use super::builder::AgentBuilder;
-use super::handle::{AgentHandle, AgentInner, Lifecycle, Tracker};
+use super::handle::{AgentHandle, AgentInner, Tracker};
 use crate::ability::Abilities;
 use crate::behaviour::{Behaviour, Behaviours, Runtime, RuntimeParts};
 use crate::bus::Bus;
@@ -340,7 +339,7 @@ impl AgentBuilder {
             sampler_running: AtomicBool::new(false),
             stop_loops,
             lifecycle: Mutex::new(Tracker::new()),
-            state: watch::Sender::new(Lifecycle::Created),
+            state: super::lifecycle::Announced::new(),
             tasks,
             cancel,
             membership: Mutex::new(Some(w.membership)),

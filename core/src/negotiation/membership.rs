@@ -84,7 +84,7 @@ impl Negotiator {
         lock(&self.introduced).remove(agent);
         lock(&self.in_flight).remove(agent);
         let waiting: Vec<_> = lock(&self.pending)
-            .extract_if(|_, p| p.provider == agent)
+            .extract_if(.., |_, p| p.provider == agent)
             .collect();
         for (_, p) in waiting {
             let reason = format!("`{agent}` left the network");

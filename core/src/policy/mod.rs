@@ -120,10 +120,9 @@ struct Inner {
     choice: ChoiceCell,
     learners: Learners,
     limits: Limits,
-    // Built on first load: agents without policies never pay for an engine (boxed, so that
-    // they do not hold its size either).
-    engine: OnceLock<Box<Engine>>,
-    api: rhai_api::Shared,
+    // Built on first load: agents without policies never pay for an engine or the state its
+    // functions share (boxed, so that they do not hold its size either).
+    scripting: OnceLock<Box<Scripting>>,
     files: RwLock<BTreeMap<String, Arc<PolicyFile>>>,
     index: RwLock<Arc<Index>>,
     // Made when the first rule is loaded: an agent without policies keeps no queue.
@@ -135,6 +134,18 @@ struct Inner {
 }
 
 type Listener = Box<dyn FnOnce() + Send>;
+
+/// A policy engine and the state its functions share with the rules they run in.
+struct Scripting {
+    engine: Engine,
+    api: rhai_api::Shared,
+}
+
+/// The index of an agent without rules: one for all of them.
+fn no_rules() -> Arc<Index> {
+    static EMPTY: OnceLock<Arc<Index>> = OnceLock::new();
+    Arc::clone(EMPTY.get_or_init(Arc::default))
+}
 
 impl fmt::Debug for Policies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -161,10 +172,9 @@ impl Policies {
                 choice,
                 learners,
                 limits,
-                engine: OnceLock::new(),
-                api: rhai_api::Shared::default(),
+                scripting: OnceLock::new(),
                 files: RwLock::default(),
-                index: RwLock::default(),
+                index: RwLock::new(no_rules()),
                 events: OnceLock::new(),
                 on_listening: Mutex::new(None),
                 next_order: AtomicU64::new(0),
@@ -172,18 +182,20 @@ impl Policies {
         }
     }
 
-    fn engine(&self) -> &Engine {
-        self.inner.engine.get_or_init(|| {
+    fn scripting(&self) -> &Scripting {
+        self.inner.scripting.get_or_init(|| {
             let i = &self.inner;
-            Box::new(rhai_api::engine(
+            let api = rhai_api::Shared::default();
+            let engine = rhai_api::engine(
                 &i.limits,
-                &i.api,
+                &api,
                 &i.knowledge,
                 &i.bus,
                 &i.behaviours,
                 &i.choice,
                 &i.learners,
-            ))
+            );
+            Box::new(Scripting { engine, api })
         })
     }
 
@@ -245,7 +257,7 @@ impl Policies {
         );
         let file = p.compile(source)?;
         let mut problems = Vec::new();
-        for (name, pos) in rhai_api::unknown_calls(p.engine(), &file.ast) {
+        for (name, pos) in rhai_api::unknown_calls(&p.scripting().engine, &file.ast) {
             problems.push(source.error_at_script(
                 pos,
                 format!(
@@ -272,15 +284,15 @@ impl Policies {
     }
 
     fn compile(&self, source: &SourceFile) -> Result<PolicyFile, LoadError> {
-        let engine = self.engine();
+        let Scripting { engine, api } = self.scripting();
         let mut ast = engine
             .compile(source.text())
             .map_err(|e| source.error_at_script(e.position(), e.to_string()))?;
         ast.set_source(source.name());
         let defs = {
-            let _loading = self.inner.api.start_loading();
+            let _loading = api.start_loading();
             let run = script::with_budget(self.inner.limits.budget, || engine.run_ast(&ast));
-            let defs = self.inner.api.take_loaded();
+            let defs = api.take_loaded();
             run.map_err(|e| source.error_at_script(e.position(), script::describe(&e)))?;
             defs
         };
@@ -425,11 +437,11 @@ impl Policies {
             return Vec::new();
         }
         let ev = event_value(event);
-        let engine = self.engine();
+        let Scripting { engine, api } = self.scripting();
         let mut fired = Vec::new();
         for (file, rule) in matched {
             rule.evaluated.fetch_add(1, Ordering::Relaxed);
-            let _queue = self.inner.api.start_rule();
+            let _queue = api.start_rule();
             let outcome = script::with_budget(
                 self.inner.limits.budget,
                 || -> Result<bool, Box<rhai::EvalAltResult>> {
@@ -449,7 +461,7 @@ impl Policies {
                     Ok(true)
                 },
             );
-            let actions = self.inner.api.take_actions();
+            let actions = api.take_actions();
             match outcome {
                 Ok(true) => {
                     rule.fired.fetch_add(1, Ordering::Relaxed);

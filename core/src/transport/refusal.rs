@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why a message was refused.
@@ -110,21 +111,25 @@ impl fmt::Display for Refusal {
 }
 
 /// Counters of the messages one agent refused, by reason. Lock-free: counting happens on the
-/// path of every message.
+/// path of every message. The counters are made at the first refusal: most agents never
+/// refuse anything, and thousands of them would each hold 136 bytes of zeros.
 #[derive(Debug, Default)]
 pub struct Refusals {
-    counts: [AtomicU64; Refusal::ALL.len()],
+    counts: OnceLock<Box<[AtomicU64; Refusal::ALL.len()]>>,
 }
 
 impl Refusals {
     /// Counts one refusal.
     pub fn count(&self, why: Refusal) {
-        self.counts[why.index()].fetch_add(1, Ordering::Relaxed);
+        let counts = self.counts.get_or_init(Box::default);
+        counts[why.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// How many messages were refused for `why`.
     pub fn get(&self, why: Refusal) -> u64 {
-        self.counts[why.index()].load(Ordering::Relaxed)
+        self.counts
+            .get()
+            .map_or(0, |c| c[why.index()].load(Ordering::Relaxed))
     }
 
     /// The reasons that occurred, with their counts.
