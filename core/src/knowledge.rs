@@ -851,3 +851,49 @@ impl Knowledge {
         &self.inner.providers
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knowledge_nobody_set_reads_as_its_defaults_and_the_first_change_is_kept() {
+        let k = Knowledge::new(Bus::new("a"));
+        assert_eq!(k.attribute("zone"), None);
+        assert_eq!(
+            k.ask_modes("s"),
+            [OfferMode::CanDo, OfferMode::KnowsWhoCanDo]
+        );
+        assert!(k.neighbour_enabled("b"));
+        assert_eq!(k.redirect_turn("s"), None);
+        k.forget_load("b");
+        assert!(k.loads().is_empty() && k.requires().is_empty());
+
+        k.set_attribute("zone", "eu");
+        k.require("s");
+        k.require("s");
+        k.set_neighbour_enabled("b", false);
+        k.set_load("c", 0.5);
+        k.set_quality("s", 1.5);
+        assert_eq!(k.attribute("zone"), Some(Value::from("eu")));
+        assert_eq!(k.requires(), ["s"]);
+        assert!(!k.neighbour_enabled("b"));
+        assert_eq!(k.loads(), BTreeMap::from([("c".to_owned(), 0.5)]));
+        assert_eq!(k.quality("s"), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn facts_keep_their_order_and_their_latest_value() {
+        let k = Knowledge::new(Bus::new("a"));
+        for (key, v) in [("b", 2), ("a", 1), ("c", 3), ("b", 4)] {
+            k.set_fact(key, v).await;
+        }
+        assert_eq!(k.fact("b"), Some(Value::Int(4)));
+        assert_eq!(
+            k.facts().into_iter().collect::<Vec<_>>(),
+            [("a", 1), ("b", 4), ("c", 3)].map(|(key, v)| (key.to_owned(), Value::Int(v)))
+        );
+        assert_eq!(k.remove_fact("a").await, Some(Value::Int(1)));
+        assert_eq!(k.fact("a"), None);
+    }
+}

@@ -196,4 +196,22 @@ mod tests {
         let mut t = Tracker::new();
         assert_eq!(t.step(Step::Stop), Lifecycle::Stopped);
     }
+
+    #[test]
+    fn a_watch_made_late_sees_the_state_then_and_every_change_after() {
+        let a = Announced::new();
+        a.set(Lifecycle::Starting);
+        a.set(Lifecycle::Running);
+        let mut rx = a.subscribe();
+        assert_eq!(*rx.borrow_and_update(), Lifecycle::Running);
+        a.set(Lifecycle::Stopping);
+        assert!(rx.has_changed().expect("the sender lives"));
+        assert_eq!(*rx.borrow_and_update(), Lifecycle::Stopping);
+        // A second watcher shares the first one's channel and sees the same.
+        let other = a.subscribe();
+        a.set(Lifecycle::Stopped);
+        assert_eq!(*rx.borrow(), Lifecycle::Stopped);
+        assert_eq!(*other.borrow(), Lifecycle::Stopped);
+        assert_eq!(a.get(), Lifecycle::Stopped);
+    }
 }

@@ -141,3 +141,23 @@ impl Refusals {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_read_zero_until_the_first_refusal_and_count_every_one_after() {
+        let r = Refusals::default();
+        assert_eq!(r.get(Refusal::OverCap), 0);
+        assert!(r.snapshot().is_empty());
+        r.count(Refusal::OverCap);
+        r.count(Refusal::OverCap);
+        r.count(Refusal::NotMember);
+        assert_eq!(r.get(Refusal::OverCap), 2);
+        assert_eq!(
+            r.snapshot(),
+            BTreeMap::from([(Refusal::NotMember, 1), (Refusal::OverCap, 2)])
+        );
+    }
+}
