@@ -36,6 +36,7 @@ enum Target {
 enum Unit {
     Nanos,
     KiB,
+    MiB,
     Seconds,
 }
 
@@ -133,6 +134,13 @@ fn rows(root: &Path) -> Vec<Row> {
         unit: Unit::KiB,
     });
     rows.push(Row {
+        figure: "100,000 idle agents in one process (resident memory)".into(),
+        value: idle.as_ref().and_then(|v| v.get("total_mib")?.as_f64()),
+        reference: None,
+        target: Target::AtMost(511.0),
+        unit: Unit::MiB,
+    });
+    rows.push(Row {
         figure: "100,000 idle agents spawned".into(),
         value: idle.as_ref().and_then(|v| v.get("spawn_s")?.as_f64()),
         reference: None,
@@ -148,6 +156,7 @@ fn show(x: f64, unit: Unit) -> String {
         Unit::Nanos if x >= 1e3 => format!("{:.2} µs", x / 1e3),
         Unit::Nanos => format!("{x:.1} ns"),
         Unit::KiB => format!("{x:.1} KiB"),
+        Unit::MiB => format!("{x:.0} MiB"),
         Unit::Seconds => format!("{x:.2} s"),
     }
 }
