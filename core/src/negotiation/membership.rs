@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{ADVERT_FANOUT, MAX_ADVERT_SERVICES, MAX_UTILIZATION, Negotiator};
+use super::{ADVERT_FANOUT, MAX_ADVERT_SERVICES, MAX_UTILIZATION, Negotiator, Pending};
 use crate::name::is_valid_name;
 use crate::offer::OfferModes;
 use crate::sync::lock;
@@ -83,10 +83,16 @@ impl Negotiator {
         lock(&self.peers).remove(agent);
         lock(&self.introduced).remove(agent);
         lock(&self.in_flight).remove(agent);
-        let waiting: Vec<_> = lock(&self.pending)
-            .extract_if(.., |_, p| p.provider == agent)
-            .collect();
-        for (_, p) in waiting {
+        let waiting: Vec<Pending> = {
+            let mut pending = lock(&self.pending);
+            let ids: Vec<u64> = pending
+                .iter()
+                .filter(|(_, p)| p.provider == agent)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| pending.remove(id)).collect()
+        };
+        for p in waiting {
             let reason = format!("`{agent}` left the network");
             let _ = p.tx.send(Err(super::AttemptError::Unreachable(reason)));
         }
