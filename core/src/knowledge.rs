@@ -400,7 +400,6 @@ type OffersWatch = Box<dyn Fn() + Send + Sync>;
 
 /// What an agent knows that most agents never set, in one lock. Ten empty maps behind locks
 /// of their own cost each of thousands of idle agents 400 bytes.
-#[derive(Default)]
 struct Rare {
     attributes: BTreeMap<String, Value>,
     requires: Vec<String>,
@@ -414,19 +413,25 @@ struct Rare {
     upgradable: BTreeSet<String>,
 }
 
+impl Rare {
+    const fn new() -> Rare {
+        Rare {
+            attributes: BTreeMap::new(),
+            requires: Vec::new(),
+            ask_modes: BTreeMap::new(),
+            silenced: BTreeSet::new(),
+            redirects: BTreeMap::new(),
+            economics: BTreeMap::new(),
+            loads: BTreeMap::new(),
+            qualities: BTreeMap::new(),
+            learned: BTreeMap::new(),
+            upgradable: BTreeSet::new(),
+        }
+    }
+}
+
 /// What an agent that set none of it knows.
-static NOTHING_RARE: Rare = Rare {
-    attributes: BTreeMap::new(),
-    requires: Vec::new(),
-    ask_modes: BTreeMap::new(),
-    silenced: BTreeSet::new(),
-    redirects: BTreeMap::new(),
-    economics: BTreeMap::new(),
-    loads: BTreeMap::new(),
-    qualities: BTreeMap::new(),
-    learned: BTreeMap::new(),
-    upgradable: BTreeSet::new(),
-};
+static NOTHING_RARE: Rare = Rare::new();
 
 /// A service the agent was taught: who taught it, when, and what its lesson installed, so
 /// that it can be listed, upgraded and forgotten.
@@ -473,7 +478,12 @@ impl Knowledge {
     }
 
     fn rare_mut<R>(&self, f: impl FnOnce(&mut Rare) -> R) -> R {
-        f(write(&self.inner.rare).get_or_insert_with(Box::default))
+        f(write(&self.inner.rare).get_or_insert_with(|| Box::new(Rare::new())))
+    }
+
+    /// Changes what was set, if anything was: taking something out of nothing makes nothing.
+    fn rare_if_set<R>(&self, f: impl FnOnce(&mut Rare) -> R) -> Option<R> {
+        write(&self.inner.rare).as_deref_mut().map(f)
     }
 
     /// Says that what the agent offers changed, after `knowledge.service.changed`.
@@ -656,9 +666,6 @@ impl Knowledge {
 
     /// Declares a service the agent needs; declaring it twice does nothing.
     pub fn require(&self, service: &str) {
-        if self.rare(|r| r.requires.iter().any(|s| s == service)) {
-            return;
-        }
         self.rare_mut(|r| {
             if !r.requires.iter().any(|s| s == service) {
                 r.requires.push(service.to_owned());
@@ -685,13 +692,11 @@ impl Knowledge {
 
     /// Enables or disables interaction with a neighbour.
     pub fn set_neighbour_enabled(&self, agent: &str, enabled: bool) {
-        self.rare_mut(|r| {
-            if enabled {
-                r.silenced.remove(agent);
-            } else {
-                r.silenced.insert(agent.to_owned());
-            }
-        });
+        if enabled {
+            self.rare_if_set(|r| r.silenced.remove(agent));
+        } else {
+            self.rare_mut(|r| r.silenced.insert(agent.to_owned()));
+        }
     }
 
     /// Sends `fraction` (0 to 1) of the requests for `service` that reach this agent to
@@ -725,19 +730,17 @@ impl Knowledge {
                 to.push(n);
             }
         }
-        self.rare_mut(|r| {
-            if fraction > 0.0 && !to.is_empty() {
-                let redirect = Redirect {
-                    to,
-                    fraction: fraction.min(1.0),
-                    credit: 0.0,
-                    next: 0,
-                };
-                r.redirects.insert(service.to_owned(), redirect);
-            } else {
-                r.redirects.remove(service);
-            }
-        });
+        if fraction > 0.0 && !to.is_empty() {
+            let redirect = Redirect {
+                to,
+                fraction: fraction.min(1.0),
+                credit: 0.0,
+                next: 0,
+            };
+            self.rare_mut(|r| r.redirects.insert(service.to_owned(), redirect));
+        } else {
+            self.rare_if_set(|r| r.redirects.remove(service));
+        }
     }
 
     /// Where and how much of a service's requests are redirected.
@@ -754,16 +757,18 @@ impl Knowledge {
     /// `fraction` of them do, spread evenly (a credit accumulates the fraction and pays out
     /// whole requests), to the neighbours in turn.
     pub fn redirect_turn(&self, service: &str) -> Option<String> {
-        let mut rare = write(&self.inner.rare);
-        let r = rare.as_mut()?.redirects.get_mut(service)?;
-        r.credit += r.fraction;
-        if r.credit < 1.0 - 1e-9 {
-            return None;
-        }
-        r.credit -= 1.0;
-        let to = r.to.get(r.next % r.to.len().max(1)).cloned();
-        r.next = (r.next + 1) % r.to.len().max(1);
-        to
+        self.rare_if_set(|rare| {
+            let r = rare.redirects.get_mut(service)?;
+            r.credit += r.fraction;
+            if r.credit < 1.0 - 1e-9 {
+                return None;
+            }
+            r.credit -= 1.0;
+            let to = r.to.get(r.next % r.to.len().max(1)).cloned();
+            r.next = (r.next + 1) % r.to.len().max(1);
+            to
+        })
+        .flatten()
     }
 
     /// Sets what a service earns and costs, and its response-time threshold.
@@ -788,9 +793,7 @@ impl Knowledge {
 
     /// Forgets what an agent reported (it left the network).
     pub fn forget_load(&self, agent: &str) {
-        if let Some(r) = write(&self.inner.rare).as_mut() {
-            r.loads.remove(agent);
-        }
+        self.rare_if_set(|r| r.loads.remove(agent));
     }
 
     /// The quality this agent advertises for a service it offers, in `[0, 1]`, if known: set
@@ -826,19 +829,17 @@ impl Knowledge {
     }
 
     pub(crate) fn forget_learned(&self, service: &str) -> Option<Learned> {
-        self.rare_mut(|r| r.learned.remove(service))
+        self.rare_if_set(|r| r.learned.remove(service)).flatten()
     }
 
     /// Lets a later lesson replace what the agent was taught of `service` (or stops letting
     /// it). Without this a lesson never replaces anything the agent has.
     pub fn allow_upgrade(&self, service: &str, allowed: bool) {
-        self.rare_mut(|r| {
-            if allowed {
-                r.upgradable.insert(service.to_owned());
-            } else {
-                r.upgradable.remove(service);
-            }
-        });
+        if allowed {
+            self.rare_mut(|r| r.upgradable.insert(service.to_owned()));
+        } else {
+            self.rare_if_set(|r| r.upgradable.remove(service));
+        }
     }
 
     /// Whether a later lesson may replace what the agent was taught of `service`.
