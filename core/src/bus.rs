@@ -323,9 +323,14 @@ impl fmt::Debug for Bus {
 impl Bus {
     /// A new, open bus for the named agent.
     pub fn new(agent: &str) -> Bus {
+        Bus::named(agent.into())
+    }
+
+    /// A new, open bus for the agent, sharing the name the agent's other parts keep.
+    pub(crate) fn named(agent: Arc<str>) -> Bus {
         Bus {
             inner: Arc::new(BusInner {
-                agent: agent.into(),
+                agent,
                 topics: RwLock::new(HashMap::default()),
                 subs: Mutex::new(Vec::new()),
                 next_id: AtomicU64::new(0),

@@ -33,6 +33,7 @@ use crate::value::Value;
 
 /// The parts made before the agent joined its network, and its place there.
 struct Wired {
+    name: Arc<str>,
     bus: Bus,
     knowledge: Knowledge,
     choice: ChoiceCell,
@@ -234,7 +235,12 @@ impl AgentBuilder {
     pub async fn spawn(mut self) -> Result<AgentHandle, AgentError> {
         tokio::runtime::Handle::try_current().map_err(|_| AgentError::NoRuntime)?;
         let checked = self.check_all()?;
-        let bus = self.bus.clone().unwrap_or_else(|| Bus::new(&self.name));
+        // One copy of the name for every part that keeps it.
+        let name: Arc<str> = self.name.as_str().into();
+        let bus = self
+            .bus
+            .clone()
+            .unwrap_or_else(|| Bus::named(Arc::clone(&name)));
         let knowledge = Knowledge::new(bus.clone());
         let choice = ChoiceCell::new(Arc::clone(&self.negotiation.choice));
         let learners = crate::prediction::learner::Learners::default();
@@ -265,6 +271,7 @@ impl AgentBuilder {
             knowledge.set_economics(service, *e);
         }
         let parts = Wired {
+            name,
             bus,
             knowledge,
             choice,
@@ -302,7 +309,7 @@ impl AgentBuilder {
             tasks.clone(),
         );
         let runtime = Runtime::new(RuntimeParts {
-            agent: self.name.clone(),
+            agent: Arc::clone(&w.name),
             bus: w.bus.clone(),
             abilities: checked.abilities.clone(),
             behaviours: checked.behaviours.clone(),
@@ -312,7 +319,7 @@ impl AgentBuilder {
             cancel: cancel.clone(),
         });
         let negotiator = Negotiator::new(NegotiationParts {
-            agent: self.name.clone(),
+            agent: Arc::clone(&w.name),
             transport: w.transport,
             knowledge: w.knowledge.clone(),
             bus: w.bus.clone(),
@@ -324,7 +331,7 @@ impl AgentBuilder {
         })
         .install();
         Arc::new(AgentInner {
-            name: self.name.as_str().into(),
+            name: w.name,
             goal: self.goal.clone(),
             bus: w.bus,
             knowledge: w.knowledge,

@@ -114,7 +114,7 @@ impl RuntimeInner {
 
 /// The parts a runtime is made of.
 pub(crate) struct RuntimeParts {
-    pub(crate) agent: String,
+    pub(crate) agent: Arc<str>,
     pub(crate) bus: Bus,
     pub(crate) abilities: Abilities,
     pub(crate) behaviours: Behaviours,
@@ -127,7 +127,7 @@ pub(crate) struct RuntimeParts {
 impl Runtime {
     pub(crate) fn new(p: RuntimeParts) -> Runtime {
         Runtime(Arc::new(RuntimeInner {
-            agent: p.agent.into(),
+            agent: p.agent,
             state_pub: OnceLock::new(),
             transition_pub: OnceLock::new(),
             done_pub: OnceLock::new(),

@@ -137,7 +137,7 @@ impl Default for Config {
             retries: 2,
             teachers: None,
             neighbours: Vec::new(),
-            choice: Arc::new(LeastRecentlyFailed::default()),
+            choice: default_choice(),
             cool_down: Duration::from_secs(30),
             referral_hops: DEFAULT_REFERRAL_HOPS,
             gossip: None,
@@ -145,6 +145,15 @@ impl Default for Config {
             seed: random_u64(),
         }
     }
+}
+
+/// The default provider choice, least recently failed with its default cool-down. It keeps no
+/// state, so every agent shares one rather than each allocating its own.
+fn default_choice() -> Arc<dyn ProviderChoice> {
+    static DEFAULT: OnceLock<Arc<LeastRecentlyFailed>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| Arc::new(LeastRecentlyFailed::default()))
+        .clone()
 }
 
 /// A request waiting for its reply: whom it asked, and where the answer goes.
@@ -155,7 +164,7 @@ struct Pending {
 
 /// The parts a negotiator works with.
 pub(crate) struct Parts {
-    pub(crate) agent: String,
+    pub(crate) agent: Arc<str>,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) knowledge: Knowledge,
     pub(crate) bus: Bus,
@@ -198,7 +207,7 @@ pub(crate) struct Negotiator {
 impl Negotiator {
     pub(crate) fn new(p: Parts) -> Negotiator {
         Negotiator {
-            agent: p.agent.into(),
+            agent: p.agent,
             transport: p.transport,
             knowledge: p.knowledge,
             bus: p.bus,
