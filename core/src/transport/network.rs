@@ -21,13 +21,18 @@ pub struct Network {
 
 #[derive(Default)]
 struct NetworkInner {
-    members: HashMap<String, InboxSender, foldhash::fast::RandomState>,
-    // The members again, in a vector with each one's position, so that gossip draws a few
-    // of thousands at random without listing them all.
+    members: HashMap<String, Member, foldhash::fast::RandomState>,
+    // The members again, in a vector (each member knows its place in it), so that gossip
+    // draws a few of thousands at random without listing them all.
     drawable: Vec<String>,
-    position: HashMap<String, usize>,
     offers: BTreeMap<String, BTreeSet<String>>,
     counters: super::tally::Tally,
+}
+
+struct Member {
+    inbox: InboxSender,
+    // Where the member is in `drawable`.
+    at: usize,
 }
 
 impl fmt::Debug for Network {
@@ -45,7 +50,7 @@ impl Network {
     }
 
     fn deliver(inner: &mut NetworkInner, envelope: Envelope) -> Result<(), SendError> {
-        let Some(tx) = inner.members.get(&envelope.to) else {
+        let Some(Member { inbox: tx, .. }) = inner.members.get(&envelope.to) else {
             inner.counters.undelivered += 1;
             return Err(SendError::Unknown(Box::new(envelope)));
         };
@@ -87,10 +92,11 @@ impl Transport for Network {
             if inner.members.contains_key(agent) {
                 return Err(JoinError::NameTaken(agent.to_owned()));
             }
-            inner.members.insert(agent.to_owned(), tx);
             let at = inner.drawable.len();
             inner.drawable.push(agent.to_owned());
-            inner.position.insert(agent.to_owned(), at);
+            inner
+                .members
+                .insert(agent.to_owned(), Member { inbox: tx, at });
         }
         let network = self.clone();
         let name = agent.to_owned();
@@ -99,13 +105,13 @@ impl Transport for Network {
         // would cost O(N²) events for nothing.
         Ok(Membership::new(rx, no_changes(), move || {
             let mut inner = lock(&network.inner);
-            if let Some(tx) = inner.members.remove(&name) {
-                tx.close();
-            }
-            if let Some(at) = inner.position.remove(&name) {
+            if let Some(Member { inbox, at }) = inner.members.remove(&name) {
+                inbox.close();
                 inner.drawable.swap_remove(at);
-                if let Some(moved) = inner.drawable.get(at).cloned() {
-                    inner.position.insert(moved, at);
+                if let Some(moved) = inner.drawable.get(at).cloned()
+                    && let Some(m) = inner.members.get_mut(&moved)
+                {
+                    m.at = at;
                 }
             }
             for agents in inner.offers.values_mut() {
@@ -219,4 +225,46 @@ fn no_changes() -> async_channel::Receiver<super::MemberChange> {
     static CLOSED: std::sync::OnceLock<async_channel::Receiver<super::MemberChange>> =
         std::sync::OnceLock::new();
     CLOSED.get_or_init(|| async_channel::bounded(1).1).clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Message;
+
+    fn load(to: &str) -> Envelope {
+        Envelope {
+            trace: 0,
+            from: "a".into(),
+            to: to.into(),
+            id: 0,
+            body: Message::Load { utilization: 0.5 },
+        }
+    }
+
+    #[test]
+    fn members_who_leave_are_neither_drawn_nor_reached_and_the_rest_still_are() {
+        let net = Network::new();
+        let mut joined: BTreeMap<&str, Membership> = ["a", "b", "c", "d", "e"]
+            .into_iter()
+            .map(|n| (n, net.join(n).unwrap()))
+            .collect();
+        // b leaves from the middle (e takes its place), then e from there.
+        for gone in ["b", "e"] {
+            drop(joined.remove(gone));
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut drawn = net.sample(10, &mut rng);
+        drawn.sort();
+        assert_eq!(drawn, ["a", "c", "d"]);
+        assert_eq!(net.members(), ["a", "c", "d"]);
+        assert!(matches!(net.send(load("e")), Err(SendError::Unknown(_))));
+        assert!(net.send(load("d")).is_ok());
+        assert_eq!(joined["d"].inbox.len(), 1);
+        // The name is free again.
+        let _b = net.join("b").unwrap();
+        assert_eq!(net.members(), ["a", "b", "c", "d"]);
+        drop(joined.remove("d"));
+        assert_eq!(net.members(), ["a", "b", "c"]);
+    }
 }
