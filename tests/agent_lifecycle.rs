@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use selflet::agent::AgentError;
 use selflet::topic::{Lifecycle as LifecycleEvent, Payload};
-use selflet::transport::{JoinError, Transport};
+use selflet::transport::{Envelope, JoinError, Message, Transport};
 use selflet::{Agent, Lifecycle, Network, Value};
 
 #[tokio::test]
@@ -216,4 +216,46 @@ async fn an_idle_agent_keeps_only_the_topics_it_published_on() {
     assert!(seen.iter().any(|t| t == "behaviour.done"), "{seen:?}");
     let done = a.bus().topic_stats("behaviour.done").unwrap();
     assert_eq!((done.published, done.delivered), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_nobody_sends_anything_keeps_no_task_and_its_first_delivery_starts_one() {
+    // Most of thousands of agents in one process are idle: a task waiting on each inbox would
+    // cost every one of them its memory.
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let net = Network::new();
+    let before = metrics.num_alive_tasks();
+    let mut agents = Vec::new();
+    for i in 0..20 {
+        let a = Agent::builder(format!("a{i}")).network(&net).spawn();
+        agents.push(a.await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(metrics.num_alive_tasks(), before, "idle agents keep tasks");
+
+    let load = |utilization| Envelope {
+        trace: 0,
+        from: "a1".into(),
+        to: "a0".into(),
+        id: 0,
+        body: Message::Load { utilization },
+    };
+    net.send(load(0.5)).unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(metrics.num_alive_tasks(), before + 1);
+    assert_eq!(agents[0].knowledge().loads().get("a1"), Some(&0.5));
+    // Later deliveries are served by the same task.
+    net.send(load(0.7)).unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(metrics.num_alive_tasks(), before + 1);
+    assert_eq!(agents[0].knowledge().loads().get("a1"), Some(&0.7));
+    for a in &agents {
+        a.shutdown().await;
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        before,
+        "a stopped agent's task ends"
+    );
 }

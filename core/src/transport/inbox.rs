@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
@@ -54,6 +54,8 @@ pub enum Incoming {
 
 #[derive(Default)]
 struct Lanes {
+    // Called with the inbox at its first delivery (see `Inbox::on_first_delivery`).
+    on_first: Option<FirstDelivery>,
     replies: VecDeque<Incoming>,
     requests: VecDeque<Incoming>,
     other: VecDeque<Incoming>,
@@ -63,6 +65,8 @@ struct Lanes {
     requests_next: bool,
     closed: bool,
 }
+
+type FirstDelivery = Box<dyn FnOnce(Inbox) + Send>;
 
 struct Shared {
     lanes: Mutex<Lanes>,
@@ -145,9 +149,7 @@ impl InboxSender {
         if let Err(why) = lanes.reserve(lane, sender) {
             return Err(Box::new((why, incoming)));
         }
-        lanes.queue(lane).push_back(incoming);
-        drop(lanes);
-        self.shared.ready.notify_one();
+        self.queue(lanes, lane, incoming);
         Ok(())
     }
 
@@ -162,12 +164,21 @@ impl InboxSender {
         if let Err(why) = lanes.reserve(lane, Some(&envelope.from)) {
             return Err((why, Box::new(envelope)));
         }
-        lanes
-            .queue(lane)
-            .push_back(Incoming::Message { envelope, verified });
+        self.queue(lanes, lane, Incoming::Message { envelope, verified });
+        Ok(())
+    }
+
+    /// Queues a delivery that fits, wakes the receiver, and calls the first-delivery hook.
+    fn queue(&self, mut lanes: MutexGuard<'_, Lanes>, lane: Lane, incoming: Incoming) {
+        lanes.queue(lane).push_back(incoming);
+        let first = lanes.on_first.take();
         drop(lanes);
         self.shared.ready.notify_one();
-        Ok(())
+        if let Some(first) = first {
+            first(Inbox {
+                shared: Arc::clone(&self.shared),
+            });
+        }
     }
 
     /// Closes the inbox: what is queued can still be received, nothing more is accepted.
@@ -197,10 +208,24 @@ impl Inbox {
         }
     }
 
+    /// Calls `first` with this inbox when something is delivered to it — at once if something
+    /// waits already. An agent's task serving its inbox is made so: most agents in a large
+    /// population are never sent anything, and a task waiting costs each of them its memory.
+    /// A later hook replaces one not called yet. The hook is handed the inbox rather than
+    /// capturing it, so that the inbox never holds itself.
+    pub fn on_first_delivery(&self, first: impl FnOnce(Inbox) + Send + 'static) {
+        let mut lanes = lock(&self.shared.lanes);
+        if lanes.len() == 0 {
+            lanes.on_first = Some(Box::new(first));
+            return;
+        }
+        drop(lanes);
+        first(self.clone());
+    }
+
     /// How many deliveries wait.
     pub fn len(&self) -> usize {
-        let lanes = lock(&self.shared.lanes);
-        lanes.replies.len() + lanes.requests.len() + lanes.other.len()
+        lock(&self.shared.lanes).len()
     }
 
     /// Whether nothing waits.
@@ -210,6 +235,10 @@ impl Inbox {
 }
 
 impl Lanes {
+    fn len(&self) -> usize {
+        self.replies.len() + self.requests.len() + self.other.len()
+    }
+
     fn queue(&mut self, lane: Lane) -> &mut VecDeque<Incoming> {
         match lane {
             Lane::Replies => &mut self.replies,
@@ -317,6 +346,40 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[tokio::test]
+    async fn the_first_delivery_calls_the_hook_once_with_the_inbox_it_came_to() {
+        let (tx, rx) = inbox();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&calls);
+        rx.on_first_delivery(move |inbox| lock(&seen).push(inbox));
+        assert!(lock(&calls).is_empty(), "called before anything came");
+        // Called at the first of many deliveries (the last refused as flooding), and only then.
+        for _ in 0..=PER_SENDER_QUEUED {
+            let _ = tx.push(load("mallory"));
+        }
+        assert_eq!(lock(&calls).len(), 1);
+        tx.push(load("b")).unwrap();
+        assert_eq!(lock(&calls).len(), 1, "called again");
+        let handed = lock(&calls).pop().unwrap();
+        assert_eq!(handed.len(), PER_SENDER_QUEUED + 1);
+        assert!(handed.recv().await.is_some());
+
+        // Set when something waits already: called at once.
+        let (tx, rx) = inbox();
+        tx.push(load("b")).unwrap();
+        let seen = Arc::clone(&calls);
+        rx.on_first_delivery(move |inbox| lock(&seen).push(inbox));
+        assert_eq!(lock(&calls).len(), 1);
+
+        // A closed inbox takes nothing, and so never calls it.
+        let (tx, rx) = inbox();
+        let seen = Arc::clone(&calls);
+        rx.on_first_delivery(move |inbox| lock(&seen).push(inbox));
+        tx.close();
+        assert!(tx.push(load("b")).is_err());
+        assert_eq!(lock(&calls).len(), 1);
     }
 
     #[tokio::test]
