@@ -155,7 +155,8 @@ fn show(x: f64, unit: Unit) -> String {
         Unit::Nanos if x >= 1e6 => format!("{:.2} ms", x / 1e6),
         Unit::Nanos if x >= 1e3 => format!("{:.2} µs", x / 1e3),
         Unit::Nanos => format!("{x:.1} ns"),
-        Unit::KiB => format!("{x:.1} KiB"),
+        // Two places: the target is 4.0 and a figure just under it must not print as 4.0.
+        Unit::KiB => format!("{x:.2} KiB"),
         Unit::MiB => format!("{x:.0} MiB"),
         Unit::Seconds => format!("{x:.2} s"),
     }
