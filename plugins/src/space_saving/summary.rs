@@ -7,26 +7,43 @@
 //!
 //! Stream-Summary keeps counters in buckets of equal count, buckets in a list ordered by
 //! count, so that an increment moves one counter to the neighbouring bucket: O(1). Here the
-//! lists are indices into two vectors allocated once, so an update allocates nothing (beyond
-//! cloning a new key, which for integers or `Arc<str>` does not allocate).
+//! lists are indices into vectors allocated once, so an update allocates nothing (beyond
+//! cloning a new key twice, which for integers or `Arc<str>` does not allocate).
+//!
+//! Laid out for the update, which is what a stream pays for: the index holds each item's key
+//! beside its counter, so a lookup compares keys without reaching into the counters; the
+//! links an increment walks are 12-byte entries apart from the items; a count is kept once, in
+//! its bucket; and a replacement takes the old item out of the index where it was put, with no
+//! second lookup.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 
 const NONE: u32 = u32::MAX;
 
-#[derive(Debug, Clone)]
-struct Counter<K> {
-    key: K,
-    // Kept so that the index can drop or move this counter's entry without hashing again.
-    hash: u64,
-    count: u64,
-    error: u64,
+/// A counter's place in the Stream-Summary: its bucket and its neighbours in the bucket's list.
+/// Apart from the items, so that the increment every update makes reads 12-byte entries.
+#[derive(Debug, Clone, Copy)]
+struct Link {
     bucket: u32,
     prev: u32,
     next: u32,
+}
+
+/// What a counter monitors, and how much its count may over-count. The count itself is its
+/// bucket's.
+#[derive(Debug, Clone)]
+struct Item<K> {
+    key: K,
+    // Kept so that the index can drop or move this counter's entry without hashing again.
+    hash: u64,
+    error: u64,
+    // Where the index put the item: taking it out there needs no second lookup. A rehash moves
+    // entries, so the place is checked before it is used.
+    slot: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -67,13 +84,15 @@ pub struct Estimate<K> {
 pub struct SpaceSaving<K> {
     k: usize,
     n: u64,
-    counters: Vec<Counter<K>>,
+    links: Vec<Link>,
+    items: Vec<Item<K>>,
     buckets: Vec<Bucket>,
     free_buckets: Vec<u32>,
     min: u32,
     max: u32,
-    // Counter indices by their key's hash: keys live once, in the counters.
-    index: HashTable<u32>,
+    // Each item with its counter, by the item's hash: a lookup compares keys here, without
+    // reaching into the counters.
+    index: HashTable<(K, u32)>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -84,12 +103,14 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
         SpaceSaving {
             k,
             n: 0,
-            counters: Vec::with_capacity(k),
+            links: Vec::with_capacity(k),
+            items: Vec::with_capacity(k),
             buckets: Vec::with_capacity(k),
             free_buckets: Vec::with_capacity(k),
             min: NONE,
             max: NONE,
-            index: HashTable::with_capacity(k),
+            // One more than k: a replacement goes in before the item it replaces comes out.
+            index: HashTable::with_capacity(k + 1),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
@@ -106,18 +127,19 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
 
     /// Items monitored now (at most `k`).
     pub fn len(&self) -> usize {
-        self.counters.len()
+        self.links.len()
     }
 
     /// Whether nothing was seen.
     pub fn is_empty(&self) -> bool {
-        self.counters.is_empty()
+        self.links.is_empty()
     }
 
     /// Forgets everything, keeping the memory.
     pub fn clear(&mut self) {
         self.n = 0;
-        self.counters.clear();
+        self.links.clear();
+        self.items.clear();
         self.buckets.clear();
         self.free_buckets.clear();
         self.index.clear();
@@ -147,28 +169,35 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
     {
         self.n += 1;
         let hash = self.hasher.hash_one(item);
-        let counters = &self.counters;
-        if let Some(&c) = self
-            .index
-            .find(hash, |&i| counters[i as usize].key.borrow() == item)
-        {
-            self.increment(c);
-            return;
-        }
-        if self.counters.len() < self.k {
-            let c = self.counters.len() as u32;
-            self.counters.push(Counter {
-                key: owned(),
+        let items = &self.items;
+        let entry = self.index.entry(
+            hash,
+            |(key, _)| key.borrow() == item,
+            |&(_, i)| items[i as usize].hash,
+        );
+        let vacant = match entry {
+            Entry::Occupied(e) => {
+                let c = e.get().1;
+                self.increment(c);
+                return;
+            }
+            Entry::Vacant(v) => v,
+        };
+        let key = owned();
+        if self.links.len() < self.k {
+            let c = self.links.len() as u32;
+            let slot = vacant.insert((key.clone(), c)).bucket_index();
+            self.items.push(Item {
+                key,
                 hash,
-                count: 1,
                 error: 0,
+                slot,
+            });
+            self.links.push(Link {
                 bucket: NONE,
                 prev: NONE,
                 next: NONE,
             });
-            let counters = &self.counters;
-            self.index
-                .insert_unique(hash, c, |&i| counters[i as usize].hash);
             // A new counter enters with count 1: the lowest bucket if it counts 1, else a new
             // bucket below it.
             let b = if self.min != NONE && self.buckets[self.min as usize].count == 1 {
@@ -179,20 +208,29 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
             self.attach(c, b);
             return;
         }
-        // Full: the new item replaces one of the least counted.
-        let c = self.buckets[self.min as usize].head;
-        let old_hash = self.counters[c as usize].hash;
-        if let Ok(entry) = self.index.find_entry(old_hash, |&i| i == c) {
-            entry.remove();
-        }
-        let slot = &mut self.counters[c as usize];
-        slot.key = owned();
-        slot.hash = hash;
-        slot.error = slot.count;
-        let counters = &self.counters;
-        self.index
-            .insert_unique(hash, c, |&i| counters[i as usize].hash);
+        // Full: the new item replaces one of the least counted. It goes in where the lookup
+        // ended (the index has room for one more), then the old item comes out.
+        let Bucket { head: c, count, .. } = self.buckets[self.min as usize];
+        let slot = vacant.insert((key.clone(), c)).bucket_index();
+        let x = &mut self.items[c as usize];
+        let old = std::mem::replace(&mut x.key, key);
+        let old_hash = std::mem::replace(&mut x.hash, hash);
+        let old_slot = std::mem::replace(&mut x.slot, slot);
+        x.error = count;
+        self.unindex(&old, old_hash, old_slot);
         self.increment(c);
+    }
+
+    /// Takes an item out of the index: where it was put if it is still there, else where a
+    /// lookup finds it.
+    fn unindex(&mut self, key: &K, hash: u64, slot: usize) {
+        let entry = match self.index.get_bucket_entry(slot) {
+            Ok(e) if e.get().0 == *key => Ok(e),
+            _ => self.index.find_entry(hash, |(k, _)| k == key),
+        };
+        if let Ok(e) = entry {
+            e.remove();
+        }
     }
 
     /// The estimate for an item, if it is monitored.
@@ -203,8 +241,8 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
     {
         let hash = self.hasher.hash_one(item);
         self.index
-            .find(hash, |&i| self.counters[i as usize].key.borrow() == item)
-            .map(|&c| self.estimate(c))
+            .find(hash, |(key, _)| key.borrow() == item)
+            .map(|&(_, c)| self.estimate(c))
     }
 
     /// Every monitored item, most counted first.
@@ -215,7 +253,7 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
             loop {
                 if c != NONE {
                     let out = self.estimate(c);
-                    c = self.counters[c as usize].next;
+                    c = self.links[c as usize].next;
                     return Some(out);
                 }
                 if b == NONE {
@@ -263,20 +301,26 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
     }
 
     fn estimate(&self, c: u32) -> Estimate<K> {
-        let x = &self.counters[c as usize];
+        let x = &self.items[c as usize];
         Estimate {
             item: x.key.clone(),
-            count: x.count,
+            count: self.buckets[self.links[c as usize].bucket as usize].count,
             error: x.error,
         }
     }
 
     /// Moves counter `c` from its bucket (count `v`) to the bucket of count `v + 1`.
     fn increment(&mut self, c: u32) {
-        let b = self.counters[c as usize].bucket;
-        let Bucket { count, higher, .. } = self.buckets[b as usize];
-        let alone = self.counters[c as usize].next == NONE && self.buckets[b as usize].head == c;
-        self.counters[c as usize].count = count + 1;
+        let Link {
+            bucket: b, next, ..
+        } = self.links[c as usize];
+        let Bucket {
+            count,
+            higher,
+            head,
+            ..
+        } = self.buckets[b as usize];
+        let alone = next == NONE && head == c;
         if higher != NONE && self.buckets[higher as usize].count == count + 1 {
             self.detach(c);
             self.attach(c, higher);
@@ -324,31 +368,31 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
 
     fn attach(&mut self, c: u32, b: u32) {
         let head = self.buckets[b as usize].head;
-        let x = &mut self.counters[c as usize];
-        x.bucket = b;
-        x.prev = NONE;
-        x.next = head;
+        self.links[c as usize] = Link {
+            bucket: b,
+            prev: NONE,
+            next: head,
+        };
         if head != NONE {
-            self.counters[head as usize].prev = c;
+            self.links[head as usize].prev = c;
         }
         self.buckets[b as usize].head = c;
     }
 
     /// Unlinks counter `c` from its bucket, and frees the bucket if it empties.
     fn detach(&mut self, c: u32) {
-        let Counter {
+        let Link {
             bucket: b,
             prev,
             next,
-            ..
-        } = self.counters[c as usize];
+        } = self.links[c as usize];
         if prev == NONE {
             self.buckets[b as usize].head = next;
         } else {
-            self.counters[prev as usize].next = next;
+            self.links[prev as usize].next = next;
         }
         if next != NONE {
-            self.counters[next as usize].prev = prev;
+            self.links[next as usize].prev = prev;
         }
         if self.buckets[b as usize].head == NONE {
             let Bucket { lower, higher, .. } = self.buckets[b as usize];
@@ -384,20 +428,33 @@ mod tests {
             last = bucket.count;
             let mut c = bucket.head;
             assert_ne!(c, NONE, "no empty bucket is linked");
+            let mut prev = NONE;
             while c != NONE {
-                let x = &s.counters[c as usize];
-                assert_eq!(x.bucket, b);
-                assert_eq!(x.count, bucket.count);
+                let link = s.links[c as usize];
+                assert_eq!(link.bucket, b);
+                assert_eq!(link.prev, prev, "the list links both ways");
+                let x = &s.items[c as usize];
                 let h = s.hasher.hash_one(&x.key);
                 assert_eq!(h, x.hash);
-                assert_eq!(s.index.find(h, |&i| i == c), Some(&c));
-                total += x.count;
+                assert_eq!(s.index.find(h, |(k, _)| *k == x.key).map(|e| e.1), Some(c));
+                assert!(
+                    x.error < bucket.count,
+                    "an estimate is at least one true occurrence"
+                );
+                total += bucket.count;
                 seen += 1;
-                c = x.next;
+                prev = c;
+                c = link.next;
             }
             b = bucket.higher;
         }
-        assert_eq!(seen, s.counters.len());
+        assert_eq!(seen, s.len());
+        assert_eq!(s.items.len(), s.len());
+        assert_eq!(
+            s.index.len(),
+            s.len(),
+            "the index holds exactly the monitored items"
+        );
         assert_eq!(total, s.n(), "Space-Saving's counts always add up to n");
     }
 
@@ -464,5 +521,50 @@ mod tests {
         s.update_ref("service2");
         assert_eq!(s.get("service1").unwrap().count, 2);
         check(&s);
+    }
+    #[test]
+    fn items_the_index_moved_are_still_taken_out_when_replaced() {
+        let mut s = SpaceSaving::new(8);
+        for x in 0..8u64 {
+            s.update(x);
+        }
+        // Growing the index moves every entry: every place an item remembers is now stale.
+        let items = &s.items;
+        s.index.reserve(1000, |&(_, i)| items[i as usize].hash);
+        for x in 8..400u64 {
+            s.update(x % 37);
+            check(&s);
+        }
+        assert_eq!(s.len(), 8);
+    }
+
+    proptest::proptest! {
+        /// Space-Saving's guarantees after every update of any stream: each monitored item's
+        /// estimate is at least its true count and over-counts by at most its error, which is
+        /// at most n/k; every item seen more than n/k times is monitored.
+        #[test]
+        fn every_update_keeps_the_guarantees(
+            k in 1usize..12,
+            stream in proptest::collection::vec(0u8..24, 0..300),
+        ) {
+            let mut s = SpaceSaving::new(k);
+            let mut truth = std::collections::HashMap::new();
+            for &x in &stream {
+                s.update(x);
+                *truth.entry(x).or_insert(0u64) += 1;
+                check(&s);
+            }
+            let n = s.n();
+            for e in s.iter() {
+                let t = truth[&e.item];
+                proptest::prop_assert!(e.count >= t && e.count - e.error <= t, "{e:?}, true {t}");
+                proptest::prop_assert!(e.error * k as u64 <= n);
+            }
+            for (x, &t) in &truth {
+                if t * k as u64 > n {
+                    proptest::prop_assert!(s.get(x).is_some(), "{x} seen {t} of {n} times, not monitored");
+                }
+            }
+        }
     }
 }
