@@ -269,13 +269,20 @@ impl<K: Hash + Eq + Clone> SpaceSaving<K> {
 
 /// A counter at the least count, taken out of `least`; when none is left there, the counters
 /// are scanned for the least count again. `None` only when there are no counters.
+#[inline]
 fn take_least(least: &mut Vec<u32>, min: &mut u64, counts: &[u64]) -> Option<u32> {
-    let at_min = |least: &mut Vec<u32>, min: u64| {
-        std::iter::from_fn(|| least.pop()).find(|&c| counts[c as usize] == min)
-    };
-    if let Some(c) = at_min(least, *min) {
-        return Some(c);
+    while let Some(c) = least.pop() {
+        if counts[c as usize] == *min {
+            return Some(c);
+        }
     }
+    rescan(least, min, counts)
+}
+
+/// Finds the least count and every counter at it, and takes one of them.
+#[cold]
+#[inline(never)]
+fn rescan(least: &mut Vec<u32>, min: &mut u64, counts: &[u64]) -> Option<u32> {
     *min = counts.iter().copied().min()?;
     // Pushed last to first so that the first counter made is replaced first.
     least.extend(
@@ -283,7 +290,7 @@ fn take_least(least: &mut Vec<u32>, min: &mut u64, counts: &[u64]) -> Option<u32
             .rev()
             .filter(|&c| counts[c as usize] == *min),
     );
-    at_min(least, *min)
+    least.pop()
 }
 
 #[cfg(test)]
