@@ -166,6 +166,8 @@ struct Side {
     secure_zenoh: Zenoh,
     // The same call between two agents of this process: the cost of selflet's own path.
     local: AgentHandle,
+    // Kept: an agent whose last handle is dropped stops.
+    _local_provider: AgentHandle,
     bare: zenoh::Session,
     zenoh: Zenoh,
 }
@@ -193,7 +195,7 @@ async fn connect(endpoint: &str, secure_endpoint: &str) -> Side {
     sees(&secure_zenoh, "provider").await;
     let bare = bare_session(endpoint).await;
     let network = selflet::Network::new();
-    let _local_provider = Agent::builder("local_provider")
+    let local_provider = Agent::builder("local_provider")
         .network(&network)
         .behaviour(echo())
         .service(Service::new("echo", OfferModes::CAN_DO))
@@ -218,6 +220,7 @@ async fn connect(endpoint: &str, secure_endpoint: &str) -> Side {
         secure,
         secure_zenoh,
         local,
+        _local_provider: local_provider,
         bare,
         zenoh,
     }
