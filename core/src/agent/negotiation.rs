@@ -229,6 +229,7 @@ impl AgentHandle {
         // the first delivery: an agent nobody sends anything keeps no task waiting. Weak: the
         // hook lives in the inbox, which the transport (held by the negotiator) keeps.
         let negotiator = Arc::downgrade(&inner.negotiator);
+        inbox.on_reply(negotiator.clone());
         let (stop, work) = (inner.cancel.clone(), inner.tasks.clone());
         let runtime = tokio::runtime::Handle::current();
         inbox.on_first_delivery(move |inbox| {

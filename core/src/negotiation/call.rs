@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures_util::future::Either;
 use tokio::time::Instant;
 
 use super::{CallError, CallOptions, Negotiator, Outcome};
@@ -44,37 +45,39 @@ impl Negotiator {
         // A call made outside any trace starts one: everything it causes, here and at the
         // providers, carries its id.
         trace::continue_or_start(async move {
-            // Boxed: the call's future is kilobytes (it may run a behaviour here or ask a
-            // provider), and every wrapper it passes through would copy it otherwise.
-            let Some(timeout) = options.timeout else {
-                return Box::pin(self.call_until(service, input, depth, None)).await;
+            let deadline = options.timeout.map(crate::duration::deadline);
+            // Boxed, each way apart: running here and asking a provider are each over a
+            // kilobyte of future, which every wrapper the call passes through would copy
+            // otherwise; a call carries only the one it takes.
+            let work = match self.runnable(service) {
+                Some(offer) => Either::Left(Box::pin(async move {
+                    self.run_here(&offer, input, Origin::HERE, depth).await
+                })),
+                None => Either::Right(Box::pin(self.call_remote(service, input, depth, deadline))),
             };
-            let deadline = crate::duration::deadline(timeout);
-            tokio::time::timeout_at(
-                deadline,
-                Box::pin(self.call_until(service, input, depth, Some(deadline))),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(CallError::TimedOut {
-                    service: service.to_owned(),
-                    after: timeout,
+            let (Some(deadline), Some(after)) = (deadline, options.timeout) else {
+                return work.await;
+            };
+            tokio::time::timeout_at(deadline, work)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(CallError::TimedOut {
+                        service: service.to_owned(),
+                        after,
+                    })
                 })
-            })
         })
         .await
     }
 
-    async fn call_until(
+    /// Calls `service` at a provider; if it was taught on the way, runs it here.
+    async fn call_remote(
         &self,
         service: &str,
         input: Value,
         depth: u32,
         deadline: Option<Instant>,
     ) -> Result<Value, CallError> {
-        if let Some(offer) = self.runnable(service) {
-            return self.run_here(&offer, input, Origin::HERE, depth).await;
-        }
         let modes = self.knowledge.ask_modes(service);
         let outcome = self
             .request(service, &modes, input.clone(), deadline)
@@ -83,7 +86,7 @@ impl Negotiator {
             Outcome::Done { value, .. } => Ok(value),
             // Taught on the way: from now on it runs here, starting with this call.
             Outcome::Learned { teacher, .. } => match self.runnable(service) {
-                Some(offer) => self.run_here(&offer, input, Origin::HERE, depth).await,
+                Some(offer) => Box::pin(self.run_here(&offer, input, Origin::HERE, depth)).await,
                 None => Err(CallError::Unavailable {
                     service: service.to_owned(),
                     attempts: vec![super::Attempt {

@@ -151,7 +151,9 @@ impl Negotiator {
                     via: c.via.clone(),
                 })
             }
-            Reply::Teach(pkg) => self.taught(service, &modes, pkg, c).await,
+            // Boxed: learning is rare and its future kilobytes, which every call would
+            // otherwise carry and copy.
+            Reply::Teach(pkg) => Box::pin(self.taught(service, &modes, pkg, c)).await,
             Reply::Referral(list) => Next::Referred(self.referred(service, list, c)),
             Reply::Refused(reason) => Next::Failed(AttemptError::Refused(reason)),
             Reply::Failed(reason) => Next::Failed(AttemptError::Failed(reason)),
@@ -320,7 +322,6 @@ impl Negotiator {
     /// The known providers of `service` in `modes` that this agent talks to, best first.
     pub(super) fn known(&self, service: &str, modes: &[OfferMode]) -> Vec<String> {
         let now = Instant::now();
-        let present = self.knowledge.providers().providers(service);
         // Providers are asked by the best mode they offer (one that runs the service before
         // one that refers to another), then healthy before recently failed; the strategy
         // chooses within each group.
@@ -331,26 +332,31 @@ impl Negotiator {
                 .is_some_and(|t| now.duration_since(t) < self.config.cool_down);
             best.map(|b| (b, failing))
         };
-        let mut groups: std::collections::BTreeMap<(usize, bool), Vec<Provider>> =
-            std::collections::BTreeMap::new();
-        for p in present.into_iter().filter(|p| self.talks_to(&p.agent)) {
-            if let Some(r) = rank(&p) {
-                groups.entry(r).or_default().push(p);
-            }
-        }
-        let mut order = Vec::new();
+        let mut present = self.knowledge.providers().providers(service);
+        present.retain(|p| rank(p).is_some() && self.talks_to(&p.agent));
+        // Stable: within a group, providers stay in the order they were heard of.
+        present.sort_by_key(|p| rank(p));
+        let mut order = Vec::with_capacity(present.len());
         let choice = self.choice.get();
-        for group in groups.into_values() {
-            let ranked = choice.order(service, &group);
+        let mut start = 0;
+        while start < present.len() {
+            let group_rank = rank(&present[start]);
+            let len = present[start..]
+                .iter()
+                .take_while(|p| rank(p) == group_rank)
+                .count();
+            let group = &mut present[start..start + len];
+            let ranked = choice.order(service, group);
             // A custom strategy's order is taken as far as it is a valid one; whatever it
-            // left out is asked after, as listed.
-            let mut asked = vec![false; group.len()];
-            for i in ranked.into_iter().chain(0..group.len()) {
-                if asked.get(i) == Some(&false) {
-                    asked[i] = true;
-                    order.push(group[i].agent.clone());
+            // left out is asked after, as listed. A name taken is left empty.
+            for i in ranked.into_iter().chain(0..len) {
+                if let Some(p) = group.get_mut(i)
+                    && !p.agent.is_empty()
+                {
+                    order.push(std::mem::take(&mut p.agent));
                 }
             }
+            start += len;
         }
         order
     }

@@ -7,7 +7,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{AttemptError, LearnError, Negotiator};
 use crate::trace::{self, TraceId};
-use crate::transport::{Envelope, Inbox, Incoming, Message, Refusal, Reply};
+use crate::transport::{Envelope, Inbox, Incoming, Message, Refusal, Reply, ReplySink};
 
 impl Negotiator {
     /// Handles what arrives in the inbox until the agent stops.
@@ -116,5 +116,13 @@ impl Negotiator {
             reply => Ok(reply),
         };
         self.answered(from, id, answer);
+    }
+}
+
+impl ReplySink for Negotiator {
+    fn reply(&self, envelope: Envelope, verified: bool) {
+        if let Message::Reply(reply) = envelope.body {
+            self.on_reply(&envelope.from, envelope.id, reply, verified);
+        }
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::Notify;
 
@@ -64,6 +64,14 @@ struct Lanes {
     // Which of requests and one-way messages goes first next time.
     requests_next: bool,
     closed: bool,
+    // Takes replies as they arrive (see `Inbox::on_reply`).
+    reply_sink: Option<Weak<dyn ReplySink>>,
+}
+
+/// Takes a peer's reply on the deliverer's thread (see [`Inbox::on_reply`]). It must be quick
+/// and must not send: it runs while the transport delivers.
+pub(crate) trait ReplySink: Send + Sync {
+    fn reply(&self, envelope: Envelope, verified: bool);
 }
 
 type FirstDelivery = Box<dyn FnOnce(Inbox) + Send>;
@@ -113,18 +121,11 @@ impl fmt::Debug for InboxSender {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Lane {
     Replies,
     Requests,
     Other,
-}
-
-fn lane_of(incoming: &Incoming) -> Lane {
-    match incoming {
-        Incoming::Unanswered { .. } => Lane::Replies,
-        Incoming::Message { envelope, .. } => lane_of_message(&envelope.body),
-    }
 }
 
 fn lane_of_message(body: &Message) -> Lane {
@@ -140,17 +141,24 @@ impl InboxSender {
     /// the inbox is closed or its lane full ([`Refusal::InboxFull`]), or its sender already has
     /// [`PER_SENDER_QUEUED`] messages waiting ([`Refusal::Flooding`]).
     pub fn push(&self, incoming: Incoming) -> Result<(), Box<(Refusal, Incoming)>> {
-        let lane = lane_of(&incoming);
-        let mut lanes = lock(&self.shared.lanes);
-        let sender = match &incoming {
-            Incoming::Message { envelope, .. } => Some(envelope.from.as_str()),
-            Incoming::Unanswered { .. } => None,
+        let Incoming::Message { envelope, verified } = incoming else {
+            let mut lanes = lock(&self.shared.lanes);
+            if let Err(why) = lanes.reserve(Lane::Replies, None) {
+                return Err(Box::new((why, incoming)));
+            }
+            self.queue(lanes, Lane::Replies, incoming);
+            return Ok(());
         };
-        if let Err(why) = lanes.reserve(lane, sender) {
-            return Err(Box::new((why, incoming)));
-        }
-        self.queue(lanes, lane, incoming);
-        Ok(())
+        self.push_message(envelope, verified)
+            .map_err(|(why, envelope)| {
+                Box::new((
+                    why,
+                    Incoming::Message {
+                        envelope: *envelope,
+                        verified,
+                    },
+                ))
+            })
     }
 
     /// Queues a peer's message; see [`InboxSender::push`]. A refused envelope is handed back.
@@ -159,11 +167,32 @@ impl InboxSender {
         envelope: Envelope,
         verified: bool,
     ) -> Result<(), (Refusal, Box<Envelope>)> {
+        self.push_accepted(envelope, verified, |_| {})
+    }
+
+    /// [`InboxSender::push_message`], calling `accepted` with the envelope once it fits and
+    /// before it is queued: a transport counts what it delivered without copying the names.
+    pub(crate) fn push_accepted(
+        &self,
+        envelope: Envelope,
+        verified: bool,
+        accepted: impl FnOnce(&Envelope),
+    ) -> Result<(), (Refusal, Box<Envelope>)> {
         let lane = lane_of_message(&envelope.body);
         let mut lanes = lock(&self.shared.lanes);
+        if lane == Lane::Replies
+            && !lanes.closed
+            && let Some(sink) = lanes.reply_sink.as_ref().and_then(Weak::upgrade)
+        {
+            drop(lanes);
+            accepted(&envelope);
+            sink.reply(envelope, verified);
+            return Ok(());
+        }
         if let Err(why) = lanes.reserve(lane, Some(&envelope.from)) {
             return Err((why, Box::new(envelope)));
         }
+        accepted(&envelope);
         self.queue(lanes, lane, Incoming::Message { envelope, verified });
         Ok(())
     }
@@ -221,6 +250,14 @@ impl Inbox {
         }
         drop(lanes);
         first(self.clone());
+    }
+
+    /// Hands peers' replies to `sink` as they arrive, instead of queueing them for the
+    /// serving task: a reply only wakes the request waiting for it, and going through the
+    /// inbox would cost a task hop per call. What the transport reports itself (an
+    /// unanswered request) is still queued.
+    pub(crate) fn on_reply(&self, sink: Weak<dyn ReplySink>) {
+        lock(&self.shared.lanes).reply_sink = Some(sink);
     }
 
     /// How many deliveries wait.
@@ -346,6 +383,55 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// Collects what reaches it.
+    #[derive(Default)]
+    struct Sink(Mutex<Vec<(String, bool)>>);
+
+    impl ReplySink for Sink {
+        fn reply(&self, envelope: Envelope, verified: bool) {
+            lock(&self.0).push((envelope.from, verified));
+        }
+    }
+
+    #[tokio::test]
+    async fn replies_go_to_the_sink_unqueued_and_everything_else_is_queued_as_before() {
+        let (tx, rx) = inbox();
+        let sink = Arc::new(Sink::default());
+        let weak = Arc::downgrade(&sink);
+        rx.on_reply(weak);
+        let reply = |from| msg(from, Message::Reply(Reply::Done(Value::Null)));
+        tx.push(reply("b")).unwrap();
+        let Incoming::Message { envelope, .. } = reply("c") else {
+            unreachable!()
+        };
+        tx.push_message(envelope, false).unwrap();
+        assert_eq!(
+            *lock(&sink.0),
+            [("b".to_owned(), true), ("c".to_owned(), false)]
+        );
+        tx.push(load("b")).unwrap();
+        tx.push(Incoming::Unanswered {
+            provider: "d".into(),
+            id: 7,
+            reason: "gone".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            rx.len(),
+            2,
+            "a one-way message and the transport's word are queued"
+        );
+        assert_eq!(lock(&sink.0).len(), 2);
+
+        // Once the sink is gone (its agent stopped), replies are queued again; a closed inbox
+        // takes none.
+        drop(sink);
+        tx.push(reply("b")).unwrap();
+        assert_eq!(rx.len(), 3);
+        tx.close();
+        assert!(tx.push(reply("b")).is_err());
     }
 
     #[tokio::test]

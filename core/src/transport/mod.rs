@@ -31,6 +31,7 @@ pub use config::{
 /// The generator [`Transport::sample`] draws with, re-exported so that a transport written
 /// outside this crate names the same version.
 pub use fastrand;
+pub(crate) use inbox::ReplySink;
 pub use inbox::{INBOX_CAPACITY, Inbox, InboxSender, Incoming, PER_SENDER_QUEUED, inbox};
 pub use network::Network;
 pub use refusal::{Refusal, Refusals};

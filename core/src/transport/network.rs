@@ -50,23 +50,20 @@ impl Network {
     }
 
     fn deliver(inner: &mut NetworkInner, envelope: Envelope) -> Result<(), SendError> {
-        let Some(Member { inbox: tx, .. }) = inner.members.get(&envelope.to) else {
-            inner.counters.undelivered += 1;
+        let NetworkInner {
+            members, counters, ..
+        } = inner;
+        let Some(Member { inbox: tx, .. }) = members.get(&envelope.to) else {
+            counters.undelivered += 1;
             return Err(SendError::Unknown(Box::new(envelope)));
         };
-        let kind = envelope.body.kind();
-        let (from, to) = (envelope.from.clone(), envelope.to.clone());
-        match tx.push_message(envelope, true) {
-            Ok(()) => {
-                inner.counters.record(kind, &from, &to);
-                Ok(())
-            }
-            Err((why, envelope)) => {
-                inner.counters.undelivered += 1;
-                inner.counters.reject(why);
-                Err(SendError::Full(envelope))
-            }
-        }
+        let count = |e: &Envelope| counters.record(e.body.kind(), &e.from, &e.to);
+        tx.push_accepted(envelope, true, count)
+            .map_err(|(why, envelope)| {
+                counters.undelivered += 1;
+                counters.reject(why);
+                SendError::Full(envelope)
+            })
     }
 
     fn fan_out(&self, envelope: Envelope, to: impl Fn(&NetworkInner) -> Vec<String>) -> usize {
