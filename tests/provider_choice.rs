@@ -69,7 +69,9 @@ fn gossip(net: &Network, from: &str, to: &str, entries: Vec<GossipEntry>) {
         from: from.into(),
         to: to.into(),
         id: 0,
-        body: Message::Gossip { entries },
+        body: Message::Gossip {
+            entries: entries.into(),
+        },
     });
 }
 

@@ -75,7 +75,9 @@ impl Negotiator {
         }
         // Draw a few more than needed: some may be this agent or outside its neighbourhood.
         let peers = self.transport.sample(g.fanout + 1, rng);
-        let body = Message::Gossip { entries };
+        let body = Message::Gossip {
+            entries: entries.into(),
+        };
         for peer in peers
             .into_iter()
             .filter(|p| **p != *self.agent && self.talks_to(p))
@@ -119,7 +121,7 @@ impl Negotiator {
 
     /// What a member gossiped: the providers of services this agent needs are kept, the best
     /// `known` of each. A message that is too long or malformed is refused whole.
-    pub(super) fn on_gossip(&self, from: &str, entries: Vec<GossipEntry>) {
+    pub(super) fn on_gossip(&self, from: &str, entries: &[GossipEntry]) {
         // An agent that does not gossip has no Known set to feed: it ignores gossip, as it
         // would a topic it does not follow.
         let Some(g) = self.config.gossip else { return };

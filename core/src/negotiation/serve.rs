@@ -91,7 +91,7 @@ impl Negotiator {
                 }
                 match body {
                     Message::Advert { services } => self.on_advert(&from, services),
-                    Message::Gossip { entries } => self.on_gossip(&from, entries),
+                    Message::Gossip { entries } => self.on_gossip(&from, &entries),
                     Message::Discover { service } => self.on_discover(&from, &service),
                     Message::Load { utilization } => self.on_load(&from, utilization),
                     // Boxed: learning is rare and its future large, and every message

@@ -96,8 +96,9 @@ pub enum Message {
     /// What the sender knows of providers (seed 001's gossip): the services it offers and the
     /// best providers it knows of the services it needs, with the quality each advertised.
     Gossip {
-        /// The providers, at most [`MAX_GOSSIP_ENTRIES`].
-        entries: Vec<GossipEntry>,
+        /// The providers, at most [`MAX_GOSSIP_ENTRIES`]. Shared: one round sends the same
+        /// entries to every peer it draws.
+        entries: std::sync::Arc<[GossipEntry]>,
     },
     /// Says which services an agent offers, and how.
     Advert {
