@@ -344,6 +344,49 @@ async fn the_provider_directory_keeps_a_bounded_number_of_providers_per_service(
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_reply_from_anyone_but_the_agent_asked_or_after_the_call_is_refused_and_the_real_one_taken()
+ {
+    let net = Network::new();
+    let _mallory = net.join("mallory").unwrap();
+    let b = net.join("b").unwrap();
+    // `b` answers after a while; before it does, mallory answers the same request id, with a
+    // value and with a package.
+    let relay = net.clone();
+    tokio::spawn(async move {
+        while let Some(Incoming::Message { envelope: env, .. }) = b.inbox.recv().await {
+            if let Message::Request { .. } = &env.body {
+                let forged = [
+                    Reply::Done(Value::from("forged")),
+                    Reply::Teach(forged("svc", "x")),
+                ];
+                for r in forged {
+                    send(&relay, "mallory", &env.from, env.id, Message::Reply(r));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let real = || Message::Reply(Reply::Done(Value::Int(2)));
+                send(&relay, "b", &env.from, env.id, real());
+                settle().await;
+                // Once more, after the call has ended.
+                send(&relay, "b", &env.from, env.id, real());
+            }
+        }
+    });
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    a.knowledge()
+        .providers()
+        .heard("svc", "b", OfferModes::CAN_DO)
+        .unwrap();
+    assert_eq!(a.call("svc", ()).await.unwrap(), Value::Int(2));
+    settle().await;
+    settle().await;
+    assert_eq!(a.refusals().get(&Refusal::UnsolicitedReply), Some(&3));
+    assert!(
+        a.knowledge().service("svc").is_none(),
+        "nothing was learned"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn duplicate_request_ids_are_refused_and_the_first_request_still_answered() {
     let net = Network::new();
     let slow = Behaviour::parse(SourceFile::new(
