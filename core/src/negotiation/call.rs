@@ -45,7 +45,9 @@ impl Negotiator {
         // A call made outside any trace starts one: everything it causes, here and at the
         // providers, carries its id.
         trace::continue_or_start(async move {
-            let deadline = options.timeout.map(crate::duration::deadline);
+            let limit = options
+                .timeout
+                .map(|after| (crate::duration::deadline(after), after));
             // Boxed, each way apart: running here and asking a provider are each over a
             // kilobyte of future, which every wrapper the call passes through would copy
             // otherwise; a call carries only the one it takes.
@@ -53,9 +55,12 @@ impl Negotiator {
                 Some(offer) => Either::Left(Box::pin(async move {
                     self.run_here(&offer, input, Origin::HERE, depth).await
                 })),
-                None => Either::Right(Box::pin(self.call_remote(service, input, depth, deadline))),
+                None => {
+                    let deadline = limit.map(|(deadline, _)| deadline);
+                    Either::Right(Box::pin(self.call_remote(service, input, depth, deadline)))
+                }
             };
-            let (Some(deadline), Some(after)) = (deadline, options.timeout) else {
+            let Some((deadline, after)) = limit else {
                 return work.await;
             };
             tokio::time::timeout_at(deadline, work)

@@ -338,25 +338,17 @@ impl Negotiator {
         present.sort_by_key(|p| rank(p));
         let mut order = Vec::with_capacity(present.len());
         let choice = self.choice.get();
-        let mut start = 0;
-        while start < present.len() {
-            let group_rank = rank(&present[start]);
-            let len = present[start..]
-                .iter()
-                .take_while(|p| rank(p) == group_rank)
-                .count();
-            let group = &mut present[start..start + len];
+        for group in present.chunk_by_mut(|a, b| rank(a) == rank(b)) {
             let ranked = choice.order(service, group);
             // A custom strategy's order is taken as far as it is a valid one; whatever it
             // left out is asked after, as listed. A name taken is left empty.
-            for i in ranked.into_iter().chain(0..len) {
+            for i in ranked.into_iter().chain(0..group.len()) {
                 if let Some(p) = group.get_mut(i)
                     && !p.agent.is_empty()
                 {
                     order.push(std::mem::take(&mut p.agent));
                 }
             }
-            start += len;
         }
         order
     }
