@@ -246,8 +246,14 @@ impl Abilities {
                 // A panic is caught where it happens instead of unwinding through the agent;
                 // past its budget the ability's future is dropped. Run in place, not as a task
                 // of its own: a call pays no spawn, and nothing outlives the call.
-                let run = AssertUnwindSafe(f(input)).catch_unwind();
-                match tokio::time::timeout(budget, run).await {
+                let mut run = std::pin::pin!(AssertUnwindSafe(f(input)).catch_unwind());
+                // Most native abilities answer at once: only one that has to wait sets the
+                // budget's timer (and reads the clock for it).
+                let outcome = match run.as_mut().now_or_never() {
+                    Some(done) => Ok(done),
+                    None => tokio::time::timeout(budget, run).await,
+                };
+                match outcome {
                     Err(_) => Err(AbilityError::TimedOut {
                         name: name.to_owned(),
                         budget,

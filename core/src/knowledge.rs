@@ -387,7 +387,8 @@ struct Inner {
     bus: Bus,
     // Most agents hold a few facts: one sorted vector, not a B-tree node of eleven slots.
     facts: RwLock<LiteMap<String, Value>>,
-    services: RwLock<BTreeMap<String, Service>>,
+    // Shared, so that serving a request reads its service without copying it.
+    services: RwLock<BTreeMap<String, Arc<Service>>>,
     providers: ProviderDirectory,
     // Made on the first change: most agents never set any of it.
     rare: RwLock<Option<Box<Rare>>>,
@@ -560,12 +561,20 @@ impl Knowledge {
 
     /// A service in the repository.
     pub fn service(&self, name: &str) -> Option<Service> {
+        self.shared_service(name).map(Arc::unwrap_or_clone)
+    }
+
+    /// A service in the repository, as the repository holds it (the call path's way).
+    pub(crate) fn shared_service(&self, name: &str) -> Option<Arc<Service>> {
         read(&self.inner.services).get(name).cloned()
     }
 
     /// Every service in the repository, by name.
     pub fn services(&self) -> Vec<Service> {
-        read(&self.inner.services).values().cloned().collect()
+        read(&self.inner.services)
+            .values()
+            .map(|s| Service::clone(s))
+            .collect()
     }
 
     /// Whether the agent can run a service itself.
@@ -579,10 +588,10 @@ impl Knowledge {
     /// `knowledge.service.changed`.
     pub async fn offer(&self, service: Service) -> Option<Service> {
         let event = service.changed();
-        let old = write(&self.inner.services).insert(service.name.clone(), service);
+        let old = write(&self.inner.services).insert(service.name.clone(), Arc::new(service));
         let _ = self.inner.bus.emit(&event).await;
         self.offers_changed();
-        old
+        old.map(Arc::unwrap_or_clone)
     }
 
     /// Changes the behaviour that implements a service here (to switch between variants);
@@ -597,7 +606,7 @@ impl Knowledge {
             let s = services
                 .get_mut(name)
                 .ok_or_else(|| UnknownService(name.to_owned()))?;
-            let old = s.behaviour.replace(behaviour.to_owned());
+            let old = Arc::make_mut(s).behaviour.replace(behaviour.to_owned());
             (old, s.changed())
         };
         if old.as_deref() != Some(behaviour) {
@@ -619,7 +628,7 @@ impl Knowledge {
             let s = services
                 .get_mut(name)
                 .ok_or_else(|| UnknownService(name.to_owned()))?;
-            let old = std::mem::replace(&mut s.modes, modes);
+            let old = std::mem::replace(&mut Arc::make_mut(s).modes, modes);
             (old, s.changed())
         };
         if old != modes {
@@ -631,7 +640,7 @@ impl Knowledge {
 
     /// Removes a service; returns it. Publishes `knowledge.service.changed` with empty modes.
     pub async fn withdraw(&self, name: &str) -> Option<Service> {
-        let old = write(&self.inner.services).remove(name)?;
+        let old = Arc::unwrap_or_clone(write(&self.inner.services).remove(name)?);
         let mut gone = old.clone();
         gone.modes = OfferModes::NONE;
         gone.behaviour = None;

@@ -1,10 +1,11 @@
 //! One running instance of a behaviour: the statechart semantics of [`super`].
 
-use rhai::{Dynamic, Scope};
+use rhai::Dynamic;
 use tokio::time::Instant;
 
 use super::model::{Action, Args, Behaviour, Expr, Final, Transition};
 use super::runtime::{BoxFuture, InstanceLimits, Runtime, announce};
+use super::vars::Vars;
 use super::{BehaviourError, ErrorKind};
 use crate::bus::{Overflow, SubscribeOptions, Subscription};
 use crate::topic;
@@ -15,7 +16,7 @@ pub(super) struct Instance<'a> {
     b: &'a Behaviour,
     id: u64,
     depth: u32,
-    scope: Scope<'static>,
+    vars: Vars<'a>,
     events: Option<Subscription>,
     limits: InstanceLimits,
     deadline: Option<Instant>,
@@ -33,7 +34,8 @@ enum Trigger {
     Timer(usize),
 }
 
-type Activity = BoxFuture<'static, Result<Value, String>>;
+// Borrows the behaviour and the runtime, which outlive the instance.
+type Activity<'a> = BoxFuture<'a, Result<Value, String>>;
 
 impl<'a> Instance<'a> {
     pub(super) fn new(
@@ -44,18 +46,12 @@ impl<'a> Instance<'a> {
         depth: u32,
         limits: InstanceLimits,
     ) -> Instance<'a> {
-        let mut scope = Scope::new();
-        scope.push_constant_dynamic("input", input.to_dynamic());
-        scope.push_dynamic("event", Dynamic::UNIT);
-        for (k, v) in &b.vars {
-            scope.push_dynamic(k.clone(), v.to_dynamic());
-        }
         Instance {
             rt,
             b,
             id,
             depth,
-            scope,
+            vars: Vars::new(input, &b.vars),
             events: None,
             limits,
             deadline: limits.time.map(crate::duration::deadline),
@@ -148,7 +144,7 @@ impl<'a> Instance<'a> {
             .iter()
             .map(|(d, _)| entered.map(|at| crate::duration::after(at, *d)))
             .collect();
-        let mut activity: Option<Activity> = match &st.activity {
+        let mut activity: Option<Activity<'a>> = match &st.activity {
             Some(a) => match self.start(state, a)? {
                 Some(f) => Some(f),
                 None => {
@@ -173,7 +169,7 @@ impl<'a> Instance<'a> {
                 }
                 self.next_trigger(state, &mut activity, &mut timers).await?
             };
-            let (candidates, event, label): (&'a [Transition], Dynamic, String) = match trigger {
+            let (candidates, event, label): (&'a [Transition], Value, String) = match trigger {
                 Trigger::Done(v) => {
                     if let Some(
                         Action::Call {
@@ -184,15 +180,15 @@ impl<'a> Instance<'a> {
                         },
                     ) = &st.activity
                     {
-                        self.scope.set_value(var.clone(), v.to_dynamic());
+                        self.vars.set(var, v.clone());
                     }
-                    (&st.on_done, v.to_dynamic(), "done".into())
+                    (&st.on_done, v, "done".into())
                 }
                 Trigger::Failed(e) => {
                     if st.on_error.is_empty() {
                         return Err(self.fail(state, ErrorKind::Action, e));
                     }
-                    (&st.on_error, Dynamic::from(e), "error".into())
+                    (&st.on_error, Value::Str(e), "error".into())
                 }
                 Trigger::Event(topic, payload) => {
                     if !self.published.contains(&topic) {
@@ -201,18 +197,18 @@ impl<'a> Instance<'a> {
                     let Some((_, ts)) = st.on_event.iter().find(|(p, _)| p.matches(&topic)) else {
                         continue;
                     };
-                    (ts, payload.to_dynamic(), topic)
+                    (ts, payload, topic)
                 }
                 Trigger::Timer(i) => {
                     self.new_trigger();
                     (
                         &st.after[i].1,
-                        Dynamic::UNIT,
+                        Value::Null,
                         format!("after {:?}", st.after[i].0),
                     )
                 }
             };
-            self.scope.set_value("event", event);
+            self.vars.set("event", event);
             if let Some(t) = self.pick(state, candidates)? {
                 return Ok((t, label));
             }
@@ -224,7 +220,7 @@ impl<'a> Instance<'a> {
     async fn next_trigger(
         &mut self,
         state: usize,
-        activity: &mut Option<Activity>,
+        activity: &mut Option<Activity<'a>>,
         timers: &mut [Option<Instant>],
     ) -> Result<Trigger, BehaviourError> {
         let st = &self.b.states[state];
@@ -235,7 +231,11 @@ impl<'a> Instance<'a> {
             .min_by_key(|(_, t)| *t);
         let events = &mut self.events;
         let deadline = self.deadline;
+        // In this order: an activity that is done at once (most abilities) then sets no timer;
+        // the limit comes before the state's own timers, and timers before events, so that a
+        // stream of events holds neither up.
         Ok(tokio::select! {
+            biased;
             r = async { activity.as_mut().expect("guarded").await }, if activity.is_some() => {
                 *activity = None;
                 match r {
@@ -243,16 +243,16 @@ impl<'a> Instance<'a> {
                     Err(e) => Trigger::Failed(e),
                 }
             }
-            ev = recv(events), if !st.on_event.is_empty() => match ev {
-                Some((topic, payload)) => Trigger::Event(topic, payload),
-                None => return Err(self.fail(state, ErrorKind::Cancelled, "the agent is stopping")),
-            },
+            _ = sleep_until(deadline), if deadline.is_some() => return Err(self.out_of_time(state)),
             _ = sleep_until(next_timer.map(|(_, t)| t)), if next_timer.is_some() => {
                 let (i, _) = next_timer.expect("guarded");
                 timers[i] = None;
                 Trigger::Timer(i)
             }
-            _ = sleep_until(deadline), if deadline.is_some() => return Err(self.out_of_time(state)),
+            ev = recv(events), if !st.on_event.is_empty() => match ev {
+                Some((topic, payload)) => Trigger::Event(topic, payload),
+                None => return Err(self.fail(state, ErrorKind::Cancelled, "the agent is stopping")),
+            },
         })
     }
 
@@ -285,7 +285,7 @@ impl<'a> Instance<'a> {
     async fn take(
         &mut self,
         from: usize,
-        t: &Transition,
+        t: &'a Transition,
         trigger: &str,
     ) -> Result<usize, BehaviourError> {
         self.step(from).await?;
@@ -339,25 +339,26 @@ impl<'a> Instance<'a> {
                 let expr = o.as_ref().or(self.b.output.as_ref());
                 match expr {
                     None => Ok(Value::Null),
-                    Some(e) => {
-                        let v = self.eval(state, e, ErrorKind::Action)?;
-                        Value::from_dynamic(&v)
-                            .map_err(|err| self.fail(state, ErrorKind::Action, err.to_string()))
-                    }
+                    Some(e) => self.eval_value(state, e),
                 }
             }
         }
     }
 
     fn eval(&mut self, state: usize, e: &Expr, kind: ErrorKind) -> Result<Dynamic, BehaviourError> {
-        // A variable the scope has is its value, as the engine would answer; anything else
+        // A variable that is set is its value, as the engine would answer; anything else
         // (an unknown name included, for its error) goes to the engine.
-        if let Some(v) = e.variable.as_deref().and_then(|name| self.scope.get(name)) {
-            return Ok(v.clone());
+        if let Some(v) = e
+            .variable
+            .as_deref()
+            .and_then(|name| self.vars.get_dynamic(name))
+        {
+            return Ok(v);
         }
-        let engine = &self.rt.0.engine;
-        let scope = &mut self.scope;
-        crate::script::with_budget(self.rt.0.budget, || {
+        let rt = self.rt;
+        let engine = &rt.0.engine;
+        let scope = self.vars.scope();
+        crate::script::with_budget(rt.0.budget, || {
             engine.eval_ast_with_scope::<Dynamic>(scope, &e.ast)
         })
         .map_err(|err| {
@@ -369,21 +370,24 @@ impl<'a> Instance<'a> {
         })
     }
 
+    /// An expression's value as a [`Value`]: a variable's without converting it to the
+    /// engine's type and back.
+    fn eval_value(&mut self, state: usize, e: &Expr) -> Result<Value, BehaviourError> {
+        if let Some(v) = e.variable.as_deref().and_then(|name| self.vars.get(name)) {
+            return Ok(v);
+        }
+        let d = self.eval(state, e, ErrorKind::Action)?;
+        Value::from_dynamic(&d).map_err(|err| self.fail(state, ErrorKind::Action, err.to_string()))
+    }
+
     fn value(&mut self, state: usize, args: &Args) -> Result<Value, BehaviourError> {
-        let to_value = |this: &Self, d: Dynamic| {
-            Value::from_dynamic(&d).map_err(|e| this.fail(state, ErrorKind::Action, e.to_string()))
-        };
         match args {
             Args::None => Ok(Value::Null),
-            Args::Expr(e) => {
-                let d = self.eval(state, e, ErrorKind::Action)?;
-                to_value(self, d)
-            }
+            Args::Expr(e) => self.eval_value(state, e),
             Args::Map(m) => {
                 let mut out = std::collections::BTreeMap::new();
                 for (k, e) in m {
-                    let d = self.eval(state, e, ErrorKind::Action)?;
-                    out.insert(k.clone(), to_value(self, d)?);
+                    out.insert(k.clone(), self.eval_value(state, e)?);
                 }
                 Ok(Value::Map(out))
             }
@@ -392,7 +396,11 @@ impl<'a> Instance<'a> {
 
     /// Starts a call or an ability as a future the state can be interrupted in; `None` for
     /// the other actions, which happen at once through [`Self::act`].
-    fn start(&mut self, state: usize, a: &Action) -> Result<Option<Activity>, BehaviourError> {
+    fn start(
+        &mut self,
+        state: usize,
+        a: &'a Action,
+    ) -> Result<Option<Activity<'a>>, BehaviourError> {
         Ok(match a {
             Action::Call { service, args, .. } => {
                 let input = self.value(state, args)?;
@@ -400,13 +408,9 @@ impl<'a> Instance<'a> {
             }
             Action::Ability { name, args, .. } => {
                 let input = self.value(state, args)?;
-                let abilities = self.rt.0.abilities.clone();
-                let name = name.clone();
+                let abilities = &self.rt.0.abilities;
                 Some(Box::pin(async move {
-                    abilities
-                        .call(&name, input)
-                        .await
-                        .map_err(|e| e.to_string())
+                    abilities.call(name, input).await.map_err(|e| e.to_string())
                 }))
             }
             _ => None,
@@ -414,12 +418,17 @@ impl<'a> Instance<'a> {
     }
 
     /// Runs an action to its end (entry, exit and transition actions).
-    async fn act(&mut self, state: usize, a: &Action) -> Result<(), BehaviourError> {
+    async fn act(&mut self, state: usize, a: &'a Action) -> Result<(), BehaviourError> {
         match a {
             Action::Set(list) => {
                 for (var, e) in list {
-                    let v = self.eval(state, e, ErrorKind::Action)?;
-                    self.scope.set_value(var.clone(), v);
+                    match e.variable.as_deref().and_then(|name| self.vars.get(name)) {
+                        Some(v) => self.vars.set(var, v),
+                        None => {
+                            let v = self.eval(state, e, ErrorKind::Action)?;
+                            self.vars.set_dynamic(var, v);
+                        }
+                    }
                 }
             }
             Action::Publish { topic, payload } => {
@@ -445,7 +454,7 @@ impl<'a> Instance<'a> {
                 }
                 .map_err(|e| self.fail(state, ErrorKind::Action, e))?;
                 if let Some(var) = save {
-                    self.scope.set_value(var.clone(), v.to_dynamic());
+                    self.vars.set(var, v);
                 }
             }
         }

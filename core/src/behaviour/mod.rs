@@ -63,6 +63,7 @@ mod instance;
 mod model;
 mod runtime;
 mod validate;
+mod vars;
 
 use std::collections::BTreeMap;
 use std::fmt;

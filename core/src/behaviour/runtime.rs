@@ -149,11 +149,6 @@ impl Runtime {
         let _ = self.0.caller.set(caller);
     }
 
-    /// Resolves when the agent cancels in-flight work.
-    pub(crate) async fn cancelled(&self) {
-        self.0.cancel.cancelled().await;
-    }
-
     pub(crate) fn behaviours(&self) -> &Behaviours {
         &self.0.behaviours
     }
@@ -184,14 +179,35 @@ impl Runtime {
         limits: InstanceLimits,
     ) -> Result<Value, BehaviourError> {
         let id = self.0.next_instance.fetch_add(1, Ordering::Relaxed);
-        *crate::sync::lock(&self.0.load.runs)
-            .entry(b.name.clone())
-            .or_default() += 1;
-        let cancel = self.0.cancel.clone();
-        let result = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => Err(BehaviourError::new(&b.name, b.initial(), ErrorKind::Cancelled, "the agent is stopping")),
-            r = Instance::new(self, &b, id, input, depth, limits).run() => r,
+        {
+            // Counted without copying the name but for a behaviour's first run.
+            let mut runs = crate::sync::lock(&self.0.load.runs);
+            match runs.get_mut(&b.name) {
+                Some(n) => *n += 1,
+                None => {
+                    runs.insert(b.name.clone(), 1);
+                }
+            }
+        }
+        let cancel = &self.0.cancel;
+        let stopping = || {
+            BehaviourError::new(
+                &b.name,
+                b.initial(),
+                ErrorKind::Cancelled,
+                "the agent is stopping",
+            )
+        };
+        let result = if cancel.is_cancelled() {
+            Err(stopping())
+        } else {
+            // The instance first: most finish without waiting, and then never register with
+            // the token (a lock and a waiter for every call served).
+            tokio::select! {
+                biased;
+                r = Instance::new(self, &b, id, input, depth, limits).run() => r,
+                _ = cancel.cancelled() => Err(stopping()),
+            }
         };
         if let Err(e) = &result
             && e.kind() == ErrorKind::Limit

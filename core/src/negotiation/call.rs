@@ -7,7 +7,7 @@ use futures_util::future::Either;
 use tokio::time::Instant;
 
 use super::{CallError, CallOptions, Negotiator, Outcome};
-use crate::behaviour::{BoxFuture, InstanceLimits, ServiceCaller};
+use crate::behaviour::{BoxFuture, ErrorKind, InstanceLimits, ServiceCaller};
 use crate::error::BoxError;
 use crate::knowledge::Service;
 use crate::offer::OfferMode;
@@ -104,9 +104,9 @@ impl Negotiator {
     }
 
     /// The service, if the agent has an enabled implementation of it.
-    pub(super) fn runnable(&self, service: &str) -> Option<Service> {
+    pub(super) fn runnable(&self, service: &str) -> Option<Arc<Service>> {
         self.knowledge
-            .service(service)
+            .shared_service(service)
             .filter(|s| self.implements(s))
     }
 
@@ -153,11 +153,14 @@ impl Negotiator {
             time: offer.time_limit.or(Some(self.service_time())),
             ..self.runtime.limits()
         };
-        tokio::select! {
-            r = self.runtime.run_named(behaviour, input, depth, limits) => r.map_err(CallError::Local),
-            // Shutdown cancels in-flight work after its grace period.
-            _ = self.runtime.cancelled() => Err(CallError::Stopped),
-        }
+        // Shutdown cancels the instance after its grace period.
+        self.runtime
+            .run_named(behaviour, input, depth, limits)
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::Cancelled => CallError::Stopped,
+                _ => CallError::Local(e),
+            })
     }
 
     /// The time limit of a service run here that sets none of its own.

@@ -284,7 +284,8 @@ impl Negotiator {
     fn envelope(&self, to: &str, id: u64, body: Message) -> Envelope {
         Envelope {
             trace: crate::trace::current_raw(),
-            from: self.agent.to_string(),
+            // Not `to_string`, which formats.
+            from: String::from(&*self.agent),
             to: to.to_owned(),
             id,
             body,

@@ -14,7 +14,7 @@ use crate::knowledge::Service;
 use crate::offer::{OfferMode, OfferModes};
 use crate::sync::lock;
 use crate::topic;
-use crate::trace;
+use crate::trace::{self, TraceId};
 use crate::transport::{Message, Refusal, Reply};
 use crate::value::Value;
 
@@ -30,9 +30,15 @@ pub(super) struct Request {
 
 impl Negotiator {
     /// Takes a request in: refused at once if its sender may not make it, otherwise answered
-    /// as in-flight work of its own, so that a slow service does not hold the inbox up and
-    /// shutdown answers it or lets it finish.
-    pub(super) async fn on_request(self: &Arc<Self>, r: Request, work: &TaskTracker) {
+    /// as in-flight work of its own, in the requester's trace (`trace`, or a new one for a
+    /// peer that sent none), so that a slow service does not hold the inbox up and shutdown
+    /// answers it or lets it finish.
+    pub(super) fn on_request(
+        self: &Arc<Self>,
+        r: Request,
+        trace: Option<TraceId>,
+        work: &TaskTracker,
+    ) {
         if let Err(why) = self.admit_request(&r) {
             self.refuse(why, &r.from, "request");
             let reason = match why {
@@ -45,21 +51,20 @@ impl Negotiator {
             };
             return self.reply(&r.from, r.id, Reply::Refused(reason));
         }
-        let event = || topic::RequestIncoming {
-            service: r.service.clone(),
-            requester: r.from.clone(),
-            modes: mode_names(&r.modes),
-        };
-        let _ = self.bus.emit_with(event).await;
         if work.is_closed() {
             self.done_with(&r.from, r.id);
             return self.reply(&r.from, r.id, Reply::Failed("the agent is stopping".into()));
         }
         let this = Arc::clone(self);
-        // Served in the requester's trace, or in a new one for a peer that sent none.
-        let id = trace::current().unwrap_or_default();
+        let id = trace.unwrap_or_default();
         let span = tracing::info_span!("serve", agent = %self.agent, service = %r.service, from = %r.from, trace = %id);
         let served = async move {
+            let event = || topic::RequestIncoming {
+                service: r.service.clone(),
+                requester: r.from.clone(),
+                modes: mode_names(&r.modes),
+            };
+            let _ = this.bus.emit_with(event).await;
             // A panic while answering must still answer. The answer is boxed: the task
             // future stays small, so handing it to the runtime copies little.
             let reply = AssertUnwindSafe(Box::pin(this.answer(&r)))
@@ -69,7 +74,9 @@ impl Negotiator {
             this.done_with(&r.from, r.id);
             this.reply(&r.from, r.id, reply);
         };
-        work.spawn(trace::scope(id, served).instrument(span));
+        // Boxed: spawning moves a task's future several times over, and this one is
+        // hundreds of bytes.
+        work.spawn(Box::pin(trace::scope(id, served)).instrument(span));
     }
 
     /// Whether the sender may make this request now: a neighbour, with this id not in flight
@@ -114,7 +121,7 @@ impl Negotiator {
     /// What to answer a request with: the first of the requester's modes this agent offers
     /// and can honour.
     async fn answer(&self, r: &Request) -> Reply {
-        let Some(offer) = self.knowledge.service(&r.service) else {
+        let Some(offer) = self.knowledge.shared_service(&r.service) else {
             return Reply::Refused(format!("`{}` does not offer `{}`", self.agent, r.service));
         };
         let mut why_not = None;

@@ -1,6 +1,6 @@
 //! The requester's side: choosing providers, asking them, following referrals, retrying.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -32,7 +32,8 @@ impl Candidate {
 
 /// What one asked provider's answer means for the request.
 enum Next {
-    Done(Outcome),
+    Done(Value),
+    Learned,
     Referred(Vec<Candidate>),
     Failed(AttemptError),
 }
@@ -56,7 +57,8 @@ impl Negotiator {
         if queue.is_empty() {
             return Err(self.nobody(service, modes).await);
         }
-        let mut tried: HashSet<String> = HashSet::new();
+        // Providers asked that did not serve (a few at most: a scan beats hashing them).
+        let mut tried: Vec<String> = Vec::new();
         let mut attempts: Vec<Attempt> = Vec::new();
         let mut failures = 0;
         while failures <= self.config.retries {
@@ -70,20 +72,31 @@ impl Negotiator {
                 );
             }
             let Some(c) = queue.pop_front() else { break };
-            if !tried.insert(c.agent.clone()) {
+            if tried.contains(&c.agent) {
                 continue;
             }
             let asked = Instant::now();
             let next = self.attempt(service, modes, &input, &c, deadline).await;
             self.observe(service, &c.agent, &next, asked.elapsed());
             match next {
-                Next::Done(outcome) => {
+                Next::Done(value) => {
                     if !c.via.is_empty() {
                         tracing::info!(agent = %self.agent, %service, provider = %c.agent, via = ?c.via, "served through a referral");
                     }
-                    return Ok(outcome);
+                    return Ok(Outcome::Done {
+                        value,
+                        provider: c.agent,
+                        via: c.via,
+                    });
+                }
+                Next::Learned => {
+                    return Ok(Outcome::Learned {
+                        teacher: c.agent,
+                        via: c.via,
+                    });
                 }
                 Next::Referred(more) => {
+                    tried.push(c.agent);
                     // Followed next, before the other providers: the referrer knows better.
                     for m in more.into_iter().rev() {
                         queue.push_front(m);
@@ -93,6 +106,7 @@ impl Negotiator {
                     return Err(CallError::Stopped);
                 }
                 Next::Failed(error) => {
+                    tried.push(c.agent.clone());
                     self.note_failure(service, &c.agent, &error).await;
                     attempts.push(Attempt {
                         provider: c.agent,
@@ -132,9 +146,10 @@ impl Negotiator {
         }
         self.announce_outgoing(service, &c.agent, &modes).await;
         tracing::debug!(agent = %self.agent, %service, provider = %c.agent, ?modes, "request sent");
+        let may_teach = modes.contains(&OfferMode::CanTeach);
         let body = Message::Request {
             service: service.to_owned(),
-            modes: modes.clone(),
+            modes,
             input: input.clone(),
             hops: 0,
         };
@@ -145,15 +160,11 @@ impl Negotiator {
         match reply {
             Reply::Done(value) => {
                 self.succeeded(service, &c.agent);
-                Next::Done(Outcome::Done {
-                    value,
-                    provider: c.agent.clone(),
-                    via: c.via.clone(),
-                })
+                Next::Done(value)
             }
             // Boxed: learning is rare and its future kilobytes, which every call would
             // otherwise carry and copy.
-            Reply::Teach(pkg) => Box::pin(self.taught(service, &modes, pkg, c)).await,
+            Reply::Teach(pkg) => Box::pin(self.taught(service, may_teach, pkg, c)).await,
             Reply::Referral(list) => Next::Referred(self.referred(service, list, c)),
             Reply::Refused(reason) => Next::Failed(AttemptError::Refused(reason)),
             Reply::Failed(reason) => Next::Failed(AttemptError::Failed(reason)),
@@ -164,21 +175,18 @@ impl Negotiator {
     async fn taught(
         &self,
         service: &str,
-        modes: &[OfferMode],
+        asked_to_teach: bool,
         pkg: TeachingPackage,
         c: &Candidate,
     ) -> Next {
-        if !modes.contains(&OfferMode::CanTeach) || pkg.service != service {
+        if !asked_to_teach || pkg.service != service {
             self.refuse(Refusal::UnaskedPackage, &c.agent, "teaching package");
             return Next::Failed(AttemptError::Unexpected("a teaching package"));
         }
         match self.learn(pkg, &c.agent, OfferModes::NONE).await {
             Ok(()) => {
                 self.succeeded(service, &c.agent);
-                Next::Done(Outcome::Learned {
-                    teacher: c.agent.clone(),
-                    via: c.via.clone(),
-                })
+                Next::Learned
             }
             Err(e) => Next::Failed(AttemptError::NotLearned(e)),
         }
@@ -281,14 +289,13 @@ impl Negotiator {
             }
             return Err(AttemptError::Unreachable(e.to_string()));
         }
+        // One reading of the clock for both bounds.
+        let now = Instant::now();
         let wait = match deadline {
-            Some(d) => self
-                .config
-                .timeout
-                .min(d.saturating_duration_since(Instant::now())),
+            Some(d) => self.config.timeout.min(d.saturating_duration_since(now)),
             None => self.config.timeout,
         };
-        let reply = tokio::time::timeout(wait, rx).await;
+        let reply = tokio::time::timeout_at(crate::duration::after(now, wait), rx).await;
         lock(&self.pending).remove(&id);
         match reply {
             Ok(Ok(answer)) => answer,
@@ -470,11 +477,9 @@ impl Negotiator {
     /// nothing for a failure. Referrals and teaching are not the service's quality.
     fn observe(&self, service: &str, provider: &str, next: &Next, elapsed: std::time::Duration) {
         let (quality, ok) = match next {
-            Next::Done(Outcome::Done { value, .. }) => {
-                (self.config.quality.quality(value, elapsed), true)
-            }
+            Next::Done(value) => (self.config.quality.quality(value, elapsed), true),
             Next::Failed(_) => (0.0, false),
-            Next::Done(Outcome::Learned { .. }) | Next::Referred(_) => return,
+            Next::Learned | Next::Referred(_) => return,
         };
         let observation = Observation {
             quality,

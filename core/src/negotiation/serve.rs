@@ -42,6 +42,35 @@ impl Negotiator {
                         },
                     verified,
                 } => self.on_reply(&from, id, reply, verified),
+                // A request is admitted here and answered as a task of its own: nothing to
+                // wait for in the loop.
+                Incoming::Message {
+                    envelope:
+                        Envelope {
+                            from,
+                            id,
+                            trace,
+                            body:
+                                Message::Request {
+                                    service,
+                                    modes,
+                                    input,
+                                    hops,
+                                },
+                            ..
+                        },
+                    ..
+                } => {
+                    let request = super::provider::Request {
+                        from,
+                        id,
+                        service,
+                        modes,
+                        input,
+                        hops,
+                    };
+                    self.on_request(request, TraceId::from_raw(trace), &work);
+                }
                 Incoming::Message { envelope, verified } => {
                     // Boxed: handling a message takes a future of kilobytes, which the loop
                     // of every agent, idle ones included, would otherwise hold for good.
@@ -51,8 +80,8 @@ impl Negotiator {
         }
     }
 
-    /// Handles one delivery inside the trace it belongs to, if any: a request is served, and
-    /// a lesson learned, as part of the sender's chain of work.
+    /// Handles one delivery inside the trace it belongs to, if any: a lesson is learned as
+    /// part of the sender's chain of work.
     async fn dispatch(self: &Arc<Self>, env: Envelope, verified: bool, work: &TaskTracker) {
         match TraceId::from_raw(env.trace) {
             Some(id) => trace::scope(id, self.handle(env, verified, work)).await,
@@ -61,9 +90,9 @@ impl Negotiator {
     }
 
     async fn handle(self: &Arc<Self>, env: Envelope, verified: bool, work: &TaskTracker) {
-        let from = env.from.clone();
-        match env.body {
-            Message::Reply(reply) => self.on_reply(&from, env.id, reply, verified),
+        let Envelope { from, id, body, .. } = env;
+        match body {
+            Message::Reply(reply) => self.on_reply(&from, id, reply, verified),
             Message::Request {
                 service,
                 modes,
@@ -72,13 +101,13 @@ impl Negotiator {
             } => {
                 let request = super::provider::Request {
                     from,
-                    id: env.id,
+                    id,
                     service,
                     modes,
                     input,
                     hops,
                 };
-                self.on_request(request, work).await;
+                self.on_request(request, trace::current(), work);
             }
             body => {
                 // One-way messages change what this agent believes: only from members it

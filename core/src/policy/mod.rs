@@ -103,7 +103,7 @@ type Entry = (Arc<PolicyFile>, Arc<Rule>);
 /// Rules by topic: exact topics in a map, prefixes and `*` in a list.
 #[derive(Default)]
 struct Index {
-    exact: HashMap<String, Vec<Entry>>,
+    exact: HashMap<String, Vec<Entry>, foldhash::fast::RandomState>,
     patterns: Vec<(Pattern, Arc<PolicyFile>, Arc<Rule>)>,
 }
 

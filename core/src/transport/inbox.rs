@@ -60,7 +60,8 @@ struct Lanes {
     requests: VecDeque<Incoming>,
     other: VecDeque<Incoming>,
     // Requests and one-way messages queued, per sender.
-    queued: HashMap<Box<str>, usize>,
+    // Hashed with foldhash: `SipHash` cost more than the rest of queueing a message.
+    queued: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
     // Which of requests and one-way messages goes first next time.
     requests_next: bool,
     closed: bool,
