@@ -17,9 +17,14 @@ impl Negotiator {
         stop: CancellationToken,
         work: TaskTracker,
     ) {
+        // Made once: a new one each turn registered with the token and dropped again, for
+        // every message. Checked first, so that a flood of messages cannot keep it unheard.
+        let stopped = stop.cancelled();
+        tokio::pin!(stopped);
         loop {
             let incoming = tokio::select! {
-                _ = stop.cancelled() => break,
+                biased;
+                _ = &mut stopped => break,
                 next = inbox.recv() => match next {
                     Some(next) => next,
                     None => break,
