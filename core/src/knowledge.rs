@@ -117,10 +117,14 @@ pub struct Provider {
 impl Provider {
     /// A provider just heard of, with no history.
     pub fn new(agent: &str, modes: OfferModes) -> Provider {
+        Provider::heard_at(agent, modes, Instant::now())
+    }
+
+    fn heard_at(agent: &str, modes: OfferModes, now: Instant) -> Provider {
         Provider {
             agent: agent.to_owned(),
             modes,
-            last_heard: Instant::now(),
+            last_heard: now,
             failures: 0,
             last_failure: None,
             advertised: None,
@@ -160,6 +164,22 @@ pub struct ProviderDirectory {
     by_service: RwLock<BTreeMap<String, Vec<Provider>>>,
 }
 
+/// The providers of `service`, a new empty list if the directory has room for one more
+/// service. The name is copied only for a new one: gossip updates known services many times a
+/// round.
+fn list_mut<'m>(
+    all: &'m mut BTreeMap<String, Vec<Provider>>,
+    service: &str,
+) -> Result<&'m mut Vec<Provider>, DirectoryFull> {
+    if !all.contains_key(service) {
+        if all.len() >= MAX_DIRECTORY_SERVICES {
+            return Err(DirectoryFull);
+        }
+        all.insert(service.to_owned(), Vec::new());
+    }
+    all.get_mut(service).ok_or(DirectoryFull)
+}
+
 impl ProviderDirectory {
     /// Records that `agent` offers `service` in `modes` (from an advert, a reply or a referral);
     /// resets its failure count. Modes `NONE` removes it. A new entry that does not fit is not
@@ -180,10 +200,7 @@ impl ProviderDirectory {
             }
             return Ok(());
         }
-        if !all.contains_key(service) && all.len() >= MAX_DIRECTORY_SERVICES {
-            return Err(DirectoryFull);
-        }
-        let list = all.entry(service.to_owned()).or_default();
+        let list = list_mut(&mut all, service)?;
         let now = Instant::now();
         if let Some(p) = list.iter_mut().find(|p| p.agent == agent) {
             p.modes = modes;
@@ -205,7 +222,7 @@ impl ProviderDirectory {
                 None => return Err(DirectoryFull),
             }
         }
-        list.push(Provider::new(agent, modes));
+        list.push(Provider::heard_at(agent, modes, now));
         Ok(())
     }
 
@@ -226,10 +243,7 @@ impl ProviderDirectory {
         in_use: std::time::Duration,
     ) -> Result<bool, DirectoryFull> {
         let mut all = write(&self.by_service);
-        if !all.contains_key(service) && all.len() >= MAX_DIRECTORY_SERVICES {
-            return Err(DirectoryFull);
-        }
-        let list = all.entry(service.to_owned()).or_default();
+        let list = list_mut(&mut all, service)?;
         let now = Instant::now();
         if let Some(p) = list.iter_mut().find(|p| p.agent == g.agent) {
             p.modes = g.modes;
@@ -256,7 +270,7 @@ impl ProviderDirectory {
                 _ => return Ok(false),
             }
         }
-        let mut p = Provider::new(g.agent, g.modes);
+        let mut p = Provider::heard_at(g.agent, g.modes, now);
         p.advertised = g.quality;
         p.gossiped = true;
         list.push(p);
