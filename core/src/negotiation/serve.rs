@@ -79,41 +79,25 @@ impl Negotiator {
                 Incoming::Message { envelope, verified } => {
                     // Boxed: handling a message takes a future of kilobytes, which the loop
                     // of every agent, idle ones included, would otherwise hold for good.
-                    Box::pin(self.dispatch(envelope, verified, &work)).await;
+                    Box::pin(self.dispatch(envelope, verified)).await;
                 }
             }
         }
     }
 
-    /// Handles one delivery inside the trace it belongs to, if any: a lesson is learned as
-    /// part of the sender's chain of work.
-    async fn dispatch(self: &Arc<Self>, env: Envelope, verified: bool, work: &TaskTracker) {
+    /// Handles a one-way message or a reply inside the trace it belongs to, if any: a lesson
+    /// is learned as part of the sender's chain of work.
+    async fn dispatch(&self, env: Envelope, verified: bool) {
         match TraceId::from_raw(env.trace) {
-            Some(id) => trace::scope(id, self.handle(env, verified, work)).await,
-            None => self.handle(env, verified, work).await,
+            Some(id) => trace::scope(id, self.handle(env, verified)).await,
+            None => self.handle(env, verified).await,
         }
     }
 
-    async fn handle(self: &Arc<Self>, env: Envelope, verified: bool, work: &TaskTracker) {
+    async fn handle(&self, env: Envelope, verified: bool) {
         let Envelope { from, id, body, .. } = env;
         match body {
             Message::Reply(reply) => self.on_reply(&from, id, reply, verified),
-            Message::Request {
-                service,
-                modes,
-                input,
-                hops,
-            } => {
-                let request = super::provider::Request {
-                    from,
-                    id,
-                    service,
-                    modes,
-                    input,
-                    hops,
-                };
-                self.on_request(request, trace::current(), work);
-            }
             body => {
                 // One-way messages change what this agent believes: only from members it
                 // talks to.
@@ -131,6 +115,7 @@ impl Negotiator {
                     // Boxed: learning is rare and its future large, and every message
                     // dispatched would otherwise carry its size.
                     Message::Lesson(pkg) => Box::pin(self.on_lesson(&from, pkg, verified)).await,
+                    // Requests are admitted by the serving loop and never dispatched.
                     Message::Request { .. } | Message::Reply(_) => {}
                 }
             }
