@@ -189,7 +189,14 @@ fn throughput(c: &mut Criterion) {
             let mut callers = Vec::new();
             for i in 0..CALLER_AGENTS {
                 let a = Agent::builder(format!("a{i}")).network(&net).spawn().await;
-                callers.push(a.expect("a caller"));
+                let a = a.expect("a caller");
+                // One call first, as in `agents()`: the bench measures calls to a provider
+                // the callers know. Fifty calls of one agent that all start by discovering it
+                // sent fifty discovery messages and then fifty requests, past the share of the
+                // provider's inbox one sender may fill (`PER_SENDER_QUEUED`), and some were
+                // refused.
+                assert_eq!(a.call("echo", 1).await.expect("a call"), Value::Int(1));
+                callers.push(a);
             }
             (b, callers)
         });
