@@ -48,19 +48,26 @@ impl<'a> Vars<'a> {
 
     /// A variable's value, if it has one, without running the engine.
     pub(super) fn get(&self, name: &str) -> Option<Value> {
-        if let Some((_, v)) = self.pending.iter().rev().find(|(n, _)| *n == name) {
-            return Some(v.clone());
+        match self.pending(name) {
+            Some(v) => Some(v.clone()),
+            None => Value::from_dynamic(self.scope.as_ref()?.get(name)?).ok(),
         }
-        let d = self.scope.as_ref()?.get(name)?;
-        Value::from_dynamic(d).ok()
     }
 
     /// A variable as the engine would read it.
     pub(super) fn get_dynamic(&self, name: &str) -> Option<Dynamic> {
-        if let Some((_, v)) = self.pending.iter().rev().find(|(n, _)| *n == name) {
-            return Some(v.to_dynamic());
+        match self.pending(name) {
+            Some(v) => Some(v.to_dynamic()),
+            None => self.scope.as_ref()?.get(name).cloned(),
         }
-        self.scope.as_ref()?.get(name).cloned()
+    }
+
+    /// A value set since the scope last saw it (one entry per name: `set` replaces).
+    fn pending(&self, name: &str) -> Option<&Value> {
+        self.pending
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
     }
 
     /// The scope for the engine, with every variable in it.
