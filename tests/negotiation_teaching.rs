@@ -474,10 +474,12 @@ async fn a_behaviours_call_to_a_redirected_service_is_redirected() {
     assert_eq!(x.load_counters().runs.get("work"), None, "x did not run it");
 }
 
-/// A transport that remembers who tried to join it.
+/// A transport that remembers who tried to join it and counts the discoveries sent through it.
+#[derive(Default)]
 struct Watched {
     net: Network,
     joins: std::sync::Mutex<Vec<String>>,
+    discoveries: std::sync::atomic::AtomicUsize,
 }
 
 impl Transport for Watched {
@@ -492,6 +494,10 @@ impl Transport for Watched {
         self.net.send(e)
     }
     fn publish(&self, service: &str, e: Envelope) -> usize {
+        if matches!(e.body, Message::Discover { .. }) {
+            self.discoveries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.net.publish(service, e)
     }
     fn broadcast(&self, e: Envelope) -> usize {
@@ -513,10 +519,7 @@ impl Transport for Watched {
 
 #[tokio::test(start_paused = true)]
 async fn an_agent_that_fails_to_spawn_never_shows_itself_to_its_network() {
-    let watched = std::sync::Arc::new(Watched {
-        net: Network::new(),
-        joins: Default::default(),
-    });
+    let watched = std::sync::Arc::new(Watched::default());
     let err = Agent::builder("broken")
         .transport(watched.clone())
         .policy(SourceFile::new(
@@ -534,4 +537,32 @@ async fn an_agent_that_fails_to_spawn_never_shows_itself_to_its_network() {
         .await
         .unwrap();
     assert_eq!(*watched.joins.lock().unwrap(), ["fine"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_first_calls_shares_one_discovery_and_every_call_is_served() {
+    let watched = std::sync::Arc::new(Watched::default());
+    let _b = provider(&watched.net, "b").await;
+    let a = Agent::builder("a")
+        .transport(watched.clone())
+        .spawn()
+        .await
+        .unwrap();
+    // More calls than one sender may have queued at b, all before a knows b: one discovery
+    // each would crowd out the requests themselves.
+    let calls = (0..60).map(|i| {
+        let a = a.clone();
+        async move { a.call("service2", n(i)).await }
+    });
+    for (i, answer) in futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(answer.unwrap(), Value::Int(2 * i as i64));
+    }
+    let discoveries = watched
+        .discoveries
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(discoveries, 1, "the calls shared one discovery");
 }

@@ -37,7 +37,7 @@ impl Negotiator {
         let body = Message::Advert { services };
         for member in self.advert_audience() {
             if member != *self.agent && self.talks_to(&member) {
-                lock(&self.peers).insert(member.clone());
+                lock(&self.contacts).peers.insert(member.clone());
                 let _ = self.transport.send(self.envelope(&member, 0, body.clone()));
             }
         }
@@ -67,7 +67,8 @@ impl Negotiator {
             return;
         }
         let services = self.offers();
-        if services.iter().any(|(_, m)| !m.is_empty()) && lock(&self.peers).insert(agent.to_owned())
+        if services.iter().any(|(_, m)| !m.is_empty())
+            && lock(&self.contacts).peers.insert(agent.to_owned())
         {
             let body = Message::Advert { services };
             let _ = self.transport.send(self.envelope(agent, 0, body));
@@ -80,8 +81,11 @@ impl Negotiator {
     pub(crate) fn member_left(&self, agent: &str) {
         self.knowledge.providers().forget(agent);
         self.knowledge.forget_load(agent);
-        lock(&self.peers).remove(agent);
-        lock(&self.introduced).remove(agent);
+        {
+            let mut contacts = lock(&self.contacts);
+            contacts.peers.remove(agent);
+            contacts.introduced.remove(agent);
+        }
         lock(&self.in_flight).remove(agent);
         let waiting: Vec<Pending> = {
             let mut pending = lock(&self.pending);
@@ -118,7 +122,7 @@ impl Negotiator {
             }
         }
         self.heard.notify_waiters();
-        if lock(&self.peers).insert(from.to_owned()) {
+        if lock(&self.contacts).peers.insert(from.to_owned()) {
             let offers = self.offers();
             if !offers.is_empty() {
                 let body = Message::Advert { services: offers };
@@ -135,7 +139,7 @@ impl Negotiator {
             .service(service)
             .is_some_and(|s| !s.modes.is_empty())
         {
-            lock(&self.peers).insert(from.to_owned());
+            lock(&self.contacts).peers.insert(from.to_owned());
             let body = Message::Advert {
                 services: self.offers(),
             };

@@ -176,6 +176,22 @@ pub(crate) struct Parts {
 }
 
 /// One agent's negotiation part.
+/// Whom an agent has met and which services it is looking for: state that changes rarely,
+/// under one lock, since each of thousands of idle agents holds it.
+#[derive(Default)]
+struct Contacts {
+    // Agents this one has exchanged adverts with.
+    peers: BTreeSet<String>,
+    // Agents a neighbour referred this one to, in a closed neighbourhood.
+    introduced: BTreeSet<String>,
+    // The services being discovered, each with the time its answers are waited for until.
+    #[expect(
+        clippy::box_collection,
+        reason = "one pointer instead of an inline map in every idle agent: most never discover"
+    )]
+    discovering: Option<Box<BTreeMap<String, tokio::time::Instant>>>,
+}
+
 pub(crate) struct Negotiator {
     agent: Arc<str>,
     transport: Arc<dyn Transport>,
@@ -191,10 +207,7 @@ pub(crate) struct Negotiator {
     pending: Mutex<BTreeMap<u64, Pending>>,
     next_id: AtomicU64,
     self_ref: OnceLock<Weak<Negotiator>>,
-    // Agents this one has exchanged adverts with.
-    peers: Mutex<BTreeSet<String>>,
-    // Agents a neighbour referred this one to, in a closed neighbourhood.
-    introduced: Mutex<BTreeSet<String>>,
+    contacts: Mutex<Contacts>,
     // Requests being served, per requester, by id.
     in_flight: Mutex<BTreeMap<String, Vec<u64>>>,
     advertised: AtomicBool,
@@ -221,8 +234,7 @@ impl Negotiator {
             // cannot answer a request of this one.
             next_id: AtomicU64::new(random_u64() >> 1),
             self_ref: OnceLock::new(),
-            peers: Mutex::default(),
-            introduced: Mutex::default(),
+            contacts: Mutex::default(),
             in_flight: Mutex::default(),
             advertised: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
@@ -278,7 +290,7 @@ impl Negotiator {
             && self.knowledge.neighbour_enabled(agent)
             && (self.config.neighbours.is_empty()
                 || self.config.neighbours.iter().any(|n| n == agent)
-                || crate::sync::lock(&self.introduced).contains(agent))
+                || crate::sync::lock(&self.contacts).introduced.contains(agent))
     }
 
     fn envelope(&self, to: &str, id: u64, body: Message) -> Envelope {

@@ -240,7 +240,7 @@ impl Negotiator {
         if self.config.neighbours.is_empty() {
             return;
         }
-        let mut introduced = lock(&self.introduced);
+        let introduced = &mut lock(&self.contacts).introduced;
         if introduced.len() < super::MAX_INTRODUCED {
             introduced.insert(agent.to_owned());
         }
@@ -388,25 +388,17 @@ impl Negotiator {
         if !found.is_empty() {
             return found;
         }
+        let mut until = crate::duration::deadline(self.config.timeout);
         if self.gossips() {
             // Gossip collects providers of the services an agent needs; one it calls, it needs.
             self.knowledge.require(service);
         } else {
-            // Nobody known: ask whoever offers the service to say so, and give them the
-            // time-out to answer with adverts.
-            let discover = self.envelope(
-                "",
-                0,
-                Message::Discover {
-                    service: service.to_owned(),
-                },
-            );
-            if self.transport.publish(service, discover) == 0 {
-                return Vec::new();
+            match self.discover(service) {
+                Some(answers) => until = until.min(answers),
+                None => return Vec::new(),
             }
         }
-        let timeout = crate::duration::deadline(self.config.timeout);
-        let until = deadline.map_or(timeout, |d| d.min(timeout));
+        let until = deadline.map_or(until, |d| d.min(until));
         loop {
             let heard = self.heard.notified();
             let found = self.known(service, modes);
@@ -418,6 +410,37 @@ impl Negotiator {
                 _ = tokio::time::sleep_until(until) => return self.known(service, modes),
             }
         }
+    }
+
+    /// Asks whoever offers `service` to say so, giving them the time-out to answer with
+    /// adverts, unless a discovery of it is already waiting for answers: a burst of calls to
+    /// a new service sends one discovery, not one each (which would crowd the calls' own
+    /// requests out of the provider's inbox). Returns the time the answers are waited for
+    /// until, or `None` if nobody offers the service.
+    fn discover(&self, service: &str) -> Option<Instant> {
+        let now = Instant::now();
+        // Held while publishing, so that concurrent calls see the discovery only once it has
+        // gone out; publishing only hands the message to the transport.
+        let mut contacts = lock(&self.contacts);
+        // Entries last one time-out: the map holds only the services discovered since.
+        let discovering = contacts.discovering.get_or_insert_default();
+        discovering.retain(|_, until| *until > now);
+        if let Some(until) = discovering.get(service) {
+            return Some(*until);
+        }
+        let discover = self.envelope(
+            "",
+            0,
+            Message::Discover {
+                service: service.to_owned(),
+            },
+        );
+        if self.transport.publish(service, discover) == 0 {
+            return None;
+        }
+        let until = crate::duration::after(now, self.config.timeout);
+        discovering.insert(service.to_owned(), until);
+        Some(until)
     }
 
     /// The error for a request nobody can take: a refusal the directory already tells of
