@@ -253,6 +253,59 @@ async fn the_known_set_keeps_the_best_few_providers_per_service() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn one_message_of_several_services_in_any_order_keeps_the_best_of_each() {
+    let net = Network::new();
+    let c = Agent::builder("c")
+        .network(&net)
+        .require("work")
+        .require("store")
+        .negotiation(gossiping(Choice::TwoLayerRl(Default::default())))
+        .spawn()
+        .await
+        .unwrap();
+    let names: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
+    let _m = members(&net, names.iter().cloned().chain(["mallory".to_owned()]));
+    // Runs of each service and single entries alternating, better providers last.
+    let order = [
+        (0, "work"),
+        (1, "work"),
+        (0, "store"),
+        (2, "work"),
+        (1, "store"),
+        (3, "work"),
+        (2, "store"),
+        (4, "work"),
+        (5, "work"),
+        (3, "store"),
+        (6, "work"),
+        (4, "store"),
+        (5, "store"),
+        (6, "store"),
+        (7, "store"),
+        (7, "work"),
+    ];
+    let entries = order
+        .iter()
+        .map(|&(i, service)| entry(&names[i], service, (i + 1) as f64 / 10.0))
+        .collect();
+    gossip(&net, "mallory", "c", entries);
+    settle().await;
+    let best = |service: &str| {
+        let mut known: Vec<String> = c
+            .knowledge()
+            .providers()
+            .gossiped_of(service)
+            .into_iter()
+            .map(|(agent, _, _)| agent)
+            .collect();
+        known.sort();
+        known
+    };
+    assert_eq!(best("work"), ["p3", "p4", "p5", "p6", "p7"]);
+    assert_eq!(best("store"), ["p3", "p4", "p5", "p6", "p7"]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_provider_in_use_is_not_displaced_by_gossip_of_better_ones() {
     let net = Network::new();
     let _slow = provider(&net, "slow", Arc::new(AtomicU64::new(90))).await;

@@ -136,13 +136,13 @@ impl Provider {
 
 /// A provider that gossip told of: who, what it offers, and the quality it advertised.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Gossiped<'a> {
+pub(crate) struct Gossiped<'a> {
     /// The provider.
-    pub agent: &'a str,
+    pub(crate) agent: &'a str,
     /// Its modes.
-    pub modes: OfferModes,
+    pub(crate) modes: OfferModes,
     /// The quality it advertised, in (0, 1].
-    pub quality: Option<f64>,
+    pub(crate) quality: Option<f64>,
 }
 
 /// How many providers the directory keeps per service.
@@ -178,6 +178,55 @@ fn list_mut<'m>(
         all.insert(service.to_owned(), Vec::new());
     }
     all.get_mut(service).ok_or(DirectoryFull)
+}
+
+/// Keeps a gossiped provider in one service's `list` if it is known, or among the best
+/// `known`; see [`ProviderDirectory::gossiped`].
+fn keep_gossiped(
+    list: &mut Vec<Provider>,
+    g: &Gossiped<'_>,
+    known: usize,
+    in_use: std::time::Duration,
+    now: Instant,
+) -> bool {
+    if let Some(p) = list.iter_mut().find(|p| p.agent == g.agent) {
+        p.modes = g.modes;
+        p.advertised = g.quality;
+        p.last_heard = now;
+        return true;
+    }
+    let worst = list
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.gossiped)
+        .filter(|(_, p)| p.last_used.is_none_or(|t| now.duration_since(t) > in_use))
+        .min_by(|(_, a), (_, b)| {
+            let q = |p: &Provider| p.advertised.unwrap_or(0.0);
+            q(a).total_cmp(&q(b))
+        })
+        .map(|(i, p)| (i, p.advertised.unwrap_or(0.0)));
+    let gossiped = list.iter().filter(|p| p.gossiped).count();
+    if gossiped >= known || list.len() >= MAX_PROVIDERS_PER_SERVICE {
+        match worst {
+            Some((i, q)) if g.quality.unwrap_or(0.0) >= q => {
+                list.remove(i);
+            }
+            _ => return false,
+        }
+    }
+    let mut p = Provider::heard_at(g.agent, g.modes, now);
+    p.advertised = g.quality;
+    p.gossiped = true;
+    list.push(p);
+    true
+}
+
+/// What a directory made of one gossip message: how many providers it kept, and how many
+/// did not fit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Taken {
+    pub(crate) kept: usize,
+    pub(crate) full: usize,
 }
 
 impl ProviderDirectory {
@@ -226,55 +275,44 @@ impl ProviderDirectory {
         Ok(())
     }
 
-    /// Records what gossip said of a provider of `service`, keeping at most `known` gossiped
-    /// providers of it — the best advertised: a newcomer that advertises at least as much as
-    /// the worst one replaces it, unless that one is in use (called successfully within
-    /// `in_use`). Returns whether it was kept.
+    /// Records what one gossip message said of providers, each `(service, provider)`,
+    /// keeping at most `known` gossiped providers of each service — the best advertised: a
+    /// newcomer that advertises at least as much as the worst one replaces it, unless that
+    /// one is in use (called successfully within `in_use`). Returns how many were kept, and
+    /// how many did not fit the directory.
     ///
     /// A newcomer replaces an equal, not only a worse one: once every provider advertises the
     /// same, Known keeps changing among them, so a consumer stuck with providers it learned
     /// to distrust keeps hearing of untried ones (seed 001 says only that the worst is
     /// replaced by the new one; strictly better froze Known and slowed every recovery).
-    pub fn gossiped(
+    pub(crate) fn gossiped<'g>(
         &self,
-        service: &str,
-        g: &Gossiped<'_>,
+        told: impl IntoIterator<Item = (&'g str, Gossiped<'g>)>,
         known: usize,
         in_use: std::time::Duration,
-    ) -> Result<bool, DirectoryFull> {
+    ) -> Taken {
+        // One lock and one clock reading for the whole message: an agent receives a few
+        // messages of tens of entries every round.
         let mut all = write(&self.by_service);
-        let list = list_mut(&mut all, service)?;
         let now = Instant::now();
-        if let Some(p) = list.iter_mut().find(|p| p.agent == g.agent) {
-            p.modes = g.modes;
-            p.advertised = g.quality;
-            p.last_heard = now;
-            return Ok(true);
-        }
-        let worst = list
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.gossiped)
-            .filter(|(_, p)| p.last_used.is_none_or(|t| now.duration_since(t) > in_use))
-            .min_by(|(_, a), (_, b)| {
-                let q = |p: &Provider| p.advertised.unwrap_or(0.0);
-                q(a).total_cmp(&q(b))
-            })
-            .map(|(i, p)| (i, p.advertised.unwrap_or(0.0)));
-        let gossiped = list.iter().filter(|p| p.gossiped).count();
-        if gossiped >= known || list.len() >= MAX_PROVIDERS_PER_SERVICE {
-            match worst {
-                Some((i, q)) if g.quality.unwrap_or(0.0) >= q => {
-                    list.remove(i);
+        let mut taken = Taken::default();
+        // A message tells of each service's providers together: their list is looked up once.
+        let mut told = told.into_iter().peekable();
+        while let Some((service, first)) = told.next() {
+            let same = told.by_ref();
+            let run = std::iter::once(first).chain(std::iter::from_fn(|| {
+                same.next_if(|(s, _)| *s == service).map(|(_, g)| g)
+            }));
+            match list_mut(&mut all, service) {
+                Ok(list) => {
+                    for g in run {
+                        taken.kept += usize::from(keep_gossiped(list, &g, known, in_use, now));
+                    }
                 }
-                _ => return Ok(false),
+                Err(DirectoryFull) => taken.full += run.count(),
             }
         }
-        let mut p = Provider::heard_at(g.agent, g.modes, now);
-        p.advertised = g.quality;
-        p.gossiped = true;
-        list.push(p);
-        Ok(true)
+        taken
     }
 
     /// Records that `agent` answered a request for `service`: it is fresh, and no longer
@@ -680,6 +718,23 @@ impl Knowledge {
             needed.extend(s.requires.iter().cloned());
         }
         needed
+    }
+
+    /// Keeps, of `items`, those whose `service` the agent needs ([`Knowledge::needed`]),
+    /// looking at what it needs once rather than once per item.
+    pub(crate) fn keep_needed<T>(&self, items: &mut Vec<T>, service: impl Fn(&T) -> &str) {
+        // The same order as `needed`: the rare part, then the services.
+        let rare = read(&self.inner.rare);
+        let services = read(&self.inner.services);
+        let mut needed: Vec<&str> = rare
+            .iter()
+            .flat_map(|r| &r.requires)
+            .chain(services.values().flat_map(|s| &s.requires))
+            .map(String::as_str)
+            .collect();
+        needed.sort_unstable();
+        needed.dedup();
+        items.retain(|i| needed.binary_search(&service(i)).is_ok());
     }
 
     /// Services the agent needs from others (its main behaviour's and its services' needs).

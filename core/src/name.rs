@@ -23,10 +23,12 @@ pub const NAME_RULE: &str =
 /// assert!(!is_valid_name("a/b"));
 /// ```
 pub fn is_valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
+    // Bytes, not chars: every accepted character is ASCII, and no byte of a multi-byte
+    // character is (peers' gossip checks two names per entry).
+    let mut bytes = name.bytes();
     name.len() <= MAX_NAME_LEN
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]

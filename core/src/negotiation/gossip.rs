@@ -136,35 +136,30 @@ impl Negotiator {
         if !entries.iter().all(well_formed) {
             return self.refuse(Refusal::Malformed, from, "gossip");
         }
-        let needed = self.knowledge.needed();
-        // A provider in use is kept for a few rounds even if better ones are told of: the
-        // binding is the learner's to change, not gossip's.
-        let in_use = g.period * 3;
-        let mut kept = false;
-        for e in entries {
-            if !needed.contains(&e.service)
-                || e.modes.is_empty()
-                || *e.agent == *self.agent
-                || !self.talks_to(&e.agent)
-                || !self.transport.is_member(&e.agent)
-            {
-                continue;
-            }
-            let told = Gossiped {
+        let mut told: Vec<&GossipEntry> = entries
+            .iter()
+            .filter(|e| !e.modes.is_empty() && *e.agent != *self.agent)
+            .collect();
+        self.knowledge.keep_needed(&mut told, |e| &e.service);
+        told.retain(|e| self.talks_to(&e.agent) && self.transport.is_member(&e.agent));
+        let told = told.into_iter().map(|e| {
+            let provider = Gossiped {
                 agent: &e.agent,
                 modes: e.modes,
                 quality: e.quality,
             };
-            match self
-                .knowledge
-                .providers()
-                .gossiped(&e.service, &told, g.known, in_use)
-            {
-                Ok(k) => kept |= k,
-                Err(_) => self.refuse(Refusal::OverCap, from, "gossiped provider"),
-            }
+            (e.service.as_str(), provider)
+        });
+        // A provider in use is kept for a few rounds even if better ones are told of: the
+        // binding is the learner's to change, not gossip's.
+        let taken = self
+            .knowledge
+            .providers()
+            .gossiped(told, g.known, g.period * 3);
+        for _ in 0..taken.full {
+            self.refuse(Refusal::OverCap, from, "gossiped provider");
         }
-        if kept {
+        if taken.kept > 0 {
             self.heard.notify_waiters();
         }
     }
