@@ -337,9 +337,13 @@ impl<'a> Instance<'a> {
             }
             Final::Output(o) => {
                 let expr = o.as_ref().or(self.b.output.as_ref());
-                match expr {
-                    None => Ok(Value::Null),
-                    Some(e) => self.eval_value(state, e),
+                let Some(e) = expr else {
+                    return Ok(Value::Null);
+                };
+                // The instance ends here: an output that is a variable is moved, not copied.
+                match e.variable.as_deref().and_then(|name| self.vars.take(name)) {
+                    Some(v) => Ok(v),
+                    None => self.eval_value(state, e),
                 }
             }
         }

@@ -54,6 +54,15 @@ impl<'a> Vars<'a> {
         }
     }
 
+    /// A variable's value, moved out when it need not stay (the final output of an
+    /// instance, which ends with it).
+    pub(super) fn take(&mut self, name: &str) -> Option<Value> {
+        match self.pending.iter().position(|(n, _)| *n == name) {
+            Some(i) => Some(self.pending.swap_remove(i).1),
+            None => self.get(name),
+        }
+    }
+
     /// A variable as the engine would read it.
     pub(super) fn get_dynamic(&self, name: &str) -> Option<Dynamic> {
         match self.pending(name) {
@@ -107,5 +116,17 @@ mod tests {
         assert_eq!(vars.get("n"), Some(Value::Int(4)));
         assert_eq!(vars.scope().get_value::<i64>("n"), Some(4));
         assert_eq!(vars.scope().get_value::<i64>("input"), Some(7));
+    }
+
+    #[test]
+    fn taking_gives_the_latest_value_whether_pending_or_in_the_scope() {
+        let mut vars = Vars::new(Value::Null, &[]);
+        vars.set("a", Value::from("pending"));
+        vars.set("b", Value::Int(1));
+        assert_eq!(vars.take("a"), Some(Value::from("pending")));
+        assert_eq!(vars.get("b"), Some(Value::Int(1)), "the others stay");
+        vars.set_dynamic("c", Dynamic::from_int(5));
+        assert_eq!(vars.take("c"), Some(Value::Int(5)));
+        assert_eq!(vars.take("missing"), None);
     }
 }
