@@ -28,6 +28,11 @@ pub const PER_SENDER_QUEUED: usize = 64;
 /// drained inbox lanes, 5 KiB by the per-sender counts.
 const KEPT_AFTER_BURST: usize = 16;
 
+/// How many senders' counts are kept at zero once their messages are read, so that the next
+/// request of an agent that keeps calling does not copy its name again; beyond these, a
+/// count is dropped when it reaches zero, which bounds the table by what is queued.
+const KEPT_SENDERS: usize = 4;
+
 /// Something a transport delivers to an agent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
@@ -322,7 +327,7 @@ impl Lanes {
             && let Some(n) = self.queued.get_mut(envelope.from.as_str())
         {
             *n -= 1;
-            if *n == 0 {
+            if *n == 0 && self.queued.len() > KEPT_SENDERS {
                 self.queued.remove(envelope.from.as_str());
             }
         }
@@ -336,7 +341,7 @@ impl Lanes {
                 q.shrink_to_fit();
             }
         }
-        if self.queued.is_empty() && self.queued.capacity() > KEPT_AFTER_BURST {
+        if self.queued.len() <= KEPT_SENDERS && self.queued.capacity() > KEPT_AFTER_BURST {
             self.queued.shrink_to_fit();
         }
     }
@@ -502,6 +507,8 @@ mod tests {
         assert!(lanes.other.capacity() <= KEPT_AFTER_BURST);
         assert!(lanes.replies.capacity() <= KEPT_AFTER_BURST);
         assert!(lanes.queued.capacity() <= KEPT_AFTER_BURST);
+        assert!(lanes.queued.len() <= KEPT_SENDERS, "counts at zero are few");
+        assert!(lanes.queued.values().all(|n| *n == 0));
     }
 
     #[tokio::test]
