@@ -566,3 +566,29 @@ async fn a_burst_of_first_calls_shares_one_discovery_and_every_call_is_served() 
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(discoveries, 1, "the calls shared one discovery");
 }
+
+#[tokio::test(start_paused = true)]
+async fn once_the_providers_it_found_are_gone_the_next_call_discovers_afresh() {
+    let watched = std::sync::Arc::new(Watched::default());
+    let _b = provider(&watched.net, "b").await;
+    let a = Agent::builder("a")
+        .transport(watched.clone())
+        .spawn()
+        .await
+        .unwrap();
+    assert_eq!(a.call("service2", n(1)).await.unwrap(), Value::Int(2));
+    // `a` forgets `b`, as when a provider leaves: nobody is known for the service again.
+    let providers = a.knowledge().providers();
+    providers.heard("service2", "b", OfferModes::NONE).unwrap();
+    assert!(!providers.knows("service2"));
+    // Well within the 5 s time-out of the first discovery: that one was answered, so the
+    // call sends another rather than waiting for the first one's time to run out.
+    let answer = tokio::time::timeout(Duration::from_secs(1), a.call("service2", n(2)))
+        .await
+        .expect("a fresh discovery");
+    assert_eq!(answer.unwrap(), Value::Int(4));
+    let discoveries = watched
+        .discoveries
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(discoveries, 2);
+}

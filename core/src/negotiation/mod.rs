@@ -175,7 +175,6 @@ pub(crate) struct Parts {
     pub(crate) choice: ChoiceCell,
 }
 
-/// One agent's negotiation part.
 /// Whom an agent has met and which services it is looking for: state that changes rarely,
 /// under one lock, since each of thousands of idle agents holds it.
 #[derive(Default)]
@@ -192,6 +191,7 @@ struct Contacts {
     discovering: Option<Box<BTreeMap<String, tokio::time::Instant>>>,
 }
 
+/// One agent's negotiation part.
 pub(crate) struct Negotiator {
     agent: Arc<str>,
     transport: Arc<dyn Transport>,

@@ -403,6 +403,8 @@ impl Negotiator {
             let heard = self.heard.notified();
             let found = self.known(service, modes);
             if !found.is_empty() {
+                // Answered: once these providers are gone, the next call discovers afresh.
+                self.discovered(service);
                 return found;
             }
             tokio::select! {
@@ -441,6 +443,13 @@ impl Negotiator {
         let until = crate::duration::after(now, self.config.timeout);
         discovering.insert(service.to_owned(), until);
         Some(until)
+    }
+
+    /// A discovery of `service` was answered: it is no longer out.
+    fn discovered(&self, service: &str) {
+        if let Some(d) = lock(&self.contacts).discovering.as_mut() {
+            d.remove(service);
+        }
     }
 
     /// The error for a request nobody can take: a refusal the directory already tells of
