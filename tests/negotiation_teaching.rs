@@ -539,15 +539,27 @@ async fn an_agent_that_fails_to_spawn_never_shows_itself_to_its_network() {
     assert_eq!(*watched.joins.lock().unwrap(), ["fine"]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_burst_of_first_calls_shares_one_discovery_and_every_call_is_served() {
+impl Watched {
+    fn discoveries(&self) -> usize {
+        self.discoveries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Provider `b` on a network, and `a`, which offers nothing, joined through a [`Watched`].
+async fn caller_through_watched() -> (std::sync::Arc<Watched>, AgentHandle, AgentHandle) {
     let watched = std::sync::Arc::new(Watched::default());
-    let _b = provider(&watched.net, "b").await;
+    let b = provider(&watched.net, "b").await;
     let a = Agent::builder("a")
         .transport(watched.clone())
         .spawn()
         .await
         .unwrap();
+    (watched, b, a)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_first_calls_shares_one_discovery_and_every_call_is_served() {
+    let (watched, _b, a) = caller_through_watched().await;
     // More calls than one sender may have queued at b, all before a knows b: one discovery
     // each would crowd out the requests themselves.
     let calls = (0..60).map(|i| {
@@ -561,21 +573,13 @@ async fn a_burst_of_first_calls_shares_one_discovery_and_every_call_is_served() 
     {
         assert_eq!(answer.unwrap(), Value::Int(2 * i as i64));
     }
-    let discoveries = watched
-        .discoveries
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let discoveries = watched.discoveries();
     assert_eq!(discoveries, 1, "the calls shared one discovery");
 }
 
 #[tokio::test(start_paused = true)]
 async fn once_the_providers_it_found_are_gone_the_next_call_discovers_afresh() {
-    let watched = std::sync::Arc::new(Watched::default());
-    let _b = provider(&watched.net, "b").await;
-    let a = Agent::builder("a")
-        .transport(watched.clone())
-        .spawn()
-        .await
-        .unwrap();
+    let (watched, _b, a) = caller_through_watched().await;
     assert_eq!(a.call("service2", n(1)).await.unwrap(), Value::Int(2));
     // `a` forgets `b`, as when a provider leaves: nobody is known for the service again.
     let providers = a.knowledge().providers();
@@ -587,8 +591,6 @@ async fn once_the_providers_it_found_are_gone_the_next_call_discovers_afresh() {
         .await
         .expect("a fresh discovery");
     assert_eq!(answer.unwrap(), Value::Int(4));
-    let discoveries = watched
-        .discoveries
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let discoveries = watched.discoveries();
     assert_eq!(discoveries, 2);
 }

@@ -91,10 +91,15 @@ fn members(net: &Network, names: impl IntoIterator<Item = String>) -> Vec<Member
 
 /// The providers of `work` that gossip put in `c`'s Known set, sorted.
 fn known(c: &AgentHandle) -> Vec<String> {
+    known_of(c, "work")
+}
+
+/// The providers of `service` that gossip put in `c`'s Known set, sorted.
+fn known_of(c: &AgentHandle, service: &str) -> Vec<String> {
     let mut known: Vec<String> = c
         .knowledge()
         .providers()
-        .gossiped_of("work")
+        .gossiped_of(service)
         .into_iter()
         .map(|(agent, _, _)| agent)
         .collect();
@@ -290,19 +295,8 @@ async fn one_message_of_several_services_in_any_order_keeps_the_best_of_each() {
         .collect();
     gossip(&net, "mallory", "c", entries);
     settle().await;
-    let best = |service: &str| {
-        let mut known: Vec<String> = c
-            .knowledge()
-            .providers()
-            .gossiped_of(service)
-            .into_iter()
-            .map(|(agent, _, _)| agent)
-            .collect();
-        known.sort();
-        known
-    };
-    assert_eq!(best("work"), ["p3", "p4", "p5", "p6", "p7"]);
-    assert_eq!(best("store"), ["p3", "p4", "p5", "p6", "p7"]);
+    assert_eq!(known_of(&c, "work"), ["p3", "p4", "p5", "p6", "p7"]);
+    assert_eq!(known_of(&c, "store"), ["p3", "p4", "p5", "p6", "p7"]);
 }
 
 #[tokio::test(start_paused = true)]
