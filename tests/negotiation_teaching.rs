@@ -594,3 +594,25 @@ async fn once_the_providers_it_found_are_gone_the_next_call_discovers_afresh() {
     let discoveries = watched.discoveries();
     assert_eq!(discoveries, 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_whose_known_providers_are_all_gone_looks_again_before_giving_up() {
+    let (watched, b, a) = caller_through_watched().await;
+    assert_eq!(a.call("service2", n(1)).await.unwrap(), Value::Int(2));
+    // `c` also offers the service, but `a` does not know it (forgotten, as with a provider
+    // whose advert never reached it), and `b` stops without anyone being told.
+    let _c = provider(&watched.net, "c").await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    a.knowledge()
+        .providers()
+        .heard("service2", "c", OfferModes::NONE)
+        .unwrap();
+    b.shutdown().await;
+    let answer = a.call("service2", n(2)).await;
+    assert_eq!(
+        answer.unwrap(),
+        Value::Int(4),
+        "found `c` by a fresh discovery"
+    );
+    assert_eq!(watched.discoveries(), 2);
+}

@@ -90,7 +90,8 @@ pub const MAX_INTRODUCED: usize = 1024;
 pub struct Config {
     /// How long to wait for each reply.
     pub timeout: Duration,
-    /// How many other providers to try after a failure or time-out.
+    /// How many other providers to try after a failure or time-out. When every provider it
+    /// knew of a service turns out to be gone, a request discovers once more before giving up.
     pub retries: u32,
     /// Agents it accepts teaching from; `None` accepts any agent whose messages its transport
     /// authenticates.

@@ -61,12 +61,19 @@ impl Negotiator {
         let mut tried: Vec<String> = Vec::new();
         let mut attempts: Vec<Attempt> = Vec::new();
         let mut failures = 0;
+        let mut looked_again = false;
         while failures <= self.config.retries {
             if queue.is_empty() {
                 // Providers heard of while this request went on: a newcomer, a changed offer.
+                let mut more = self.known(service, modes);
+                if more.is_empty() && !looked_again && !self.knowledge.providers().knows(service) {
+                    // Every provider it knew is gone (a transport that does not report
+                    // departures leaves them to be found by asking): look once more.
+                    looked_again = true;
+                    more = self.candidates(service, modes, deadline).await;
+                }
                 queue.extend(
-                    self.known(service, modes)
-                        .into_iter()
+                    more.into_iter()
                         .filter(|p| !tried.contains(p))
                         .map(Candidate::direct),
                 );
