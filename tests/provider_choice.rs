@@ -333,6 +333,20 @@ async fn a_provider_in_use_is_not_displaced_by_gossip_of_better_ones() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn with_gossip_a_call_whose_providers_are_gone_ends_at_once() {
+    let net = Network::new();
+    let p = provider(&net, "p", Arc::new(AtomicU64::new(0))).await;
+    let c = consumer(&net, Choice::TwoLayerRl(Default::default())).await;
+    assert_eq!(c.call("work", Value::Null).await.unwrap(), Value::from("p"));
+    p.shutdown().await;
+    // Gossip tells of providers round by round: the call does not wait for the next ones.
+    let answer = tokio::time::timeout(Duration::from_millis(100), c.call("work", Value::Null))
+        .await
+        .expect("the call ends at once");
+    assert!(answer.is_err(), "{answer:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_agent_that_does_not_gossip_ignores_gossip() {
     let net = Network::new();
     let c = Agent::builder("c")

@@ -91,7 +91,8 @@ pub struct Config {
     /// How long to wait for each reply.
     pub timeout: Duration,
     /// How many other providers to try after a failure or time-out. When every provider it
-    /// knew of a service turns out to be gone, a request discovers once more before giving up.
+    /// knew of a service turns out to be gone, a request discovers once more before giving up
+    /// (not with gossip on, which tells of providers only round by round).
     pub retries: u32,
     /// Agents it accepts teaching from; `None` accepts any agent whose messages its transport
     /// authenticates.

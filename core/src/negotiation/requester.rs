@@ -66,9 +66,7 @@ impl Negotiator {
             if queue.is_empty() {
                 // Providers heard of while this request went on: a newcomer, a changed offer.
                 let mut more = self.known(service, modes);
-                if more.is_empty() && !looked_again && !self.knowledge.providers().knows(service) {
-                    // Every provider it knew is gone (a transport that does not report
-                    // departures leaves them to be found by asking): look once more.
+                if more.is_empty() && !looked_again && self.may_look_again(service) {
                     looked_again = true;
                     more = self.candidates(service, modes, deadline).await;
                 }
@@ -450,6 +448,14 @@ impl Negotiator {
         let until = crate::duration::after(now, self.config.timeout);
         discovering.insert(service.to_owned(), until);
         Some(until)
+    }
+
+    /// Whether a request whose providers all failed may discover once more: only when every
+    /// provider it knew is gone (a transport that does not report departures leaves them to
+    /// be found by asking), and by discovery, which is answered at once. Gossip tells of
+    /// providers only round by round, so with gossip on the request ends as it is.
+    fn may_look_again(&self, service: &str) -> bool {
+        !self.gossips() && !self.knowledge.providers().knows(service)
     }
 
     /// A discovery of `service` was answered: it is no longer out.
