@@ -222,6 +222,11 @@ pub(crate) async fn run(
         tallies: Arc::clone(&tallies),
         start,
         params: p.clone(),
+        // Parsed once: every agent runs the same behaviour, and shares the one copy.
+        provide: Arc::new(Behaviour::parse(SourceFile::new(
+            "provide.yaml",
+            include_str!("provide.yaml"),
+        ))?),
     };
     let mut nodes = Vec::with_capacity(p.agents + p.churn);
     for i in 0..p.agents {
@@ -274,6 +279,7 @@ struct World {
     tallies: Arc<Mutex<Vec<Tally>>>,
     start: Instant,
     params: Params,
+    provide: Arc<Behaviour>,
 }
 
 type Member = (AgentHandle, Arc<Node>);
@@ -323,14 +329,10 @@ impl World {
             behaviour: Some("provide".into()),
             ..Service::new(&service, OfferModes::CAN_DO).requiring(deps)
         };
-        let provide = Behaviour::parse(SourceFile::new(
-            "provide.yaml",
-            include_str!("provide.yaml"),
-        ))?;
         let serving = Arc::clone(&node);
         let handle = Agent::builder(format!("s{i}"))
             .transport(Arc::clone(&self.net) as Arc<dyn Transport>)
-            .behaviour(provide)
+            .behaviour(Arc::clone(&self.provide))
             .service(offer)
             .ability("serve", move |input| serve(Arc::clone(&serving), input))
             .negotiation(config)

@@ -38,7 +38,7 @@ pub struct AgentBuilder {
     pub(super) negotiation: NegotiationConfig,
     pub(super) grace: Duration,
     pub(super) main: Option<String>,
-    pub(super) behaviours: Vec<Behaviour>,
+    pub(super) behaviours: Vec<Arc<Behaviour>>,
     pub(super) behaviour_files: Vec<std::path::PathBuf>,
     pub(super) scripts: Vec<SourceFile>,
     pub(super) script_files: Vec<std::path::PathBuf>,
@@ -137,9 +137,32 @@ impl AgentBuilder {
         b
     }
 
-    /// Installs a behaviour.
-    pub fn behaviour(mut self, behaviour: Behaviour) -> Self {
-        self.behaviours.push(behaviour);
+    /// Installs a behaviour. Given an `Arc<Behaviour>`, agents share one parsed copy: many
+    /// agents that run the same behaviour parse it once and keep it once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use selflet_core::behaviour::Behaviour;
+    /// use selflet_core::{Agent, Network, SourceFile};
+    ///
+    /// let text = "behaviour: hello\ninitial: done\nstates:\n  done: { final: true }\n";
+    /// let hello = Arc::new(Behaviour::parse(SourceFile::new("hello.yaml", text))?);
+    /// let net = Network::new();
+    /// for i in 0..3 {
+    ///     let agent = Agent::builder(format!("a{i}"))
+    ///         .network(&net)
+    ///         .behaviour(Arc::clone(&hello))
+    ///         .spawn()
+    ///         .await?;
+    ///     assert!(Arc::ptr_eq(&agent.behaviours().get("hello").unwrap(), &hello));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn behaviour(mut self, behaviour: impl Into<Arc<Behaviour>>) -> Self {
+        self.behaviours.push(behaviour.into());
         self
     }
 

@@ -275,10 +275,14 @@ impl fmt::Debug for Behaviours {
 impl Behaviours {
     /// Installs a behaviour, replacing (and returning) the one of the same name. Instances
     /// already running keep the version they started with.
-    pub fn install(&self, b: Behaviour) -> Option<Arc<Behaviour>> {
+    ///
+    /// An `Arc<Behaviour>` is installed as it is: agents that run the same behaviour can share
+    /// one parsed copy.
+    pub fn install(&self, b: impl Into<Arc<Behaviour>>) -> Option<Arc<Behaviour>> {
+        let b = b.into();
         let name = b.name.clone();
         let entry = Entry {
-            behaviour: Arc::new(b),
+            behaviour: b,
             enabled: true,
         };
         write(&self.table).insert(name, entry).map(|e| e.behaviour)
