@@ -451,6 +451,18 @@ struct Inner {
 
 type OffersWatch = Box<dyn Fn() + Send + Sync>;
 
+/// The services an agent needs, with repeats: what it requires (`rare`) and what the services
+/// it offers require. Read under both locks, the rare part's first.
+fn needed_names<'k>(
+    rare: &'k Option<Box<Rare>>,
+    services: &'k BTreeMap<String, Arc<Service>>,
+) -> impl Iterator<Item = &'k str> {
+    rare.iter()
+        .flat_map(|r| &r.requires)
+        .chain(services.values().flat_map(|s| &s.requires))
+        .map(String::as_str)
+}
+
 /// What an agent knows that most agents never set, in one lock. Ten empty maps behind locks
 /// of their own cost each of thousands of idle agents 400 bytes.
 struct Rare {
@@ -713,11 +725,9 @@ impl Knowledge {
     /// Everything the agent needs from others: what it requires, and what the services it
     /// offers require.
     pub fn needed(&self) -> BTreeSet<String> {
-        let mut needed: BTreeSet<String> = self.rare(|r| r.requires.iter().cloned().collect());
-        for s in read(&self.inner.services).values() {
-            needed.extend(s.requires.iter().cloned());
-        }
-        needed
+        let rare = read(&self.inner.rare);
+        let services = read(&self.inner.services);
+        needed_names(&rare, &services).map(str::to_owned).collect()
     }
 
     /// Keeps, of `items`, those whose `service` the agent needs ([`Knowledge::needed`]),
@@ -726,12 +736,7 @@ impl Knowledge {
         // The same order as `needed`: the rare part, then the services.
         let rare = read(&self.inner.rare);
         let services = read(&self.inner.services);
-        let mut needed: Vec<&str> = rare
-            .iter()
-            .flat_map(|r| &r.requires)
-            .chain(services.values().flat_map(|s| &s.requires))
-            .map(String::as_str)
-            .collect();
+        let mut needed: Vec<&str> = needed_names(&rare, &services).collect();
         needed.sort_unstable();
         needed.dedup();
         items.retain(|i| needed.binary_search(&service(i)).is_ok());

@@ -85,8 +85,8 @@ impl Negotiator {
         }
     }
 
-    /// Handles a one-way message or a reply inside the trace it belongs to, if any: a lesson
-    /// is learned as part of the sender's chain of work.
+    /// Handles a one-way message inside the trace it belongs to, if any: a lesson is learned
+    /// as part of the sender's chain of work.
     async fn dispatch(&self, env: Envelope, verified: bool) {
         match TraceId::from_raw(env.trace) {
             Some(id) => trace::scope(id, self.handle(env, verified)).await,
@@ -95,30 +95,24 @@ impl Negotiator {
     }
 
     async fn handle(&self, env: Envelope, verified: bool) {
-        let Envelope { from, id, body, .. } = env;
+        let Envelope { from, body, .. } = env;
+        // One-way messages change what this agent believes: only from members it talks to.
+        if !self.transport.is_member(&from) {
+            return self.refuse(Refusal::NotMember, &from, body.kind());
+        }
+        if !self.talks_to(&from) {
+            return self.refuse(Refusal::NotNeighbour, &from, body.kind());
+        }
         match body {
-            Message::Reply(reply) => self.on_reply(&from, id, reply, verified),
-            body => {
-                // One-way messages change what this agent believes: only from members it
-                // talks to.
-                if !self.transport.is_member(&from) {
-                    return self.refuse(Refusal::NotMember, &from, body.kind());
-                }
-                if !self.talks_to(&from) {
-                    return self.refuse(Refusal::NotNeighbour, &from, body.kind());
-                }
-                match body {
-                    Message::Advert { services } => self.on_advert(&from, services),
-                    Message::Gossip { entries } => self.on_gossip(&from, &entries),
-                    Message::Discover { service } => self.on_discover(&from, &service),
-                    Message::Load { utilization } => self.on_load(&from, utilization),
-                    // Boxed: learning is rare and its future large, and every message
-                    // dispatched would otherwise carry its size.
-                    Message::Lesson(pkg) => Box::pin(self.on_lesson(&from, pkg, verified)).await,
-                    // Requests are admitted by the serving loop and never dispatched.
-                    Message::Request { .. } | Message::Reply(_) => {}
-                }
-            }
+            Message::Advert { services } => self.on_advert(&from, services),
+            Message::Gossip { entries } => self.on_gossip(&from, &entries),
+            Message::Discover { service } => self.on_discover(&from, &service),
+            Message::Load { utilization } => self.on_load(&from, utilization),
+            // Boxed: learning is rare and its future large, and every message dispatched
+            // would otherwise carry its size.
+            Message::Lesson(pkg) => Box::pin(self.on_lesson(&from, pkg, verified)).await,
+            // Requests and replies are taken by the serving loop and never dispatched.
+            Message::Request { .. } | Message::Reply(_) => {}
         }
     }
 
