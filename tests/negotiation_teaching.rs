@@ -233,6 +233,58 @@ async fn a_silent_provider_times_out_and_the_call_is_retried_on_another() {
     assert_eq!(start.elapsed(), Duration::ZERO);
 }
 
+/// A behaviour around one ability, answering what the ability gives.
+fn around(service: &str, ability: &str) -> Behaviour {
+    let source = format!(
+        "behaviour: {service}\ninitial: s\nstates:\n  s: {{ do: {{ ability: {ability}, args: input, save: out }}, on: {{ done: f }} }}\n  f: {{ final: true, output: out }}\n"
+    );
+    Behaviour::parse(SourceFile::new(format!("{service}.yaml"), source)).unwrap()
+}
+
+/// A provider answers a request that needs no waiting as soon as it takes it in; one that
+/// waits goes on by itself, so the requests behind it are answered meanwhile, and it is
+/// answered once what it waits for comes.
+#[tokio::test(start_paused = true)]
+async fn a_request_that_waits_does_not_hold_up_the_ones_behind_it_and_is_answered_later() {
+    let net = Network::new();
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let waiting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (opened, started) = (gate.clone(), waiting.clone());
+    let _b = Agent::builder("b")
+        .network(&net)
+        .behaviour(around("slow", "wait"))
+        .behaviour(around("fast", "echo"))
+        .service(Service::new("slow", OfferModes::CAN_DO))
+        .service(Service::new("fast", OfferModes::CAN_DO))
+        .ability("wait", move |input| {
+            let (gate, started) = (opened.clone(), started.clone());
+            async move {
+                started.store(true, std::sync::atomic::Ordering::SeqCst);
+                gate.notified().await;
+                Ok(input)
+            }
+        })
+        .ability("echo", |input| async move { Ok(input) })
+        .spawn()
+        .await
+        .unwrap();
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    let slow = tokio::spawn({
+        let a = a.clone();
+        async move { a.call("slow", 1).await }
+    });
+    while !waiting.load(std::sync::atomic::Ordering::SeqCst) {
+        tokio::task::yield_now().await;
+    }
+    let start = tokio::time::Instant::now();
+    assert_eq!(a.call("fast", 2).await.unwrap(), Value::Int(2));
+    assert_eq!(a.call("fast", 3).await.unwrap(), Value::Int(3));
+    assert_eq!(start.elapsed(), Duration::ZERO, "answered at once");
+    assert!(!slow.is_finished(), "the slow request still waits");
+    gate.notify_one();
+    assert_eq!(slow.await.unwrap().unwrap(), Value::Int(1));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_refused_package_and_an_invalid_package_leave_the_learner_unchanged() {
     let net = Network::new();

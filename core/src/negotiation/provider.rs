@@ -1,7 +1,9 @@
 //! The provider's side: answering requests in the requester's modes.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::{Context, Waker};
 
 use futures_util::FutureExt;
 use tokio_util::task::TaskTracker;
@@ -30,9 +32,9 @@ pub(super) struct Request {
 
 impl Negotiator {
     /// Takes a request in: refused at once if its sender may not make it, otherwise answered
-    /// as in-flight work of its own, in the requester's trace (`trace`, or a new one for a
-    /// peer that sent none), so that a slow service does not hold the inbox up and shutdown
-    /// answers it or lets it finish.
+    /// in the requester's trace (`trace`, or a new one for a peer that sent none): here if
+    /// the answer needs no waiting, else as in-flight work of its own, so that a slow service
+    /// does not hold the inbox up and shutdown answers it or lets it finish.
     pub(super) fn on_request(
         self: &Arc<Self>,
         r: Request,
@@ -65,18 +67,25 @@ impl Negotiator {
                 modes: mode_names(&r.modes),
             };
             let _ = this.bus.emit_with(event).await;
-            // A panic while answering must still answer. The answer is boxed: the task
-            // future stays small, so handing it to the runtime copies little.
-            let reply = AssertUnwindSafe(Box::pin(this.answer(&r)))
+            // A panic while answering must still answer.
+            let reply = AssertUnwindSafe(this.answer(&r))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| Reply::Failed(format!("`{}` panicked", r.service)));
             this.done_with(&r.from, r.id);
             this.reply(&r.from, r.id, reply);
         };
-        // Boxed: spawning moves a task's future several times over, and this one is
-        // hundreds of bytes.
-        work.spawn(Box::pin(trace::scope(id, served)).instrument(span));
+        // Most answers need no waiting (a behaviour around a native ability): those are
+        // given here, at the cost of one poll, with no task to make and no hop to another
+        // worker. An answer that waits goes on as a task of its own, so that a slow service
+        // does not hold the inbox up. Polled with a waker that does nothing: the task polls it
+        // again as soon as it is spawned, and registers its own. Boxed, so that the future
+        // stays where it was polled, and spawning moves a pointer.
+        let mut served = Box::pin(trace::scope(id, served).instrument(span));
+        let mut here = Context::from_waker(Waker::noop());
+        if served.as_mut().poll(&mut here).is_pending() {
+            work.spawn(served);
+        }
     }
 
     /// Whether the sender may make this request now: a neighbour, with this id not in flight
