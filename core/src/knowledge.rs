@@ -318,11 +318,16 @@ impl ProviderDirectory {
     /// Records that `agent` answered a request for `service`: it is fresh, and no longer
     /// failing. Nothing happens if the directory does not list it.
     pub fn touch(&self, service: &str, agent: &str) {
+        self.touch_at(service, agent, Instant::now());
+    }
+
+    /// [`touch`](Self::touch), with the time it answered: a caller that read the clock
+    /// already does not read it again.
+    pub(crate) fn touch_at(&self, service: &str, agent: &str, now: Instant) {
         if let Some(p) = write(&self.by_service)
             .get_mut(service)
             .and_then(|l| l.iter_mut().find(|p| p.agent == agent))
         {
-            let now = Instant::now();
             p.last_heard = now;
             p.last_used = Some(now);
             p.failures = 0;

@@ -58,11 +58,13 @@ impl Default for LeastRecentlyFailed {
 
 impl ProviderChoice for LeastRecentlyFailed {
     fn choose(&self, _service: &str, candidates: &[Provider]) -> Option<usize> {
-        let now = tokio::time::Instant::now();
+        // Read only if some provider failed: most calls find none that did.
+        let now = std::cell::OnceCell::new();
         let healthy = |p: &Provider| {
             p.failures == 0
-                || p.last_failure
-                    .is_none_or(|t| now.duration_since(t) >= self.cool_down)
+                || p.last_failure.is_none_or(|t| {
+                    now.get_or_init(tokio::time::Instant::now).duration_since(t) >= self.cool_down
+                })
         };
         candidates.iter().position(healthy).or_else(|| {
             candidates

@@ -1,5 +1,6 @@
 //! The requester's side: choosing providers, asking them, following referrals, retrying.
 
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 
 use tokio::sync::oneshot;
@@ -82,7 +83,14 @@ impl Negotiator {
             }
             let asked = Instant::now();
             let next = self.attempt(service, modes, &input, &c, deadline).await;
-            self.observe(service, &c.agent, &next, asked.elapsed());
+            let answered = Instant::now();
+            if let Next::Done(_) | Next::Learned = next {
+                // Hearing back is news of the provider too: it is fresh and no longer failing.
+                self.knowledge
+                    .providers()
+                    .touch_at(service, &c.agent, answered);
+            }
+            self.observe(service, &c.agent, &next, answered - asked);
             match next {
                 Next::Done(value) => {
                     if !c.via.is_empty() {
@@ -163,10 +171,7 @@ impl Negotiator {
             Err(e) => return Next::Failed(e),
         };
         match reply {
-            Reply::Done(value) => {
-                self.succeeded(service, &c.agent);
-                Next::Done(value)
-            }
+            Reply::Done(value) => Next::Done(value),
             // Boxed: learning is rare and its future kilobytes, which every call would
             // otherwise carry and copy.
             Reply::Teach(pkg) => Box::pin(self.taught(service, may_teach, pkg, c)).await,
@@ -189,10 +194,7 @@ impl Negotiator {
             return Next::Failed(AttemptError::Unexpected("a teaching package"));
         }
         match self.learn(pkg, &c.agent, OfferModes::NONE).await {
-            Ok(()) => {
-                self.succeeded(service, &c.agent);
-                Next::Learned
-            }
+            Ok(()) => Next::Learned,
             Err(e) => Next::Failed(AttemptError::NotLearned(e)),
         }
     }
@@ -333,15 +335,16 @@ impl Negotiator {
 
     /// The known providers of `service` in `modes` that this agent talks to, best first.
     pub(super) fn known(&self, service: &str, modes: &[OfferMode]) -> Vec<String> {
-        let now = Instant::now();
+        // Read only if some provider failed: most calls find none that did.
+        let now = OnceCell::new();
         // Providers are asked by the best mode they offer (one that runs the service before
         // one that refers to another), then healthy before recently failed; the strategy
         // chooses within each group.
         let rank = |p: &Provider| {
             let best = modes.iter().position(|m| p.modes.contains(*m));
-            let failing = p
-                .last_failure
-                .is_some_and(|t| now.duration_since(t) < self.config.cool_down);
+            let failing = p.last_failure.is_some_and(|t| {
+                now.get_or_init(Instant::now).duration_since(t) < self.config.cool_down
+            });
             best.map(|b| (b, failing))
         };
         let mut present = self.knowledge.providers().providers(service);
@@ -532,11 +535,6 @@ impl Negotiator {
             advertised: self.knowledge.providers().advertised(service, provider),
         };
         self.choice.get().observe(service, provider, &observation);
-    }
-
-    /// Hearing back is news of the provider too: it is fresh and no longer failing.
-    fn succeeded(&self, service: &str, provider: &str) {
-        self.knowledge.providers().touch(service, provider);
     }
 
     /// Publishes `service.request.outgoing`, which the frequent-service predictor counts.
