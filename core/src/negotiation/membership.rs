@@ -86,7 +86,7 @@ impl Negotiator {
             contacts.peers.remove(agent);
             contacts.introduced.remove(agent);
         }
-        lock(&self.in_flight).remove(agent);
+        lock(&self.in_flight).forget(agent);
         let waiting: Vec<Pending> = {
             let mut pending = lock(&self.pending);
             let ids: Vec<u64> = pending

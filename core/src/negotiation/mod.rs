@@ -210,8 +210,7 @@ pub(crate) struct Negotiator {
     next_id: AtomicU64,
     self_ref: OnceLock<Weak<Negotiator>>,
     contacts: Mutex<Contacts>,
-    // Requests being served, per requester, by id.
-    in_flight: Mutex<BTreeMap<String, Vec<u64>>>,
+    in_flight: Mutex<provider::InFlight>,
     advertised: AtomicBool,
     stopping: AtomicBool,
     // Wakes requests waiting for discovery when the directory hears of a provider.

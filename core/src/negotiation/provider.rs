@@ -1,5 +1,6 @@
 //! The provider's side: answering requests in the requester's modes.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -19,6 +20,58 @@ use crate::topic;
 use crate::trace::{self, TraceId};
 use crate::transport::{Message, Refusal, Reply};
 use crate::value::Value;
+
+/// How many senders' entries are kept once none of their requests is in flight, so that
+/// the next request of an agent that keeps calling does not copy its name again; beyond
+/// these an entry goes when its last request is answered, which bounds the table by what
+/// is in flight.
+const KEPT_SENDERS: usize = 4;
+
+/// Requests being served, per requester, by id.
+#[derive(Debug, Default)]
+pub(super) struct InFlight(BTreeMap<String, Vec<u64>>);
+
+impl InFlight {
+    /// Takes request `id` of `from` in, unless it is in flight already or `from` has
+    /// [`MAX_IN_FLIGHT_PER_PEER`] requests in flight.
+    fn admit(&mut self, from: &str, id: u64) -> Result<(), Refusal> {
+        if !self.0.contains_key(from) {
+            self.0.insert(from.to_owned(), Vec::new());
+        }
+        let Some(ids) = self.0.get_mut(from) else {
+            return Err(Refusal::TooManyInFlight);
+        };
+        if ids.contains(&id) {
+            return Err(Refusal::DuplicateRequest);
+        }
+        if ids.len() >= MAX_IN_FLIGHT_PER_PEER {
+            return Err(Refusal::TooManyInFlight);
+        }
+        ids.push(id);
+        Ok(())
+    }
+
+    /// Request `id` of `from` is answered.
+    fn done(&mut self, from: &str, id: u64) {
+        let kept = self.0.len() <= KEPT_SENDERS;
+        if let Some(ids) = self.0.get_mut(from) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                if kept {
+                    // What a burst took is given back.
+                    ids.shrink_to(KEPT_SENDERS);
+                } else {
+                    self.0.remove(from);
+                }
+            }
+        }
+    }
+
+    /// Forgets a requester that left.
+    pub(super) fn forget(&mut self, from: &str) {
+        self.0.remove(from);
+    }
+}
 
 /// A request as it arrived.
 pub(super) struct Request {
@@ -94,31 +147,11 @@ impl Negotiator {
         if !self.talks_to(&r.from) {
             return Err(Refusal::NotNeighbour);
         }
-        let mut in_flight = lock(&self.in_flight);
-        if !in_flight.contains_key(&r.from) {
-            in_flight.insert(r.from.clone(), Vec::new());
-        }
-        let Some(ids) = in_flight.get_mut(&r.from) else {
-            return Err(Refusal::TooManyInFlight);
-        };
-        if ids.contains(&r.id) {
-            return Err(Refusal::DuplicateRequest);
-        }
-        if ids.len() >= MAX_IN_FLIGHT_PER_PEER {
-            return Err(Refusal::TooManyInFlight);
-        }
-        ids.push(r.id);
-        Ok(())
+        lock(&self.in_flight).admit(&r.from, r.id)
     }
 
     fn done_with(&self, from: &str, id: u64) {
-        let mut in_flight = lock(&self.in_flight);
-        if let Some(ids) = in_flight.get_mut(from) {
-            ids.retain(|i| *i != id);
-            if ids.is_empty() {
-                in_flight.remove(from);
-            }
-        }
+        lock(&self.in_flight).done(from, id);
     }
 
     fn reply(&self, to: &str, id: u64, reply: Reply) {
@@ -233,5 +266,49 @@ impl Negotiator {
             ));
         }
         Ok(Reply::Referral(list))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_keeps_a_few_idle_requesters_and_is_bounded_by_what_is_in_flight() {
+        let mut f = InFlight::default();
+        for i in 0..MAX_IN_FLIGHT_PER_PEER as u64 {
+            f.admit("a", i).unwrap();
+        }
+        assert_eq!(f.admit("a", 999), Err(Refusal::TooManyInFlight));
+        assert_eq!(f.admit("a", 3), Err(Refusal::DuplicateRequest));
+        for i in 0..MAX_IN_FLIGHT_PER_PEER as u64 {
+            f.done("a", i);
+        }
+        // Kept, with what the burst took given back, and open to the next request.
+        assert!(f.0["a"].is_empty() && f.0["a"].capacity() <= KEPT_SENDERS);
+        f.admit("a", 1000).unwrap();
+        f.done("a", 1000);
+        // Many requesters, each answered: only a few entries stay, all empty.
+        for s in 0..100 {
+            let name = format!("s{s}");
+            f.admit(&name, 1).unwrap();
+            f.admit(&name, 2).unwrap();
+        }
+        for s in 0..100 {
+            let name = format!("s{s}");
+            f.done(&name, 2);
+            f.done(&name, 1);
+        }
+        assert!(f.0.len() <= KEPT_SENDERS + 1, "{} entries", f.0.len());
+        assert!(f.0.values().all(Vec::is_empty));
+        // One still in flight is never dropped.
+        f.admit("b", 7).unwrap();
+        for s in 0..10 {
+            f.admit(&format!("t{s}"), 1).unwrap();
+            f.done(&format!("t{s}"), 1);
+        }
+        assert_eq!(f.admit("b", 7), Err(Refusal::DuplicateRequest));
+        f.forget("b");
+        f.admit("b", 7).unwrap();
     }
 }
