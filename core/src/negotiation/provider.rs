@@ -114,6 +114,9 @@ impl Negotiator {
         let id = trace.unwrap_or_default();
         let span = tracing::info_span!("serve", agent = %self.agent, service = %r.service, from = %r.from, trace = %id);
         let served = async move {
+            let mut r = r;
+            // Moved into the run, not copied: the request needs it no more.
+            let mut input = std::mem::take(&mut r.input);
             let event = || topic::RequestIncoming {
                 service: r.service.clone(),
                 requester: r.from.clone(),
@@ -121,7 +124,7 @@ impl Negotiator {
             };
             let _ = this.bus.emit_with(event).await;
             // A panic while answering must still answer.
-            let reply = AssertUnwindSafe(this.answer(&r))
+            let reply = AssertUnwindSafe(this.answer(&r, &mut input))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| Reply::Failed(format!("`{}` panicked", r.service)));
@@ -162,7 +165,7 @@ impl Negotiator {
 
     /// What to answer a request with: the first of the requester's modes this agent offers
     /// and can honour.
-    async fn answer(&self, r: &Request) -> Reply {
+    async fn answer(&self, r: &Request, input: &mut Value) -> Reply {
         let Some(offer) = self.knowledge.shared_service(&r.service) else {
             return Reply::Refused(format!("`{}` does not offer `{}`", self.agent, r.service));
         };
@@ -172,7 +175,7 @@ impl Negotiator {
                 continue;
             }
             let answer = match mode {
-                OfferMode::CanDo => self.do_it(r, &offer).await,
+                OfferMode::CanDo => self.do_it(r, input, &offer).await,
                 OfferMode::CanTeach => self.teach_it(r, &offer).await,
                 OfferMode::KnowsWhoCanDo => self.refer(r, OfferMode::CanDo),
                 OfferMode::KnowsWhoCanTeach => self.refer(r, OfferMode::CanTeach),
@@ -190,8 +193,14 @@ impl Negotiator {
         }))
     }
 
-    /// Runs the service for the requester (here, or where its load is redirected).
-    async fn do_it(&self, r: &Request, offer: &Service) -> Result<Reply, String> {
+    /// Runs the service for the requester (here, or where its load is redirected), on
+    /// `input`, which it takes: a run is the last use of a request's input.
+    async fn do_it(
+        &self,
+        r: &Request,
+        input: &mut Value,
+        offer: &Service,
+    ) -> Result<Reply, String> {
         if !self.implements(offer) {
             return Err(format!(
                 "`{}` offers `{}` but cannot run it now",
@@ -203,7 +212,7 @@ impl Negotiator {
             hops: r.hops,
         };
         let started = tokio::time::Instant::now();
-        let result = self.run_here(offer, r.input.clone(), origin, 0).await;
+        let result = self.run_here(offer, std::mem::take(input), origin, 0).await;
         Ok(match result {
             Ok(v) => {
                 let took = started.elapsed();
