@@ -2,8 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Waker};
 
 use futures_util::FutureExt;
@@ -111,6 +114,8 @@ impl Negotiator {
             return self.reply(&r.from, r.id, Reply::Failed("the agent is stopping".into()));
         }
         let this = Arc::clone(self);
+        // One bit per hash of the service's name (see below).
+        let mark: u64 = 1 << (foldhash::fast::FixedState::default().hash_one(&r.service) & 63);
         let id = trace.unwrap_or_default();
         let span = tracing::info_span!("serve", agent = %self.agent, service = %r.service, from = %r.from, trace = %id);
         let served = async move {
@@ -138,9 +143,31 @@ impl Negotiator {
         // again as soon as it is spawned, and registers its own. Boxed, so that the future
         // stays where it was polled, and spawning moves a pointer.
         let mut served = Box::pin(trace::scope(id, served).instrument(span));
+        // That second poll is wasted work, so a service whose last answer waited has its
+        // next requests go straight to a task; one answered at its first poll clears the
+        // mark. A collision of two names' bits only costs a poll or a spawn.
+        let (marks, mut polls) = (Arc::clone(self), 0);
+        let mut served = std::future::poll_fn(move |cx| {
+            polls += 1;
+            let answered = served.as_mut().poll(cx);
+            if answered.is_ready() {
+                marks.mark_waited(mark, polls > 1);
+            }
+            answered
+        });
+        let waited = self.waited.load(Ordering::Relaxed) & mark != 0;
         let mut here = Context::from_waker(Waker::noop());
-        if served.as_mut().poll(&mut here).is_pending() {
+        if waited || Pin::new(&mut served).poll(&mut here).is_pending() {
             work.spawn(served);
+        }
+    }
+
+    fn mark_waited(&self, mark: u64, waited: bool) {
+        let marked = self.waited.load(Ordering::Relaxed) & mark != 0;
+        if waited && !marked {
+            self.waited.fetch_or(mark, Ordering::Relaxed);
+        } else if !waited && marked {
+            self.waited.fetch_and(!mark, Ordering::Relaxed);
         }
     }
 
