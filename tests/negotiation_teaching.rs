@@ -1,6 +1,7 @@
 //! Services between agents on the in-process network, on a paused clock: can-do, teaching,
 //! referrals, discovery, time-outs and retries, refused and invalid packages, counters.
 
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use selflet::behaviour::Behaviour;
@@ -538,12 +539,14 @@ async fn a_behaviours_call_to_a_redirected_service_is_redirected() {
     assert_eq!(x.load_counters().runs.get("work"), None, "x did not run it");
 }
 
-/// A transport that remembers who tried to join it and counts the discoveries sent through it.
+/// A transport that remembers who tried to join it and counts the discoveries sent through it;
+/// it panics while sending the next `panicking_replies` replies.
 #[derive(Default)]
 struct Watched {
     net: Network,
     joins: std::sync::Mutex<Vec<String>>,
     discoveries: std::sync::atomic::AtomicUsize,
+    panicking_replies: std::sync::atomic::AtomicUsize,
 }
 
 impl Transport for Watched {
@@ -555,6 +558,14 @@ impl Transport for Watched {
         self.net.join(agent)
     }
     fn send(&self, e: Envelope) -> Result<(), selflet::transport::SendError> {
+        let panics = &self.panicking_replies;
+        if matches!(e.body, Message::Reply(_))
+            && panics
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            panic!("a transport that panics");
+        }
         self.net.send(e)
     }
     fn publish(&self, service: &str, e: Envelope) -> usize {
@@ -579,6 +590,34 @@ impl Transport for Watched {
     fn counters(&self) -> selflet::transport::MessageCounters {
         self.net.counters()
     }
+}
+
+/// A panic around a service's answer (in the transport's `send`, here) loses that answer,
+/// not the provider: its next request is answered.
+#[tokio::test(start_paused = true)]
+async fn a_panic_while_answering_loses_that_answer_not_the_provider() {
+    let watched = std::sync::Arc::new(Watched::default());
+    watched.panicking_replies.store(1, SeqCst);
+    let _b = Agent::builder("b")
+        .transport(watched.clone())
+        .behaviour(around("fast", "echo"))
+        .service(Service::new("fast", OfferModes::CAN_DO))
+        .ability("echo", |input| async move { Ok(input) })
+        .spawn()
+        .await
+        .unwrap();
+    let a = Agent::builder("a")
+        .network(&watched.net)
+        .spawn()
+        .await
+        .unwrap();
+    let lost = a.call("fast", 1).await.unwrap_err();
+    assert!(
+        matches!(&lost, CallError::Unavailable { attempts, .. }
+            if matches!(attempts[..], [Attempt { error: AttemptError::TimedOut(_), .. }])),
+        "{lost:?}"
+    );
+    assert_eq!(a.call("fast", 2).await.unwrap(), Value::Int(2));
 }
 
 #[tokio::test(start_paused = true)]
