@@ -2,6 +2,9 @@
 //! [`MessageCounters`] is a snapshot of them.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use super::{MAX_COUNTED_PAIRS, MessageCounters, Refusal};
 
@@ -12,8 +15,9 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
     by_kind: Map<&'static str, u64>,
-    by_pair: Map<String, Map<String, u64>>,
-    pairs: usize,
+    // (sender, receiver, count), found by one hash of both names.
+    by_pair: HashTable<(String, String, u64)>,
+    hasher: foldhash::fast::RandomState,
     // Messages of pairs beyond the cap, counted under `("*", "*")`.
     other_pairs: u64,
     pub(crate) undelivered: u64,
@@ -25,14 +29,18 @@ impl Tally {
     /// Counts one message carried.
     pub(crate) fn record(&mut self, kind: &'static str, from: &str, to: &str) {
         *self.by_kind.entry(kind).or_default() += 1;
-        if let Some(n) = self.by_pair.get_mut(from).and_then(|m| m.get_mut(to)) {
-            *n += 1;
-        } else if self.pairs < MAX_COUNTED_PAIRS {
-            self.pairs += 1;
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one((from, to));
+        if let Some(pair) = self
+            .by_pair
+            .find_mut(hash, |(f, t, _)| f == from && t == to)
+        {
+            pair.2 += 1;
+        } else if self.by_pair.len() < MAX_COUNTED_PAIRS {
             self.by_pair
-                .entry(from.to_owned())
-                .or_default()
-                .insert(to.to_owned(), 1);
+                .insert_unique(hash, (from.to_owned(), to.to_owned(), 1), |(f, t, _)| {
+                    hasher.hash_one((f.as_str(), t.as_str()))
+                });
         } else {
             self.other_pairs += 1;
         }
@@ -49,7 +57,7 @@ impl Tally {
         let mut by_pair: BTreeMap<(String, String), u64> = self
             .by_pair
             .iter()
-            .flat_map(|(f, m)| m.iter().map(|(t, n)| ((f.clone(), t.clone()), *n)))
+            .map(|(f, t, n)| ((f.clone(), t.clone()), *n))
             .collect();
         if self.other_pairs > 0 {
             by_pair.insert(("*".into(), "*".into()), self.other_pairs);
