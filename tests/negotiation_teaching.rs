@@ -260,7 +260,7 @@ async fn a_request_that_waits_does_not_hold_up_the_ones_behind_it_and_is_answere
         .ability("wait", move |input| {
             let (gate, started) = (opened.clone(), started.clone());
             async move {
-                started.store(true, std::sync::atomic::Ordering::SeqCst);
+                started.store(true, SeqCst);
                 gate.notified().await;
                 Ok(input)
             }
@@ -273,7 +273,7 @@ async fn a_request_that_waits_does_not_hold_up_the_ones_behind_it_and_is_answere
     // Twice: the second slow request goes straight to a task of its own, its service having
     // waited the first time.
     for round in 0..2 {
-        waiting.store(false, std::sync::atomic::Ordering::SeqCst);
+        waiting.store(false, SeqCst);
         let slow = tokio::spawn({
             let a = a.clone();
             async move { a.call("slow", round).await }
@@ -281,7 +281,7 @@ async fn a_request_that_waits_does_not_hold_up_the_ones_behind_it_and_is_answere
         // Sleeping, not yielding, lets the paused clock run: if the request never reaches
         // the ability, this fails instead of spinning.
         let reached = async {
-            while !waiting.load(std::sync::atomic::Ordering::SeqCst) {
+            while !waiting.load(SeqCst) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         };
