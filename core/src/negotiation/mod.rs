@@ -211,8 +211,7 @@ pub(crate) struct Negotiator {
     self_ref: OnceLock<Weak<Negotiator>>,
     contacts: Mutex<Contacts>,
     in_flight: Mutex<provider::InFlight>,
-    // Services whose last answer waited, a bit per hash of the name (see `on_request`).
-    waited: AtomicU64,
+    waited: provider::WaitMarks,
     advertised: AtomicBool,
     stopping: AtomicBool,
     // Wakes requests waiting for discovery when the directory hears of a provider.
@@ -239,7 +238,7 @@ impl Negotiator {
             self_ref: OnceLock::new(),
             contacts: Mutex::default(),
             in_flight: Mutex::default(),
-            waited: AtomicU64::new(0),
+            waited: provider::WaitMarks::default(),
             advertised: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             heard: Notify::new(),

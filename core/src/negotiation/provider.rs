@@ -6,7 +6,7 @@ use std::hash::BuildHasher;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use futures_util::FutureExt;
@@ -76,6 +76,31 @@ impl InFlight {
     }
 }
 
+/// The services whose last answer waited, one bit per hash of the name: a collision of two
+/// names' bits only costs a poll or a spawn.
+#[derive(Debug, Default)]
+pub(super) struct WaitMarks(AtomicU64);
+
+impl WaitMarks {
+    /// The bit of `service`.
+    fn mark(service: &str) -> u64 {
+        1 << (foldhash::fast::FixedState::default().hash_one(service) & 63)
+    }
+
+    fn waited(&self, mark: u64) -> bool {
+        self.0.load(Ordering::Relaxed) & mark != 0
+    }
+
+    /// Records whether the last answer under `mark` waited.
+    fn record(&self, mark: u64, waited: bool) {
+        if waited && !self.waited(mark) {
+            self.0.fetch_or(mark, Ordering::Relaxed);
+        } else if !waited && self.waited(mark) {
+            self.0.fetch_and(!mark, Ordering::Relaxed);
+        }
+    }
+}
+
 /// A request as it arrived.
 pub(super) struct Request {
     pub(super) from: String,
@@ -114,8 +139,7 @@ impl Negotiator {
             return self.reply(&r.from, r.id, Reply::Failed("the agent is stopping".into()));
         }
         let this = Arc::clone(self);
-        // One bit per hash of the service's name (see below).
-        let mark: u64 = 1 << (foldhash::fast::FixedState::default().hash_one(&r.service) & 63);
+        let mark = WaitMarks::mark(&r.service);
         let id = trace.unwrap_or_default();
         let span = tracing::info_span!("serve", agent = %self.agent, service = %r.service, from = %r.from, trace = %id);
         let served = async move {
@@ -136,31 +160,41 @@ impl Negotiator {
             this.done_with(&r.from, r.id);
             this.reply(&r.from, r.id, reply);
         };
-        // Most answers need no waiting (a behaviour around a native ability): those are
-        // given here, at the cost of one poll, with no task to make and no hop to another
-        // worker. An answer that waits goes on as a task of its own, so that a slow service
-        // does not hold the inbox up. Polled with a waker that does nothing: the task polls it
-        // again as soon as it is spawned, and registers its own. Boxed, so that the future
-        // stays where it was polled, and spawning moves a pointer.
-        let mut served = Box::pin(trace::scope(id, served).instrument(span));
-        // That second poll is wasted work, so a service whose last answer waited has its
-        // next requests go straight to a task; one answered at its first poll clears the
-        // mark. A collision of two names' bits only costs a poll or a spawn.
+        self.answer_here_or_spawn(trace::scope(id, served).instrument(span), mark, work);
+    }
+
+    /// Most answers need no waiting (a behaviour around a native ability): those are given
+    /// here, at the cost of one poll, with no task to make and no hop to another worker. An
+    /// answer that waits goes on as a task of its own, so that a slow service does not hold
+    /// the inbox up. Polled with a waker that does nothing: the task polls it again as soon
+    /// as it is spawned, and registers its own. Boxed, so that the future stays where it was
+    /// polled, and spawning moves a pointer.
+    ///
+    /// That second poll is wasted work, so a service whose last answer waited (its `mark`)
+    /// has its next requests go straight to a task; one answered at its first poll clears
+    /// the mark.
+    fn answer_here_or_spawn(
+        self: &Arc<Self>,
+        served: impl Future<Output = ()> + Send + 'static,
+        mark: u64,
+        work: &TaskTracker,
+    ) {
+        let mut served = Box::pin(served);
         let (marks, mut polls) = (Arc::clone(self), 0);
         let mut served = std::future::poll_fn(move |cx| {
             polls += 1;
             let answered = served.as_mut().poll(cx);
             if answered.is_ready() {
-                marks.mark_waited(mark, polls > 1);
+                marks.waited.record(mark, polls > 1);
             }
             answered
         });
-        if self.waited.load(Ordering::Relaxed) & mark != 0 {
+        if self.waited.waited(mark) {
             work.spawn(served);
             return;
         }
-        // The answer itself is guarded above; what surrounds it (a transport's `send`, say)
-        // must not take the serving loop down either, as it would not a task.
+        // The answer itself is guarded by the served future; what surrounds it (a transport's
+        // `send`, say) must not take the serving loop down either, as it would not a task.
         let mut here = Context::from_waker(Waker::noop());
         match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut served).poll(&mut here))) {
             Ok(Poll::Ready(())) => {}
@@ -168,15 +202,6 @@ impl Negotiator {
                 work.spawn(served);
             }
             Err(_) => tracing::error!(agent = %self.agent, "serving a request panicked"),
-        }
-    }
-
-    fn mark_waited(&self, mark: u64, waited: bool) {
-        let marked = self.waited.load(Ordering::Relaxed) & mark != 0;
-        if waited && !marked {
-            self.waited.fetch_or(mark, Ordering::Relaxed);
-        } else if !waited && marked {
-            self.waited.fetch_and(!mark, Ordering::Relaxed);
         }
     }
 
