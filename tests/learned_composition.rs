@@ -360,7 +360,7 @@ async fn environment_observations_stay_bounded_whatever_is_published() {
         let labels: Vec<(String, Value)> = (0..100)
             .map(|l| (format!("l{l:03}"), Value::Float(f64::from(i))))
             .collect();
-        let mut payload: std::collections::BTreeMap<String, Value> = labels.into_iter().collect();
+        let mut payload: selflet::value::Map = labels.into_iter().collect();
         payload.insert("nan".into(), Value::Float(f64::NAN));
         e.publish("env.noise", Value::Map(payload)).await.unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;

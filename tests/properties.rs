@@ -155,7 +155,9 @@ fn value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::List),
-            proptest::collection::btree_map("[a-z]{1,4}", inner, 0..4).prop_map(Value::Map),
+            // Keys in any order, some repeated: a map is built by sorting once.
+            proptest::collection::vec(("[a-c]{1,2}", inner), 0..4)
+                .prop_map(|entries| Value::Map(entries.into_iter().collect())),
         ]
     })
 }
@@ -188,6 +190,37 @@ proptest! {
     fn durations_never_panic_and_stay_within_a_year(text in duration()) {
         if let Ok(d) = selflet::duration::parse(&text) {
             prop_assert!(d <= selflet::duration::MAX);
+        }
+    }
+
+    #[test]
+    fn a_map_value_holds_what_a_btree_map_of_the_same_entries_holds(
+        entries in proptest::collection::vec(("[a-d]{1,2}", any::<i64>()), 0..40),
+    ) {
+        let entries: Vec<(String, Value)> =
+            entries.into_iter().map(|(k, v)| (k, Value::Int(v))).collect();
+        let expected: std::collections::BTreeMap<String, Value> = entries.iter().cloned().collect();
+        let expected: Vec<(String, Value)> = expected.into_iter().collect();
+        // Collected, deserialized from a JSON object with the keys in the given order, and
+        // inserted one at a time: the last value of a key wins, keys come out sorted.
+        let collected = Value::map(entries.iter().cloned());
+        let json = format!(
+            "{{{}}}",
+            entries
+                .iter()
+                .map(|(k, v)| format!("{k:?}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let parsed: Value = serde_json::from_str(&json).unwrap();
+        let mut inserted = selflet::value::Map::new();
+        for (k, v) in entries.iter().cloned() {
+            inserted.insert(k, v);
+        }
+        for map in [collected, parsed, Value::Map(inserted)] {
+            let Value::Map(m) = map else { panic!("not a map") };
+            let got: Vec<(String, Value)> = m.into_iter().collect();
+            prop_assert_eq!(&got, &expected);
         }
     }
 

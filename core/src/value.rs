@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use litemap::LiteMap;
+
 use rhai::Dynamic;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
@@ -16,6 +18,8 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 /// A dynamically typed value: the payload of events and the content of knowledge.
 ///
 /// Maps keep their keys sorted, so two equal maps print and serialize identically.
+/// A map is one sorted vector ([`Map`]): a one-field map is one 56-byte allocation, where a
+/// B-tree's first node has eleven slots.
 ///
 /// ```
 /// use selflet_core::Value;
@@ -25,7 +29,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 /// let json = v.to_json().unwrap();
 /// assert_eq!(Value::from_json(json), v);
 /// ```
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Clone, PartialEq, Default)]
 pub enum Value {
     /// No value (JSON `null`, Rhai `()`).
     #[default]
@@ -41,7 +45,47 @@ pub enum Value {
     /// An ordered list.
     List(Vec<Value>),
     /// A map with string keys, kept in key order.
-    Map(BTreeMap<String, Value>),
+    Map(Map),
+}
+
+/// The map of a [`Value::Map`]: its entries in one vector sorted by key, so a small map (the
+/// usual payload or input) costs its entries' size and a lookup is a binary search.
+///
+/// Built with `collect` (or [`Value::map`]), it sorts once and keeps the last of duplicate
+/// keys, as a `BTreeMap` would; inserting keys one at a time into a large map moves the
+/// entries after each, so build large maps by collecting.
+///
+/// ```
+/// use selflet_core::value::{Map, Value};
+///
+/// let m: Map = [("b".to_owned(), Value::Int(2)), ("a".to_owned(), Value::Int(1))]
+///     .into_iter()
+///     .collect();
+/// assert_eq!(m.keys().collect::<Vec<_>>(), ["a", "b"]);
+/// ```
+pub type Map = LiteMap<String, Value>;
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("Null"),
+            Value::Bool(b) => f.debug_tuple("Bool").field(b).finish(),
+            Value::Int(i) => f.debug_tuple("Int").field(i).finish(),
+            Value::Float(x) => f.debug_tuple("Float").field(x).finish(),
+            Value::Str(s) => f.debug_tuple("Str").field(s).finish(),
+            Value::List(l) => f.debug_tuple("List").field(l).finish(),
+            // As a map, not as the vector inside it.
+            Value::Map(m) => f.debug_tuple("Map").field(&DebugMap(m)).finish(),
+        }
+    }
+}
+
+struct DebugMap<'m>(&'m Map);
+
+impl fmt::Debug for DebugMap<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.0.iter()).finish()
+    }
 }
 
 /// A Rhai value that has no [`Value`] counterpart (a function pointer, a custom type, ...).
@@ -294,6 +338,13 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 
 impl From<BTreeMap<String, Value>> for Value {
     fn from(m: BTreeMap<String, Value>) -> Value {
+        // Already in key order: collecting only appends.
+        Value::Map(m.into_iter().collect())
+    }
+}
+
+impl From<Map> for Value {
+    fn from(m: Map) -> Value {
         Value::Map(m)
     }
 }
@@ -379,11 +430,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::List(out))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = BTreeMap::new();
-        while let Some((k, v)) = map.next_entry::<String, Value>()? {
-            out.insert(k, v);
+        // Gathered, then sorted once: inserting one at a time into a sorted vector is
+        // quadratic in a peer's (unsorted) map.
+        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
+        while let Some(entry) = map.next_entry::<String, Value>()? {
+            out.push(entry);
         }
-        Ok(Value::Map(out))
+        Ok(Value::Map(out.into_iter().collect()))
     }
 }
 

@@ -179,7 +179,7 @@ fn manifest(root: &Path) -> Result<Manifest, selflet::LoadError> {
 
 /// The names of a learner's compositions, from its parameters.
 fn composition_names(learner: &PredictorSpec) -> Result<Vec<String>, ParamError> {
-    let spec = CompositionSpec::from_params(&Value::Map(learner.params.clone()))?;
+    let spec = CompositionSpec::from_params(&Value::from(learner.params.clone()))?;
     Ok(spec
         .compositions()
         .iter()

@@ -458,11 +458,11 @@ fn json(
     gossip: &[(usize, f64, f64)],
 ) -> Value {
     let floats = |v: &[f64]| Value::List(v.iter().map(|x| Value::Float(*x)).collect());
-    let mut scenarios: BTreeMap<String, Value> = BTreeMap::new();
+    let mut scenarios = selflet::value::Map::new();
     for ((scenario, label), m) in s {
         let entry = scenarios
             .entry(scenario.name().to_owned())
-            .or_insert_with(|| Value::Map(BTreeMap::new()));
+            .or_insert_with(|| Value::Map(selflet::value::Map::new()));
         if let Value::Map(by_strategy) = entry {
             by_strategy.insert(
                 label.clone(),

@@ -223,7 +223,7 @@ impl AgentBuilder {
     /// parameters, service and variants first.
     pub fn learner(mut self, kind: &str, name: &str, params: Value) -> Self {
         let params = match params {
-            Value::Map(m) => m,
+            Value::Map(m) => m.into_iter().collect(),
             _ => BTreeMap::new(),
         };
         self.learner_specs.push(PredictorSpec {

@@ -1,6 +1,5 @@
 //! The agent's side of its predictors: plugging them, and the load samples it publishes.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use crate::agent::AgentHandle;
@@ -67,7 +66,7 @@ impl AgentHandle {
                 }
                 let now = agent.load_counters();
                 let secs = period.as_secs_f64();
-                let rates: BTreeMap<String, Value> = now
+                let rates: crate::value::Map = now
                     .runs
                     .iter()
                     .map(|(b, n)| {

@@ -162,7 +162,7 @@ impl AgentBuilder {
         let mut made = Vec::new();
         let mut problems = Vec::new();
         for spec in &self.predictor_specs {
-            let params = Value::Map(spec.params.clone());
+            let params = Value::from(spec.params.clone());
             match self.kinds.make(&spec.kind, &spec.name, &params) {
                 Ok(p) => made.push(p),
                 Err(e) => match &self.origin {
@@ -182,7 +182,7 @@ impl AgentBuilder {
     fn check_learners(&self, behaviours: &Behaviours) -> Result<(), AgentError> {
         let mut problems = Vec::new();
         for spec in &self.learner_specs {
-            let params = Value::Map(spec.params.clone());
+            let params = Value::from(spec.params.clone());
             let Err(e) = self.check_learner(spec, &params, behaviours) else {
                 continue;
             };
@@ -287,7 +287,7 @@ impl AgentBuilder {
             .start(self.facts, self.services, self.requires, self.main, plugged)
             .await;
         for spec in &self.learner_specs {
-            let params = Value::Map(spec.params.clone());
+            let params = Value::from(spec.params.clone());
             // Checked above; what can still fail is the agent stopping meanwhile.
             if let Err(e) = handle.plug_learner(&spec.kind, &spec.name, &params).await {
                 tracing::warn!(agent = %self.name, "{e}");

@@ -389,10 +389,10 @@ impl<'a> Instance<'a> {
             Args::None => Ok(Value::Null),
             Args::Expr(e) => self.eval_value(state, e),
             Args::Map(m) => {
-                let mut out = std::collections::BTreeMap::new();
-                for (k, e) in m {
-                    out.insert(k.clone(), self.eval_value(state, e)?);
-                }
+                let out = m
+                    .iter()
+                    .map(|(k, e)| Ok((k.clone(), self.eval_value(state, e)?)))
+                    .collect::<Result<_, BehaviourError>>()?;
                 Ok(Value::Map(out))
             }
         }

@@ -81,7 +81,7 @@ use crate::error::BoxError;
 use crate::script::{self, Limits};
 use crate::source::{LoadError, SourceFile};
 use crate::sync::{read, write};
-use crate::value::Value;
+use crate::value::{Map, Value};
 
 impl Behaviour {
     /// Validates behaviour text. Every problem found is reported, each with its location.
@@ -146,7 +146,7 @@ impl Behaviour {
             };
             let on = state
                 .entry("on".to_owned())
-                .or_insert_with(|| Value::Map(BTreeMap::new()));
+                .or_insert_with(|| Value::Map(Map::new()));
             let Value::Map(on) = on else {
                 return Err(format!("`on` of state `{from}` is not a map").into());
             };
@@ -177,7 +177,7 @@ impl Behaviour {
     }
 }
 
-fn states(tree: &mut Value) -> Result<&mut BTreeMap<String, Value>, BoxError> {
+fn states(tree: &mut Value) -> Result<&mut Map, BoxError> {
     match tree {
         Value::Map(m) => match m.get_mut("states") {
             Some(Value::Map(s)) => Ok(s),

@@ -188,7 +188,7 @@ impl HostStatus {
             ("capacity", Value::Float(self.capacity)),
             ("load", Value::Float(self.load)),
             ("metrics", floats(&self.metrics)),
-            ("attributes", Value::Map(self.attributes.clone())),
+            ("attributes", Value::from(self.attributes.clone())),
             (
                 "members",
                 Value::List(
@@ -246,7 +246,7 @@ impl HostStatus {
             capacity: num("capacity")?,
             load: num("load")?,
             metrics,
-            attributes: map("attributes")?,
+            attributes: map("attributes")?.into_iter().collect(),
             members,
         })
     }
