@@ -279,13 +279,13 @@ fn sizes() -> (usize, usize) {
         from: "provider".into(),
         to: "requester".into(),
         id: 1,
-        body: Message::Reply(Reply::Teach(TeachingPackage {
+        body: Message::Reply(Reply::Teach(Box::new(TeachingPackage {
             service: "service1".into(),
             behaviour: "service1".into(),
             behaviour_source: behaviour.source().text().to_owned(),
             scripts: Vec::new(),
             requires: behaviour.requires().to_vec(),
-        })),
+        }))),
     };
     let len = |e: &Envelope| serde_json::to_vec(e).expect("serializable").len();
     (len(&request), len(&package))

@@ -98,7 +98,7 @@ async fn an_upgrade_to_another_behaviour_removes_what_the_earlier_lesson_left() 
             "t",
             "a",
             0,
-            Message::Lesson(variant("web", behaviour, ability)),
+            Message::Lesson(Box::new(variant("web", behaviour, ability))),
         );
         settle().await;
         assert_eq!(a.call("web", ()).await.unwrap(), Value::from(behaviour));
@@ -124,7 +124,7 @@ async fn a_lesson_from_a_name_no_agent_has_is_refused_and_changes_nothing() {
         "mallory",
         "b",
         0,
-        Message::Lesson(forged("service2", "x")),
+        Message::Lesson(Box::new(forged("service2", "x"))),
     );
     settle().await;
     assert_eq!(b.call("service2", n(21)).await.unwrap(), Value::Int(42));
@@ -143,7 +143,7 @@ async fn a_lesson_never_replaces_a_service_a_behaviour_or_an_ability_the_agent_h
         "mallory",
         "b",
         0,
-        Message::Lesson(forged("service2", "x")),
+        Message::Lesson(Box::new(forged("service2", "x"))),
     );
     // ... a new service whose script would replace its native ability ...
     send(
@@ -151,7 +151,7 @@ async fn a_lesson_never_replaces_a_service_a_behaviour_or_an_ability_the_agent_h
         "mallory",
         "b",
         0,
-        Message::Lesson(forged("service7", "spare_capacity")),
+        Message::Lesson(Box::new(forged("service7", "spare_capacity"))),
     );
     // ... and one whose behaviour is named like one b has.
     let mut same_behaviour = forged("service8", "y");
@@ -159,7 +159,13 @@ async fn a_lesson_never_replaces_a_service_a_behaviour_or_an_ability_the_agent_h
     same_behaviour.behaviour_source = same_behaviour
         .behaviour_source
         .replace("behaviour: service8", "behaviour: service3");
-    send(&net, "mallory", "b", 0, Message::Lesson(same_behaviour));
+    send(
+        &net,
+        "mallory",
+        "b",
+        0,
+        Message::Lesson(Box::new(same_behaviour)),
+    );
     settle().await;
     assert_eq!(b.call("service2", n(21)).await.unwrap(), Value::Int(42));
     assert_eq!(b.call("service3", n(1)).await.unwrap(), Value::Int(2));
@@ -188,7 +194,7 @@ async fn only_a_policy_lets_a_later_lesson_upgrade_what_was_taught_and_it_is_rec
         .unwrap();
     assert_eq!(a.learned()["service2"].teacher, "b");
     let _c = net.join("c").unwrap();
-    let lesson = || Message::Lesson(forged("service2", "x"));
+    let lesson = || Message::Lesson(Box::new(forged("service2", "x")));
     send(&net, "c", "a", 0, lesson());
     settle().await;
     assert_eq!(a.call("service2", n(2)).await.unwrap(), Value::Int(4));
@@ -238,7 +244,9 @@ async fn a_package_is_accepted_only_in_answer_to_a_teaching_request_for_that_ser
     let net = Network::new();
     let mallory = net.join("mallory").unwrap();
     // It answers every request with a package of another service.
-    answer_with(&net, mallory, |_| Reply::Teach(forged("service8", "x")));
+    answer_with(&net, mallory, |_| {
+        Reply::Teach(Box::new(forged("service8", "x")))
+    });
     let a = Agent::builder("a").network(&net).spawn().await.unwrap();
     a.knowledge()
         .providers()
@@ -270,7 +278,7 @@ async fn a_package_whose_last_check_fails_installs_none_of_its_scripts() {
         let mut pkg = forged(service, "needed");
         // The script compiles, but the behaviour needs an ability nobody has.
         pkg.scripts = vec![("ok.rhai".into(), "fn unrelated(i) { i }".into())];
-        Reply::Teach(pkg)
+        Reply::Teach(Box::new(pkg))
     });
     let a = Agent::builder("a").network(&net).spawn().await.unwrap();
     a.knowledge()
@@ -357,7 +365,7 @@ async fn a_reply_from_anyone_but_the_agent_asked_or_after_the_call_is_refused_an
             if let Message::Request { .. } = &env.body {
                 let forged = [
                     Reply::Done(Value::from("forged")),
-                    Reply::Teach(forged("svc", "x")),
+                    Reply::Teach(Box::new(forged("svc", "x"))),
                 ];
                 for r in forged {
                     send(&relay, "mallory", &env.from, env.id, Message::Reply(r));

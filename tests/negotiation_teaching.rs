@@ -358,7 +358,7 @@ async fn a_refused_package_and_an_invalid_package_leave_the_learner_unchanged() 
                     from: "mallory".into(),
                     to: env.from,
                     id: env.id,
-                    body: Message::Reply(Reply::Teach(pkg)),
+                    body: Message::Reply(Reply::Teach(Box::new(pkg))),
                 };
                 net2.send(reply).unwrap();
             }

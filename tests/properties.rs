@@ -348,7 +348,7 @@ proptest! {
                 from: "teacher".into(),
                 to: "learner".into(),
                 id: 0,
-                body: Message::Lesson(pkg),
+                body: Message::Lesson(Box::new(pkg)),
             });
             tokio::time::sleep(Duration::from_millis(10)).await;
             if learner.learned().is_empty() {

@@ -309,7 +309,7 @@ impl Negotiator {
         };
         let _ = self.bus.emit_with(event).await;
         tracing::info!(agent = %self.agent, service = %r.service, learner = %r.from, "service taught");
-        Ok(Reply::Teach(pkg))
+        Ok(Reply::Teach(Box::new(pkg)))
     }
 
     /// Refers the requester to the providers this agent knows of in `wanted`.

@@ -174,7 +174,7 @@ impl Negotiator {
             Reply::Done(value) => Next::Done(value),
             // Boxed: learning is rare and its future kilobytes, which every call would
             // otherwise carry and copy.
-            Reply::Teach(pkg) => Box::pin(self.taught(service, may_teach, pkg, c)).await,
+            Reply::Teach(pkg) => Box::pin(self.taught(service, may_teach, *pkg, c)).await,
             Reply::Referral(list) => Next::Referred(self.referred(service, list, c)),
             Reply::Refused(reason) => Next::Failed(AttemptError::Refused(reason)),
             Reply::Failed(reason) => Next::Failed(AttemptError::Failed(reason)),

@@ -110,7 +110,7 @@ impl Negotiator {
             Message::Load { utilization } => self.on_load(&from, utilization),
             // Boxed: learning is rare and its future large, and every message dispatched
             // would otherwise carry its size.
-            Message::Lesson(pkg) => Box::pin(self.on_lesson(&from, pkg, verified)).await,
+            Message::Lesson(pkg) => Box::pin(self.on_lesson(&from, *pkg, verified)).await,
             // Requests and replies are taken by the serving loop and never dispatched.
             Message::Request { .. } | Message::Reply(_) => {}
         }

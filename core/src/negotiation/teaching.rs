@@ -246,7 +246,7 @@ impl Negotiator {
                 reason,
             })?;
         self.transport
-            .send(self.envelope(neighbour, 0, Message::Lesson(pkg)))
+            .send(self.envelope(neighbour, 0, Message::Lesson(Box::new(pkg))))
             .map_err(|e| TeachError::Send(e.to_string()))?;
         let event = topic::ServiceTaught {
             service: service.to_owned(),

@@ -86,8 +86,9 @@ pub enum Message {
         /// The service.
         service: String,
     },
-    /// A service taught without being asked for, by a provider shedding load.
-    Lesson(TeachingPackage),
+    /// A service taught without being asked for, by a provider shedding load. Boxed, as in
+    /// [`Reply::Teach`].
+    Lesson(Box<TeachingPackage>),
     /// The sender's utilization, for neighbours balancing load.
     Load {
         /// Seconds of work per second, over the sender's last sample period.
@@ -150,8 +151,9 @@ pub struct GossipEntry {
 pub enum Reply {
     /// The service ran (`can_do`): its output.
     Done(Value),
-    /// The service, taught (`can_teach`).
-    Teach(TeachingPackage),
+    /// The service, taught (`can_teach`). Boxed: teaching is rare, and a package held inline
+    /// made every envelope — every request and reply — 192 bytes instead of 152.
+    Teach(Box<TeachingPackage>),
     /// Who provides it (`knows_who_can_do`, `knows_who_can_teach`).
     Referral(Vec<(String, OfferModes)>),
     /// Not in any acceptable mode.
