@@ -538,6 +538,16 @@ async fn publish_on(bus: &BusInner, topic: &Topic, payload: Value) -> Result<(),
 /// `drop-oldest` queues never wait; only `wait` subscribers whose queue is full are then
 /// waited for, each in turn, which keeps every subscriber's order.
 async fn deliver(topic: &Topic, event: Event) {
+    let full = offer_all(topic, event);
+    if !full.is_empty() {
+        // Boxed: only a `wait` subscriber's full queue gets here. Inline, the wait made every
+        // future that publishes (a behaviour's every step, a served request) ~300 bytes larger.
+        Box::pin(wait_for_room(full)).await;
+    }
+}
+
+/// Offers `event` to every subscriber of its topic: what a full `wait` queue did not take.
+fn offer_all(topic: &Topic, event: Event) -> Vec<(Subscriber, Event)> {
     let mut full = Vec::new();
     {
         let subscribers = read(&topic.0.subscribers);
@@ -556,6 +566,11 @@ async fn deliver(topic: &Topic, event: Event) {
             }
         }
     }
+    full
+}
+
+/// Waits, each in turn, for the `wait` subscribers whose queue was full.
+async fn wait_for_room(full: Vec<(Subscriber, Event)>) {
     for (s, ev) in full {
         s.wait_and_send(ev).await;
     }
