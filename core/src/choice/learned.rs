@@ -111,9 +111,14 @@ impl Learner {
         let Some((first, scores)) = self.pick(service, candidates) else {
             return Vec::new();
         };
-        let mut rest: Vec<usize> = (0..candidates.len()).filter(|&i| i != first).collect();
-        rest.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-        std::iter::once(first).chain(rest).collect()
+        // The pick, then the rest by score, ties in the order given (a stable sort).
+        let mut order: Vec<usize> = (0..candidates.len()).collect();
+        order.sort_by(|&a, &b| {
+            (a != first)
+                .cmp(&(b != first))
+                .then_with(|| scores[b].total_cmp(&scores[a]))
+        });
+        order
     }
 
     /// The provider to ask (Select_K), and every candidate's score.
@@ -137,10 +142,15 @@ impl Learner {
         {
             return Some((i, scores));
         }
-        let ties: Vec<usize> = (0..candidates.len())
-            .filter(|&i| scores[i] >= best)
-            .collect();
-        let pick = ties.get(rng.usize(..ties.len())).copied()?;
+        let is_best = |i: &usize| scores[*i] >= best;
+        let ties = (0..candidates.len()).filter(is_best).count();
+        if ties == 0 {
+            // Only if every score is NaN: no pick, and the candidates are asked as listed.
+            return None;
+        }
+        let pick = (0..candidates.len())
+            .filter(is_best)
+            .nth(rng.usize(..ties))?;
         Some((pick, scores))
     }
 

@@ -80,7 +80,7 @@ impl Negotiator {
         };
         for peer in peers
             .into_iter()
-            .filter(|p| **p != *self.agent && self.talks_to(p))
+            .filter(|p| self.talks_to(p))
             .take(g.fanout)
         {
             let _ = self.transport.send(self.envelope(&peer, 0, body.clone()));
@@ -136,11 +136,10 @@ impl Negotiator {
         if !entries.iter().all(well_formed) {
             return self.refuse(Refusal::Malformed, from, "gossip");
         }
-        let mut told: Vec<&GossipEntry> = entries
-            .iter()
-            .filter(|e| !e.modes.is_empty() && *e.agent != *self.agent)
-            .collect();
+        let mut told: Vec<&GossipEntry> = entries.iter().filter(|e| !e.modes.is_empty()).collect();
+        // What this agent needs first: most of a message is about what the sender needs.
         self.knowledge.keep_needed(&mut told, |e| &e.service);
+        // `talks_to` also leaves this agent out.
         told.retain(|e| self.talks_to(&e.agent) && self.transport.is_member(&e.agent));
         let told = told.into_iter().map(|e| {
             let provider = Gossiped {
