@@ -230,6 +230,38 @@ async fn gossip_keeps_only_needed_services_of_members_from_members() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_disabled_neighbour_is_neither_asked_nor_learned_of_by_gossip() {
+    let net = Network::new();
+    let fast = Arc::new(AtomicU64::new(0));
+    let (_p, _q) = (
+        provider(&net, "p", Arc::clone(&fast)).await,
+        provider(&net, "q", Arc::clone(&fast)).await,
+    );
+    let c = consumer(&net, Choice::FirstKnown).await;
+    let _m = members(&net, ["mallory".to_owned()]);
+    c.knowledge().set_neighbour_enabled("p", false);
+    // Gossip tells of both; only `q` is kept, and every call goes to it.
+    gossip(
+        &net,
+        "mallory",
+        "c",
+        vec![entry("p", "work", 1.0), entry("q", "work", 0.5)],
+    );
+    settle().await;
+    assert_eq!(known(&c), ["q"]);
+    for _ in 0..3 {
+        assert_eq!(c.call("work", Value::Null).await.unwrap(), Value::from("q"));
+    }
+    // Enabled again, `p` is learned of and, heard of first in a new message, asked first.
+    c.knowledge().set_neighbour_enabled("p", true);
+    c.knowledge().providers().forget("q");
+    gossip(&net, "mallory", "c", vec![entry("p", "work", 1.0)]);
+    settle().await;
+    assert_eq!(known(&c), ["p"]);
+    assert_eq!(c.call("work", Value::Null).await.unwrap(), Value::from("p"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_known_set_keeps_the_best_few_providers_per_service() {
     let net = Network::new();
     let c = consumer(&net, Choice::TwoLayerRl(Default::default())).await;

@@ -778,6 +778,11 @@ impl Knowledge {
         !self.rare(|r| r.silenced.contains(agent))
     }
 
+    /// Whether interaction with any neighbour is disabled.
+    pub(crate) fn silences_anyone(&self) -> bool {
+        self.rare(|r| !r.silenced.is_empty())
+    }
+
     /// Enables or disables interaction with a neighbour.
     pub fn set_neighbour_enabled(&self, agent: &str, enabled: bool) {
         if enabled {

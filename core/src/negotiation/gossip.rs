@@ -140,7 +140,8 @@ impl Negotiator {
         // What this agent needs first: most of a message is about what the sender needs.
         self.knowledge.keep_needed(&mut told, |e| &e.service);
         // `talks_to` also leaves this agent out.
-        told.retain(|e| self.talks_to(&e.agent) && self.transport.is_member(&e.agent));
+        let talks_to = self.talks_to_each();
+        told.retain(|e| talks_to(&e.agent) && self.transport.is_member(&e.agent));
         let told = told.into_iter().map(|e| {
             let provider = Gossiped {
                 agent: &e.agent,

@@ -296,6 +296,20 @@ impl Negotiator {
                 || crate::sync::lock(&self.contacts).introduced.contains(agent))
     }
 
+    /// [`talks_to`](Self::talks_to) for a list of agents: when this agent has no
+    /// neighbourhood and has silenced no one (the usual case), it is only "not itself", and
+    /// the knowledge's lock is read once rather than once per agent.
+    fn talks_to_each(&self) -> impl Fn(&str) -> bool + '_ {
+        let open = self.config.neighbours.is_empty() && !self.knowledge.silences_anyone();
+        move |agent| {
+            if open {
+                agent != &*self.agent
+            } else {
+                self.talks_to(agent)
+            }
+        }
+    }
+
     fn envelope(&self, to: &str, id: u64, body: Message) -> Envelope {
         Envelope {
             trace: crate::trace::current_raw(),

@@ -348,7 +348,8 @@ impl Negotiator {
             best.map(|b| (b, failing))
         };
         let mut present = self.knowledge.providers().providers(service);
-        present.retain(|p| rank(p).is_some() && self.talks_to(&p.agent));
+        let talks_to = self.talks_to_each();
+        present.retain(|p| rank(p).is_some() && talks_to(&p.agent));
         // Stable: within a group, providers stay in the order they were heard of.
         present.sort_by_key(|p| rank(p));
         let mut order = Vec::with_capacity(present.len());
