@@ -108,7 +108,8 @@ impl AgentHandle {
         input: impl Into<Value>,
     ) -> Result<Outcome, CallError> {
         let negotiator = &self.inner().negotiator;
-        trace::continue_or_start(negotiator.request(service, modes, input.into(), None)).await
+        let input = input.into();
+        trace::continue_or_start(negotiator.request(service, modes, &input, None)).await
     }
 
     /// Teaches a service this agent runs to a neighbour, unasked; the neighbour offers it

@@ -84,9 +84,9 @@ impl Negotiator {
         deadline: Option<Instant>,
     ) -> Result<Value, CallError> {
         let modes = self.knowledge.ask_modes(service);
-        let outcome = self
-            .request(service, &modes, input.clone(), deadline)
-            .await?;
+        // Borrowed: each attempt copies it into its message, and this call keeps it for a
+        // service taught on the way, which then runs here with it.
+        let outcome = self.request(service, &modes, &input, deadline).await?;
         match outcome {
             Outcome::Done { value, .. } => Ok(value),
             // Taught on the way: from now on it runs here, starting with this call.

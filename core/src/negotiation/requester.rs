@@ -46,7 +46,7 @@ impl Negotiator {
         &self,
         service: &str,
         modes: &[OfferMode],
-        input: Value,
+        input: &Value,
         deadline: Option<Instant>,
     ) -> Result<Outcome, CallError> {
         let mut queue: VecDeque<Candidate> = self
@@ -82,7 +82,7 @@ impl Negotiator {
                 continue;
             }
             let asked = Instant::now();
-            let next = self.attempt(service, modes, &input, &c, deadline).await;
+            let next = self.attempt(service, modes, input, &c, deadline).await;
             let answered = Instant::now();
             if let Next::Done(_) | Next::Learned = next {
                 // Hearing back is news of the provider too: it is fresh and no longer failing.
