@@ -78,11 +78,8 @@ impl Negotiator {
         let body = Message::Gossip {
             entries: entries.into(),
         };
-        for peer in peers
-            .into_iter()
-            .filter(|p| self.talks_to(p))
-            .take(g.fanout)
-        {
+        let talks_to = self.talks_to_each();
+        for peer in peers.into_iter().filter(|p| talks_to(p)).take(g.fanout) {
             let _ = self.transport.send(self.envelope(&peer, 0, body.clone()));
         }
     }

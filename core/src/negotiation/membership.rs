@@ -35,8 +35,9 @@ impl Negotiator {
             return;
         }
         let body = Message::Advert { services };
+        let talks_to = self.talks_to_each();
         for member in self.advert_audience() {
-            if member != *self.agent && self.talks_to(&member) {
+            if talks_to(&member) {
                 lock(&self.contacts).peers.insert(member.clone());
                 let _ = self.transport.send(self.envelope(&member, 0, body.clone()));
             }
@@ -164,8 +165,9 @@ impl Negotiator {
             }
         }
         self.knowledge.set_load(&self.agent, utilization);
+        let talks_to = self.talks_to_each();
         for member in self.transport.members() {
-            if self.talks_to(&member) {
+            if talks_to(&member) {
                 let body = Message::Load { utilization };
                 let _ = self.transport.send(self.envelope(&member, 0, body));
             }

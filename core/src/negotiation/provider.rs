@@ -93,9 +93,13 @@ impl WaitMarks {
 
     /// Records whether the last answer under `mark` waited.
     fn record(&self, mark: u64, waited: bool) {
-        if waited && !self.waited(mark) {
+        // Written only on a change: most answers leave the bit as it was.
+        if waited == self.waited(mark) {
+            return;
+        }
+        if waited {
             self.0.fetch_or(mark, Ordering::Relaxed);
-        } else if !waited && self.waited(mark) {
+        } else {
             self.0.fetch_and(!mark, Ordering::Relaxed);
         }
     }

@@ -472,12 +472,13 @@ impl Negotiator {
     /// The error for a request nobody can take: a refusal the directory already tells of
     /// (a provider offers the service, only not in the modes asked), or no provider at all.
     async fn nobody(&self, service: &str, modes: &[OfferMode]) -> CallError {
+        let talks_to = self.talks_to_each();
         let elsewhere: Vec<Attempt> = self
             .knowledge
             .providers()
             .providers(service)
             .into_iter()
-            .filter(|p| self.talks_to(&p.agent))
+            .filter(|p| talks_to(&p.agent))
             .map(|p| Attempt {
                 error: AttemptError::Refused(format!(
                     "`{}` offers `{service}` as {} only, and {} was asked",
