@@ -303,7 +303,7 @@ async fn adverts_and_loads_are_taken_only_from_members_and_only_when_sane() {
     let b = teacher(&net, "b").await;
     let advert = |n: usize| Message::Advert {
         services: (0..n)
-            .map(|i| (format!("s{i}"), OfferModes::CAN_DO))
+            .map(|i| (format!("s{i}").into(), OfferModes::CAN_DO))
             .collect(),
     };
     send(&net, "ghost", "b", 0, advert(1));

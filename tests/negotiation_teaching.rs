@@ -581,7 +581,7 @@ impl Transport for Watched {
     fn offer(&self, agent: &str, service: &str, offered: bool) {
         self.net.offer(agent, service, offered)
     }
-    fn members(&self) -> Vec<String> {
+    fn members(&self) -> Vec<selflet::name::Name> {
         self.net.members()
     }
     fn authenticates(&self, agent: &str) -> bool {

@@ -231,14 +231,15 @@ proptest! {
 
     #[test]
     fn envelopes_round_trip_through_json(
-        from in "[a-z]{1,8}",
+        // Up to 40 characters of any kind: names held inline (up to 24 bytes) and on the heap.
+        from in "\\PC{0,40}",
         id in any::<u64>(),
         input in value(),
         hops in 0u8..3,
     ) {
         let env = Envelope {
             trace: 0,
-            from,
+            from: from.into(),
             to: "b".into(),
             id,
             body: Message::Request {

@@ -101,7 +101,7 @@ fn known_of(c: &AgentHandle, service: &str) -> Vec<String> {
         .providers()
         .gossiped_of(service)
         .into_iter()
-        .map(|(agent, _, _)| agent)
+        .map(|(agent, _, _)| agent.into())
         .collect();
     known.sort();
     known
@@ -225,7 +225,7 @@ async fn gossip_keeps_only_needed_services_of_members_from_members() {
     settle().await;
     assert_eq!(
         c.knowledge().providers().gossiped_of("work"),
-        vec![("p".to_owned(), OfferModes::CAN_DO, Some(0.9))]
+        vec![("p".into(), OfferModes::CAN_DO, Some(0.9))]
     );
 }
 

@@ -18,6 +18,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::name::Name;
 use crate::offer::{OfferMode, OfferModes};
 use tokio::time::Instant;
 
@@ -97,7 +98,7 @@ impl Service {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Provider {
     /// The provider agent's name.
-    pub agent: String,
+    pub agent: Name,
     /// The modes it offers the service in, as last heard.
     pub modes: OfferModes,
     /// When it was last heard of (advert, reply or referral).
@@ -122,7 +123,7 @@ impl Provider {
 
     fn heard_at(agent: &str, modes: OfferModes, now: Instant) -> Provider {
         Provider {
-            agent: agent.to_owned(),
+            agent: agent.into(),
             modes,
             last_heard: now,
             failures: 0,
@@ -353,7 +354,7 @@ impl ProviderDirectory {
     }
 
     /// The providers of `service` learned through gossip: name, modes, advertised quality.
-    pub fn gossiped_of(&self, service: &str) -> Vec<(String, OfferModes, Option<f64>)> {
+    pub fn gossiped_of(&self, service: &str) -> Vec<(Name, OfferModes, Option<f64>)> {
         read(&self.by_service)
             .get(service)
             .map_or_else(Vec::new, |l| {

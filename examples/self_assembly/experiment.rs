@@ -517,11 +517,11 @@ impl Transport for Counting {
         self.net.offer(agent, service, offered);
     }
 
-    fn members(&self) -> Vec<String> {
+    fn members(&self) -> Vec<selflet::name::Name> {
         self.net.members()
     }
 
-    fn sample(&self, k: usize, rng: &mut fastrand::Rng) -> Vec<String> {
+    fn sample(&self, k: usize, rng: &mut fastrand::Rng) -> Vec<selflet::name::Name> {
         self.net.sample(k, rng)
     }
 

@@ -223,7 +223,7 @@ impl Console {
                         Err(e) => tracing::warn!(%agent, "status report refused: {e}"),
                     }
                 }
-                _ = tick.tick() => self.keep_present(&zenoh.members().into_iter().collect()),
+                _ = tick.tick() => self.keep_present(&zenoh.members().into_iter().map(String::from).collect()),
             }
         }
     }

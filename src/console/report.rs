@@ -331,7 +331,11 @@ fn providers(agent: &AgentHandle) -> BTreeMap<String, Vec<String>> {
     dir.services()
         .into_iter()
         .map(|s| {
-            let agents = dir.providers(&s).into_iter().map(|p| p.agent).collect();
+            let agents = dir
+                .providers(&s)
+                .into_iter()
+                .map(|p| p.agent.into())
+                .collect();
             (s, agents)
         })
         .collect()

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::agent::AgentHandle;
 use crate::choice::ProviderChoice;
 use crate::knowledge::Learned;
+use crate::name::Name;
 use crate::negotiation::{CallError, CallOptions, ForgetError, Outcome, TeachError};
 use crate::offer::OfferMode;
 use crate::topic::{self, Payload};
@@ -80,7 +81,7 @@ impl AgentHandle {
     /// The agents that offer `service` (can do), best first, as this agent knows them: it asks
     /// the network to tell again (so that providers that arrived since are heard of), and if
     /// it knows none yet waits up to its negotiation time-out for one to answer.
-    pub async fn providers_of(&self, service: &str) -> Vec<String> {
+    pub async fn providers_of(&self, service: &str) -> Vec<Name> {
         self.inner().negotiator.providers_of(service).await
     }
 

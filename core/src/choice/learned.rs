@@ -131,7 +131,7 @@ impl Learner {
         let b = services.get(service);
         let scores: Vec<f64> = candidates
             .iter()
-            .map(|p| self.h(p, b.and_then(|b| b.estimates.get(&p.agent))))
+            .map(|p| self.h(p, b.and_then(|b| b.estimates.get(p.agent.as_str()))))
             .collect();
         let best = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let bound = b

@@ -277,7 +277,13 @@ impl RemoteHosts {
     }
 
     async fn host_names(&self) -> Vec<String> {
-        let mut hosts = self.agent.providers_of(STATUS).await;
+        let mut hosts: Vec<String> = self
+            .agent
+            .providers_of(STATUS)
+            .await
+            .into_iter()
+            .map(String::from)
+            .collect();
         hosts.sort();
         hosts
     }

@@ -183,7 +183,7 @@ impl Negotiator {
             return Err(CallError::Unavailable {
                 service: service.to_owned(),
                 attempts: vec![super::Attempt {
-                    provider: agent.to_owned(),
+                    provider: agent.into(),
                     error: super::AttemptError::Unexpected("an agent this one does not talk to"),
                 }],
             });
@@ -196,7 +196,7 @@ impl Negotiator {
         self.announce_outgoing(service, to, &[OfferMode::CanDo])
             .await;
         let body = Message::Request {
-            service: service.to_owned(),
+            service: service.into(),
             modes: vec![OfferMode::CanDo],
             input,
             hops: 1,
@@ -204,7 +204,7 @@ impl Negotiator {
         let fail = |error| CallError::Unavailable {
             service: service.to_owned(),
             attempts: vec![super::Attempt {
-                provider: to.to_owned(),
+                provider: to.into(),
                 error,
             }],
         };

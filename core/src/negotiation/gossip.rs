@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::Negotiator;
 use crate::knowledge::Gossiped;
-use crate::name::is_valid_name;
+use crate::name::{Name, is_valid_name};
 use crate::transport::{GossipEntry, MAX_GOSSIP_ENTRIES, Message, Refusal};
 
 /// How an agent gossips: how often, to how many, and how many providers it keeps per service.
@@ -94,8 +94,8 @@ impl Negotiator {
                 // service, it advertises its best. Trust (eq. 7–8) corrects an idle provider
                 // that is worse than that once it is tried.
                 quality: Some(self.knowledge.quality(&service).unwrap_or(1.0)),
-                agent: self.agent.to_string(),
-                service,
+                agent: Name::from(&*self.agent),
+                service: service.into(),
                 modes,
             })
             .collect();
@@ -106,7 +106,7 @@ impl Negotiator {
                     .into_iter()
                     .map(|(agent, modes, quality)| GossipEntry {
                         agent,
-                        service: service.clone(),
+                        service: Name::from(&service),
                         modes,
                         quality,
                     }),

@@ -3,17 +3,18 @@
 use std::sync::atomic::Ordering;
 
 use super::{ADVERT_FANOUT, MAX_ADVERT_SERVICES, MAX_UTILIZATION, Negotiator, Pending};
+use crate::name::Name;
 use crate::name::is_valid_name;
 use crate::offer::OfferModes;
 use crate::sync::lock;
 use crate::transport::{Message, Refusal};
 
 impl Negotiator {
-    fn offers(&self) -> Vec<(String, OfferModes)> {
+    fn offers(&self) -> Vec<(Name, OfferModes)> {
         self.knowledge
             .services()
             .into_iter()
-            .map(|s| (s.name, s.modes))
+            .map(|s| (Name::from(s.name), s.modes))
             .collect()
     }
 
@@ -48,7 +49,7 @@ impl Negotiator {
     /// every member is a neighbour, up to [`ADVERT_FANOUT`] of them drawn at random (all of
     /// them in a network that small). Each one answers with its own offer, and the others
     /// find this agent by discovery when they need what it offers.
-    fn advert_audience(&self) -> Vec<String> {
+    fn advert_audience(&self) -> Vec<Name> {
         if self.config.neighbours.is_empty() {
             let mut rng = fastrand::Rng::new();
             return self.transport.sample(ADVERT_FANOUT + 1, &mut rng);
@@ -57,7 +58,7 @@ impl Negotiator {
             .neighbours
             .iter()
             .filter(|n| self.transport.is_member(n))
-            .cloned()
+            .map(Name::from)
             .collect()
     }
 
@@ -69,7 +70,7 @@ impl Negotiator {
         }
         let services = self.offers();
         if services.iter().any(|(_, m)| !m.is_empty())
-            && lock(&self.contacts).peers.insert(agent.to_owned())
+            && lock(&self.contacts).peers.insert(agent.into())
         {
             let body = Message::Advert { services };
             let _ = self.transport.send(self.envelope(agent, 0, body));
@@ -105,7 +106,7 @@ impl Negotiator {
 
     /// What a member offers. A newcomer also learns what this agent offers: each agent
     /// answers another's first advert with its own.
-    pub(super) fn on_advert(&self, from: &str, services: Vec<(String, OfferModes)>) {
+    pub(super) fn on_advert(&self, from: &str, services: Vec<(Name, OfferModes)>) {
         if services.len() > MAX_ADVERT_SERVICES {
             return self.refuse(Refusal::OverCap, from, "advert");
         }
@@ -123,7 +124,7 @@ impl Negotiator {
             }
         }
         self.heard.notify_waiters();
-        if lock(&self.contacts).peers.insert(from.to_owned()) {
+        if lock(&self.contacts).peers.insert(from.into()) {
             let offers = self.offers();
             if !offers.is_empty() {
                 let body = Message::Advert { services: offers };
@@ -140,7 +141,7 @@ impl Negotiator {
             .service(service)
             .is_some_and(|s| !s.modes.is_empty())
         {
-            lock(&self.contacts).peers.insert(from.to_owned());
+            lock(&self.contacts).peers.insert(from.into());
             let body = Message::Advert {
                 services: self.offers(),
             };

@@ -59,6 +59,7 @@ use crate::behaviour::{Behaviours, Runtime};
 use crate::bus::Bus;
 use crate::choice::{ChoiceCell, QualityMetric};
 use crate::knowledge::Knowledge;
+use crate::name::Name;
 use crate::transport::{Envelope, Message, Refusal, Refusals, Reply, Transport};
 
 /// How many referral hops a request follows by default.
@@ -182,7 +183,7 @@ pub(crate) struct Parts {
 #[derive(Default)]
 struct Contacts {
     // Agents this one has exchanged adverts with.
-    peers: BTreeSet<String>,
+    peers: BTreeSet<Name>,
     // Agents a neighbour referred this one to, in a closed neighbourhood.
     introduced: BTreeSet<String>,
     // The services being discovered, each with the time its answers are waited for until.
@@ -310,12 +311,11 @@ impl Negotiator {
         }
     }
 
-    fn envelope(&self, to: &str, id: u64, body: Message) -> Envelope {
+    fn envelope(&self, to: impl Into<Name>, id: u64, body: Message) -> Envelope {
         Envelope {
             trace: crate::trace::current_raw(),
-            // Not `to_string`, which formats.
-            from: String::from(&*self.agent),
-            to: to.to_owned(),
+            from: Name::from(&*self.agent),
+            to: to.into(),
             id,
             body,
         }

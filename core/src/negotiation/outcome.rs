@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::behaviour::BehaviourError;
+use crate::name::Name;
 use crate::source::{LoadError, Located};
 use crate::value::Value;
 
@@ -15,16 +16,16 @@ pub enum Outcome {
         /// The output.
         value: Value,
         /// Who ran it.
-        provider: String,
+        provider: Name,
         /// The agents that referred the request there, in order (empty when asked directly).
-        via: Vec<String>,
+        via: Vec<Name>,
     },
     /// The service was taught and installed: it now runs locally.
     Learned {
         /// Who taught it.
-        teacher: String,
+        teacher: Name,
         /// The agents that referred the request there, in order.
-        via: Vec<String>,
+        via: Vec<Name>,
     },
 }
 
@@ -74,7 +75,7 @@ pub enum CallError {
 #[derive(Debug, Clone)]
 pub struct Attempt {
     /// The provider.
-    pub provider: String,
+    pub provider: Name,
     /// What happened.
     pub error: AttemptError,
 }

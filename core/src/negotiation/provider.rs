@@ -17,6 +17,7 @@ use super::call::Origin;
 use super::requester::mode_names;
 use super::{MAX_IN_FLIGHT_PER_PEER, MAX_REFERRAL, Negotiator};
 use crate::knowledge::Service;
+use crate::name::Name;
 use crate::offer::{OfferMode, OfferModes};
 use crate::sync::lock;
 use crate::topic;
@@ -107,9 +108,9 @@ impl WaitMarks {
 
 /// A request as it arrived.
 pub(super) struct Request {
-    pub(super) from: String,
+    pub(super) from: Name,
     pub(super) id: u64,
-    pub(super) service: String,
+    pub(super) service: Name,
     pub(super) modes: Vec<OfferMode>,
     pub(super) input: Value,
     pub(super) hops: u8,
@@ -151,8 +152,8 @@ impl Negotiator {
             // Moved into the run, not copied: the request needs it no more.
             let mut input = std::mem::take(&mut r.input);
             let event = || topic::RequestIncoming {
-                service: r.service.clone(),
-                requester: r.from.clone(),
+                service: r.service.as_str().to_owned(),
+                requester: r.from.as_str().to_owned(),
                 modes: mode_names(&r.modes),
             };
             let _ = this.bus.emit_with(event).await;
@@ -287,8 +288,8 @@ impl Negotiator {
                     self.knowledge.set_quality(&r.service, q);
                 }
                 let event = || topic::Executed {
-                    service: r.service.clone(),
-                    requester: r.from.clone(),
+                    service: r.service.as_str().to_owned(),
+                    requester: r.from.as_str().to_owned(),
                     seconds: took.as_secs_f64(),
                 };
                 let _ = self.bus.emit_with(event).await;
@@ -308,8 +309,8 @@ impl Negotiator {
             format!("`{}` cannot teach `{}`: {reason}", self.agent, offer.name)
         })?;
         let event = || topic::ServiceTaught {
-            service: r.service.clone(),
-            learner: r.from.clone(),
+            service: r.service.as_str().to_owned(),
+            learner: r.from.as_str().to_owned(),
         };
         let _ = self.bus.emit_with(event).await;
         tracing::info!(agent = %self.agent, service = %r.service, learner = %r.from, "service taught");
@@ -318,7 +319,7 @@ impl Negotiator {
 
     /// Refers the requester to the providers this agent knows of in `wanted`.
     fn refer(&self, r: &Request, wanted: OfferMode) -> Result<Reply, String> {
-        let list: Vec<(String, OfferModes)> = self
+        let list: Vec<(Name, OfferModes)> = self
             .knowledge
             .providers()
             .providers(&r.service)

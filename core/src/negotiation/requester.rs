@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::{Attempt, AttemptError, CallError, MAX_REFERRAL, Negotiator, Outcome, Pending};
 use crate::choice::Observation;
 use crate::knowledge::Provider;
+use crate::name::Name;
 use crate::name::is_valid_name;
 use crate::offer::{OfferMode, OfferModes};
 use crate::sync::lock;
@@ -18,12 +19,12 @@ use crate::value::Value;
 
 /// A provider to ask, and the referrals that led to it.
 struct Candidate {
-    agent: String,
-    via: Vec<String>,
+    agent: Name,
+    via: Vec<Name>,
 }
 
 impl Candidate {
-    fn direct(agent: String) -> Candidate {
+    fn direct(agent: Name) -> Candidate {
         Candidate {
             agent,
             via: Vec::new(),
@@ -59,7 +60,7 @@ impl Negotiator {
             return Err(self.nobody(service, modes).await);
         }
         // Providers asked that did not serve (a few at most: a scan beats hashing them).
-        let mut tried: Vec<String> = Vec::new();
+        let mut tried: Vec<Name> = Vec::new();
         let mut attempts: Vec<Attempt> = Vec::new();
         let mut failures = 0;
         let mut looked_again = false;
@@ -161,7 +162,7 @@ impl Negotiator {
         tracing::debug!(agent = %self.agent, %service, provider = %c.agent, ?modes, "request sent");
         let may_teach = modes.contains(&OfferMode::CanTeach);
         let body = Message::Request {
-            service: service.to_owned(),
+            service: service.into(),
             modes,
             input: input.clone(),
             hops: 0,
@@ -204,7 +205,7 @@ impl Negotiator {
     fn referred(
         &self,
         service: &str,
-        list: Vec<(String, OfferModes)>,
+        list: Vec<(Name, OfferModes)>,
         by: &Candidate,
     ) -> Vec<Candidate> {
         if list.len() > MAX_REFERRAL {
@@ -334,7 +335,7 @@ impl Negotiator {
     }
 
     /// The known providers of `service` in `modes` that this agent talks to, best first.
-    pub(super) fn known(&self, service: &str, modes: &[OfferMode]) -> Vec<String> {
+    pub(super) fn known(&self, service: &str, modes: &[OfferMode]) -> Vec<Name> {
         // Read only if some provider failed: most calls find none that did.
         let now = OnceCell::new();
         // Providers are asked by the best mode they offer (one that runs the service before
@@ -372,13 +373,13 @@ impl Negotiator {
     /// Who offers `service` (can do), best first: asks them all to say so again (so that
     /// providers that arrived since are heard of), and waits up to the time-out for an
     /// answer if none is known yet.
-    pub(crate) async fn providers_of(&self, service: &str) -> Vec<String> {
+    pub(crate) async fn providers_of(&self, service: &str) -> Vec<Name> {
         if !self.gossips() {
             let discover = self.envelope(
                 "",
                 0,
                 Message::Discover {
-                    service: service.to_owned(),
+                    service: service.into(),
                 },
             );
             self.transport.publish(service, discover);
@@ -392,7 +393,7 @@ impl Negotiator {
         service: &str,
         modes: &[OfferMode],
         deadline: Option<Instant>,
-    ) -> Vec<String> {
+    ) -> Vec<Name> {
         let found = self.known(service, modes);
         if !found.is_empty() {
             return found;
@@ -443,7 +444,7 @@ impl Negotiator {
             "",
             0,
             Message::Discover {
-                service: service.to_owned(),
+                service: service.into(),
             },
         );
         if self.transport.publish(service, discover) == 0 {

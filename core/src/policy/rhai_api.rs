@@ -231,7 +231,7 @@ fn register_reads(e: &mut Engine, k: &Knowledge, bus: &Bus, behaviours: &Behavio
             .into_iter()
             .map(|p| {
                 Value::map([
-                    ("agent", Value::from(p.agent)),
+                    ("agent", Value::from(String::from(p.agent))),
                     ("modes", Value::from(p.modes)),
                     ("failures", Value::Int(i64::from(p.failures))),
                 ])

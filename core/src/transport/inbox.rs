@@ -350,6 +350,7 @@ impl Lanes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::name::Name;
     use crate::transport::Reply;
     use crate::value::Value;
 
@@ -393,7 +394,7 @@ mod tests {
 
     /// Collects what reaches it.
     #[derive(Default)]
-    struct Sink(Mutex<Vec<(String, bool)>>);
+    struct Sink(Mutex<Vec<(Name, bool)>>);
 
     impl ReplySink for Sink {
         fn reply(&self, envelope: Envelope, verified: bool) {
@@ -415,7 +416,7 @@ mod tests {
         tx.push_message(envelope, false).unwrap();
         assert_eq!(
             *lock(&sink.0),
-            [("b".to_owned(), true), ("c".to_owned(), false)]
+            [(Name::from("b"), true), (Name::from("c"), false)]
         );
         tx.push(load("b")).unwrap();
         tx.push(Incoming::Unanswered {

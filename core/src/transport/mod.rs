@@ -38,6 +38,7 @@ pub use refusal::{Refusal, Refusals};
 #[cfg(feature = "zenoh")]
 pub use zenoh::{MAX_REMOTE_MEMBERS, StatusWatch, Zenoh, ZenohError};
 
+use crate::name::Name;
 use crate::offer::{OfferMode, OfferModes};
 use crate::value::Value;
 
@@ -49,9 +50,9 @@ pub const MAX_PUBLISH_FANOUT: usize = 64;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     /// The sending agent.
-    pub from: String,
+    pub from: Name,
     /// The receiving agent (set by the transport for publications and broadcasts).
-    pub to: String,
+    pub to: Name,
     /// Correlates a reply with its request.
     pub id: u64,
     /// The [trace](crate::trace) the message belongs to; 0 (absent on the wire) for none.
@@ -69,7 +70,7 @@ pub enum Message {
     /// Asks for a service in one of `modes`, in order of preference.
     Request {
         /// The service.
-        service: String,
+        service: Name,
         /// Acceptable modes, preferred first.
         modes: Vec<OfferMode>,
         /// The input, for `can_do`.
@@ -84,7 +85,7 @@ pub enum Message {
     /// Asks whoever offers `service` to make itself known.
     Discover {
         /// The service.
-        service: String,
+        service: Name,
     },
     /// A service taught without being asked for, by a provider shedding load. Boxed, as in
     /// [`Reply::Teach`].
@@ -104,7 +105,7 @@ pub enum Message {
     /// Says which services an agent offers, and how.
     Advert {
         /// Service name and modes (`none` withdraws an offer).
-        services: Vec<(String, OfferModes)>,
+        services: Vec<(Name, OfferModes)>,
     },
 }
 
@@ -135,9 +136,9 @@ pub const MAX_GOSSIP_ENTRIES: usize = 512;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GossipEntry {
     /// The provider.
-    pub agent: String,
+    pub agent: Name,
     /// The service.
-    pub service: String,
+    pub service: Name,
     /// How it offers the service.
     pub modes: OfferModes,
     /// The quality it last advertised for it, in `[0, 1]`, if it did.
@@ -155,7 +156,7 @@ pub enum Reply {
     /// made every envelope — every request and reply — 192 bytes instead of 152.
     Teach(Box<TeachingPackage>),
     /// Who provides it (`knows_who_can_do`, `knows_who_can_teach`).
-    Referral(Vec<(String, OfferModes)>),
+    Referral(Vec<(Name, OfferModes)>),
     /// Not in any acceptable mode.
     Refused(String),
     /// It ran and failed.
@@ -343,11 +344,11 @@ pub trait Transport: Send + Sync + 'static {
     fn offer(&self, agent: &str, service: &str, offered: bool);
 
     /// The current members, sorted.
-    fn members(&self) -> Vec<String>;
+    fn members(&self) -> Vec<Name>;
 
     /// Up to `k` members drawn at random (without repetition), for gossip. The default draws
     /// from [`Transport::members`]; a transport with many members should do better.
-    fn sample(&self, k: usize, rng: &mut fastrand::Rng) -> Vec<String> {
+    fn sample(&self, k: usize, rng: &mut fastrand::Rng) -> Vec<Name> {
         let mut all = self.members();
         let k = k.min(all.len());
         for i in 0..k {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use super::{
     Envelope, InboxSender, JoinError, Membership, MessageCounters, SendError, Transport, inbox,
 };
+use crate::name::Name;
 use crate::sync::lock;
 
 /// The in-process network. Cloning gives another handle to the same network.
@@ -21,11 +22,11 @@ pub struct Network {
 
 #[derive(Default)]
 struct NetworkInner {
-    members: HashMap<String, Member, foldhash::fast::RandomState>,
+    members: HashMap<Name, Member, foldhash::fast::RandomState>,
     // The members again, in a vector (each member knows its place in it), so that gossip
     // draws a few of thousands at random without listing them all.
-    drawable: Vec<String>,
-    offers: BTreeMap<String, BTreeSet<String>>,
+    drawable: Vec<Name>,
+    offers: BTreeMap<String, BTreeSet<Name>>,
     counters: super::tally::Tally,
 }
 
@@ -53,7 +54,7 @@ impl Network {
         let NetworkInner {
             members, counters, ..
         } = inner;
-        let Some(Member { inbox: tx, .. }) = members.get(&envelope.to) else {
+        let Some(Member { inbox: tx, .. }) = members.get(envelope.to.as_str()) else {
             counters.undelivered += 1;
             return Err(SendError::Unknown(Box::new(envelope)));
         };
@@ -66,7 +67,7 @@ impl Network {
             })
     }
 
-    fn fan_out(&self, envelope: Envelope, to: impl Fn(&NetworkInner) -> Vec<String>) -> usize {
+    fn fan_out(&self, envelope: Envelope, to: impl Fn(&NetworkInner) -> Vec<Name>) -> usize {
         let mut inner = lock(&self.inner);
         let targets = to(&inner);
         targets
@@ -90,10 +91,8 @@ impl Transport for Network {
                 return Err(JoinError::NameTaken(agent.to_owned()));
             }
             let at = inner.drawable.len();
-            inner.drawable.push(agent.to_owned());
-            inner
-                .members
-                .insert(agent.to_owned(), Member { inbox: tx, at });
+            inner.drawable.push(agent.into());
+            inner.members.insert(agent.into(), Member { inbox: tx, at });
         }
         let network = self.clone();
         let name = agent.to_owned();
@@ -102,7 +101,7 @@ impl Transport for Network {
         // would cost O(N²) events for nothing.
         Ok(Membership::new(rx, no_changes(), move || {
             let mut inner = lock(&network.inner);
-            if let Some(Member { inbox, at }) = inner.members.remove(&name) {
+            if let Some(Member { inbox, at }) = inner.members.remove(name.as_str()) {
                 inbox.close();
                 inner.drawable.swap_remove(at);
                 if let Some(moved) = inner.drawable.get(at).cloned()
@@ -112,7 +111,7 @@ impl Transport for Network {
                 }
             }
             for agents in inner.offers.values_mut() {
-                agents.remove(&name);
+                agents.remove(name.as_str());
             }
         }))
     }
@@ -143,7 +142,7 @@ impl Transport for Network {
                 .offers
                 .entry(service.to_owned())
                 .or_default()
-                .insert(agent.to_owned());
+                .insert(agent.into());
         } else if let Some(set) = inner.offers.get_mut(service) {
             set.remove(agent);
             if set.is_empty() {
@@ -152,13 +151,13 @@ impl Transport for Network {
         }
     }
 
-    fn members(&self) -> Vec<String> {
+    fn members(&self) -> Vec<Name> {
         let mut all = lock(&self.inner).drawable.clone();
         all.sort_unstable();
         all
     }
 
-    fn sample(&self, k: usize, rng: &mut fastrand::Rng) -> Vec<String> {
+    fn sample(&self, k: usize, rng: &mut fastrand::Rng) -> Vec<Name> {
         let inner = lock(&self.inner);
         let n = inner.drawable.len();
         let k = k.min(n);
@@ -198,11 +197,11 @@ impl Transport for Network {
 /// Up to `k` of `items` drawn at random, each equally likely (reservoir sampling): all of
 /// them when there are no more than `k`.
 fn sample_of<'a>(
-    items: impl Iterator<Item = &'a String>,
+    items: impl Iterator<Item = &'a Name>,
     k: usize,
     rng: &mut fastrand::Rng,
-) -> Vec<String> {
-    let mut kept: Vec<String> = Vec::with_capacity(k);
+) -> Vec<Name> {
+    let mut kept: Vec<Name> = Vec::with_capacity(k);
     for (seen, item) in items.enumerate() {
         if kept.len() < k {
             kept.push(item.clone());

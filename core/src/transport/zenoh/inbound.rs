@@ -9,7 +9,7 @@ use zenoh::query::Query;
 use zenoh::sample::Sample;
 
 use super::{MAX_OPEN_QUERIES, Shared};
-use crate::name::is_valid_name;
+use crate::name::{Name, is_valid_name};
 use crate::sync::lock;
 use crate::transport::{Envelope, Incoming, Message, Refusal};
 
@@ -80,7 +80,7 @@ impl Shared {
         }
         let verified = self.authenticate(&env.from, agent, payload, query.attachment())?;
         // The key says whom it is for, whatever the payload claims.
-        env.to = agent.to_owned();
+        env.to = agent.into();
         Ok((env, verified))
     }
 
@@ -88,7 +88,7 @@ impl Shared {
     /// agent. A second request with the id of one still waiting is refused, not put in its
     /// place: the first requester would never hear back.
     fn hold_query(&self, agent: &str, env: Envelope, verified: bool, query: Query) {
-        let slot = (agent.to_owned(), env.from.clone(), env.id);
+        let slot = (Name::from(agent), env.from.clone(), env.id);
         let refused = {
             let mut state = lock(&self.state);
             if state.queries.contains_key(&slot) {
@@ -125,7 +125,7 @@ impl Shared {
             }
             let verified =
                 self.authenticate(&env.from, agent, sample.payload(), sample.attachment())?;
-            env.to = agent.to_owned();
+            env.to = agent.into();
             Ok((env, verified))
         });
         match accepted {
@@ -155,7 +155,7 @@ impl Shared {
                 let reason = format!("`{}` has no key here", env.from);
                 return Err(Rejected(Refusal::Unauthenticated, reason));
             }
-            env.to = agent.to_owned();
+            env.to = agent.into();
             Ok(env)
         });
         match accepted {
@@ -173,7 +173,7 @@ impl Shared {
     pub(super) fn deliver(&self, env: Envelope, verified: bool) -> Result<(), String> {
         let inbox = lock(&self.state)
             .local
-            .get(&env.to)
+            .get(env.to.as_str())
             .map(|l| l.inbox.clone())
             .ok_or_else(|| format!("no agent `{}` here", env.to))?;
         inbox.push_message(env, verified).map_err(|(why, env)| {
@@ -204,8 +204,8 @@ impl Shared {
 /// went away with the request, or only forgeries answered) tells the requester at once.
 pub(super) struct Answer {
     shared: Weak<Shared>,
-    requester: String,
-    provider: String,
+    requester: Name,
+    provider: Name,
     id: u64,
     answered: AtomicBool,
     seen: AtomicU8,
@@ -218,8 +218,8 @@ impl Answer {
     pub(super) fn new(shared: &Arc<Shared>, requester: &str, provider: &str, id: u64) -> Answer {
         Answer {
             shared: Arc::downgrade(shared),
-            requester: requester.to_owned(),
-            provider: provider.to_owned(),
+            requester: requester.into(),
+            provider: provider.into(),
             id,
             answered: AtomicBool::new(false),
             seen: AtomicU8::new(0),

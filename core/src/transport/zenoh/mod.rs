@@ -45,7 +45,7 @@ use super::{
     ConfigError, InboxSender, JoinError, Keyring, MemberChange, Membership, MessageCounters,
     Refusal, Security, Transport, ZenohConfig, inbox,
 };
-use crate::name::is_valid_name;
+use crate::name::{Name, is_valid_name};
 use crate::sync::lock;
 
 /// How long a request may wait for its reply at the most. Each agent's own negotiation
@@ -121,7 +121,7 @@ struct State {
     local: HashMap<String, Local>,
     remote: BTreeSet<String>,
     // Requests received by query and not answered yet: (provider, requester, id).
-    queries: HashMap<(String, String, u64), Query>,
+    queries: HashMap<(Name, Name, u64), Query>,
     publishers: HashMap<String, Arc<Publisher<'static>>>,
     counters: crate::transport::tally::Tally,
     // Declarations that keep the process's liveliness subscriber alive.
@@ -400,10 +400,10 @@ impl Transport for Zenoh {
         self.shared.offer(agent, service, offered);
     }
 
-    fn members(&self) -> Vec<String> {
+    fn members(&self) -> Vec<Name> {
         let state = lock(&self.shared.state);
         let all: BTreeSet<&String> = state.local.keys().chain(&state.remote).collect();
-        all.into_iter().cloned().collect()
+        all.into_iter().map(Name::from).collect()
     }
 
     fn is_member(&self, agent: &str) -> bool {
