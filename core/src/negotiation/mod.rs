@@ -161,7 +161,7 @@ fn default_choice() -> Arc<dyn ProviderChoice> {
 
 /// A request waiting for its reply: whom it asked, and where the answer goes.
 struct Pending {
-    provider: String,
+    provider: Name,
     tx: oneshot::Sender<Result<Reply, AttemptError>>,
 }
 

@@ -26,21 +26,21 @@ use crate::transport::{Message, Refusal, Reply};
 use crate::value::Value;
 
 /// How many senders' entries are kept once none of their requests is in flight, so that
-/// the next request of an agent that keeps calling does not copy its name again; beyond
+/// the next request of an agent that keeps calling does not make its entry again; beyond
 /// these an entry goes when its last request is answered, which bounds the table by what
 /// is in flight.
 const KEPT_SENDERS: usize = 4;
 
 /// Requests being served, per requester, by id.
 #[derive(Debug, Default)]
-pub(super) struct InFlight(BTreeMap<String, Vec<u64>>);
+pub(super) struct InFlight(BTreeMap<Name, Vec<u64>>);
 
 impl InFlight {
     /// Takes request `id` of `from` in, unless it is in flight already or `from` has
     /// [`MAX_IN_FLIGHT_PER_PEER`] requests in flight.
     fn admit(&mut self, from: &str, id: u64) -> Result<(), Refusal> {
         if !self.0.contains_key(from) {
-            self.0.insert(from.to_owned(), Vec::new());
+            self.0.insert(from.into(), Vec::new());
         }
         let Some(ids) = self.0.get_mut(from) else {
             return Err(Refusal::TooManyInFlight);

@@ -283,7 +283,7 @@ impl Negotiator {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let pending = Pending {
-            provider: to.to_owned(),
+            provider: to.into(),
             tx,
         };
         lock(&self.pending).insert(id, pending);
