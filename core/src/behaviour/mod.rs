@@ -61,6 +61,7 @@ mod format;
 pub mod graph;
 mod instance;
 mod model;
+mod parsed;
 mod runtime;
 mod validate;
 mod vars;
@@ -85,8 +86,12 @@ use crate::value::{Map, Value};
 
 impl Behaviour {
     /// Validates behaviour text. Every problem found is reported, each with its location.
+    ///
+    /// A source validated lately — the same name and text — gives the behaviour made of it
+    /// then, sharing its model: reading one file for each of many agents, or learning one
+    /// package many times, validates it once.
     pub fn parse(source: SourceFile) -> Result<Behaviour, LoadError> {
-        validate::validate(source, &checker())
+        parsed::parse(source, |s| validate::validate(s, &checker()))
     }
 
     /// Reads and validates a behaviour file.

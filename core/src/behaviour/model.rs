@@ -1,5 +1,7 @@
 //! The validated model of a behaviour: what the interpreter runs.
 
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rhai::AST;
@@ -13,8 +15,18 @@ use crate::value::Value;
 /// Made by [`Behaviour::parse`] or [`Behaviour::load`]; only validated behaviours exist, so
 /// only validated behaviours run. Expressions are compiled once, here, not at every step.
 /// Cheap to share (`Arc<Behaviour>`): running instances keep the version they started with.
+///
+/// A behaviour never changes once validated (the `with_…` and `modify` methods make new
+/// ones), so its model is shared: cloning a behaviour, or handing the same one to many
+/// agents, copies a pointer.
+#[derive(Debug, Clone)]
+pub struct Behaviour(Arc<Model>);
+
+/// What a behaviour is made of, behind [`Behaviour`]: the interpreter's and the validator's
+/// view. Public only because `Behaviour` dereferences to it; nothing of it is reachable from
+/// outside the crate.
 #[derive(Debug)]
-pub struct Behaviour {
+pub struct Model {
     pub(crate) name: String,
     pub(crate) description: Option<String>,
     pub(crate) requires: Vec<String>,
@@ -40,6 +52,27 @@ pub(crate) struct State {
     pub(crate) after: Vec<(Duration, Vec<Transition>)>,
     pub(crate) always: Vec<Transition>,
     pub(crate) demand: Option<f64>,
+}
+
+impl Behaviour {
+    pub(crate) fn new(model: Model) -> Behaviour {
+        Behaviour(Arc::new(model))
+    }
+
+    /// Whether `other` is this very behaviour, not only an equal one.
+    #[cfg(test)]
+    pub(crate) fn shares_model_with(&self, other: &Behaviour) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+// The interpreter and the validator read the model's parts directly.
+impl Deref for Behaviour {
+    type Target = Model;
+
+    fn deref(&self) -> &Model {
+        &self.0
+    }
 }
 
 impl State {

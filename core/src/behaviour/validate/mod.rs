@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use rhai::Engine;
 
 use super::format::RawBehaviour;
-use super::model::{Behaviour, State};
+use super::model::{Behaviour, Model, State};
 use crate::name::{NAME_RULE, is_valid_name};
 use crate::source::{LoadError, SourceFile};
 use actions::Checker;
@@ -64,7 +64,7 @@ pub(crate) fn validate(source: SourceFile, engine: &Engine) -> Result<Behaviour,
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    Ok(Behaviour {
+    Ok(Behaviour::new(Model {
         name: raw.behaviour.value,
         description: raw.description,
         requires: raw.requires.into_iter().map(|r| r.value).collect(),
@@ -75,7 +75,7 @@ pub(crate) fn validate(source: SourceFile, engine: &Engine) -> Result<Behaviour,
         states,
         topics,
         source,
-    })
+    }))
 }
 
 impl Checker<'_> {
