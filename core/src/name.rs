@@ -65,11 +65,6 @@ pub fn is_valid_name(name: &str) -> bool {
 pub struct Name(CompactString);
 
 impl Name {
-    /// The name of a `'static` string, made at compile time.
-    pub const fn new_static(name: &'static str) -> Name {
-        Name(CompactString::const_new(name))
-    }
-
     /// The text.
     pub fn as_str(&self) -> &str {
         self.0.as_str()

@@ -14,11 +14,10 @@ use crate::value::Value;
 ///
 /// Made by [`Behaviour::parse`] or [`Behaviour::load`]; only validated behaviours exist, so
 /// only validated behaviours run. Expressions are compiled once, here, not at every step.
-/// Cheap to share (`Arc<Behaviour>`): running instances keep the version they started with.
 ///
 /// A behaviour never changes once validated (the `with_…` and `modify` methods make new
 /// ones), so its model is shared: cloning a behaviour, or handing the same one to many
-/// agents, copies a pointer.
+/// agents, copies a pointer. Running instances keep the version they started with.
 #[derive(Debug, Clone)]
 pub struct Behaviour(Arc<Model>);
 

@@ -3,8 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use super::{ADVERT_FANOUT, MAX_ADVERT_SERVICES, MAX_UTILIZATION, Negotiator, Pending};
-use crate::name::Name;
-use crate::name::is_valid_name;
+use crate::name::{Name, is_valid_name};
 use crate::offer::OfferModes;
 use crate::sync::lock;
 use crate::transport::{Message, Refusal};
