@@ -28,7 +28,7 @@ const MAX_TEXT: usize = 64 * 1024;
 static RECENT: Mutex<Recent> = Mutex::new(Recent(VecDeque::new()));
 
 /// Recently validated behaviours, most recently used first.
-pub(super) struct Recent(VecDeque<Behaviour>);
+struct Recent(VecDeque<Behaviour>);
 
 /// The behaviour `validate` makes of `source`, or the one made of the same source lately.
 pub(super) fn parse(
