@@ -128,12 +128,6 @@ impl From<&Name> for Name {
     }
 }
 
-impl From<&Name> for String {
-    fn from(name: &Name) -> String {
-        name.as_str().to_owned()
-    }
-}
-
 impl From<Name> for String {
     fn from(name: Name) -> String {
         name.0.into_string()
