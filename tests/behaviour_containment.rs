@@ -145,3 +145,46 @@ async fn an_instance_reacting_to_its_own_events_keeps_to_its_step_budget() {
     assert_eq!(err.kind(), ErrorKind::Limit, "{err}");
     agent.shutdown().await;
 }
+
+/// Calls `to` with its input, and answers what it answers.
+fn relay(name: &str, to: &str) -> Behaviour {
+    behaviour(&format!(
+        "behaviour: {name}\nrequires: [{to}]\ninitial: c\nstates:\n  c: {{ do: {{ call: {to}, args: input, save: r }}, on: {{ done: f, error: e }} }}\n  f: {{ final: true, output: r }}\n  e: {{ final: true, error: event }}\n"
+    ))
+}
+
+/// Two agents whose services call each other's for ever: each call is answered as it is
+/// delivered, one inside the other on the caller's stack, until their nesting is bounded and
+/// the rest goes on as tasks; the providers' limits on requests in flight then refuse, and
+/// the first call ends with an error instead of the process with a stack overflow.
+#[tokio::test(start_paused = true)]
+async fn agents_calling_each_other_for_ever_end_the_call_with_an_error_not_the_process() {
+    let net = Network::new();
+    let spawn = |name: &'static str, to: &'static str| {
+        Agent::builder(name)
+            .network(&net)
+            .behaviour(relay(name, to))
+            .behaviour(behaviour(DOUBLE))
+            .service(Service::new(name, OfferModes::CAN_DO))
+            .service(Service::new("double", OfferModes::CAN_DO))
+            .spawn()
+    };
+    let ping = spawn("ping", "pong").await.unwrap();
+    let pong = spawn("pong", "ping").await.unwrap();
+    let caller = Agent::builder("caller")
+        .network(&net)
+        .spawn()
+        .await
+        .unwrap();
+    let err = caller.call("ping", Value::Int(1)).await.unwrap_err();
+    assert!(matches!(err, CallError::Unavailable { .. }), "{err}");
+    // Both still answer.
+    assert_eq!(
+        ping.call_at("pong", "double", Value::Int(2)).await.unwrap(),
+        Value::Int(4)
+    );
+    assert_eq!(
+        pong.call_at("ping", "double", Value::Int(3)).await.unwrap(),
+        Value::Int(6)
+    );
+}

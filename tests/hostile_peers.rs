@@ -434,34 +434,82 @@ async fn duplicate_request_ids_are_refused_and_the_first_request_still_answered(
     assert_eq!(b.refusals().get(&Refusal::DuplicateRequest), Some(&1));
 }
 
+/// A teacher that also offers `nap`, whose answer waits ten seconds, and `echo`, answered
+/// without waiting.
+async fn napper(net: &Network, name: &str) -> AgentHandle {
+    let parse = |name: &str, text: &str| Behaviour::parse(SourceFile::new(name, text)).unwrap();
+    let nap = parse(
+        "nap.yaml",
+        "behaviour: nap\ninitial: s\nstates:\n  s: { do: { ability: nap }, on: { done: f } }\n  f: { final: true }\n",
+    );
+    let echo = parse(
+        "echo.yaml",
+        "behaviour: echo\ninitial: e\nstates:\n  e: { final: true, output: input }\n",
+    );
+    Agent::builder(name)
+        .network(net)
+        .behaviour(shipped("service2"))
+        .behaviour(shipped("service3"))
+        .behaviour(nap)
+        .behaviour(echo)
+        .service(Service::new("service2", both()))
+        .service(Service::new("service3", both()))
+        .service(Service::new("nap", OfferModes::CAN_DO))
+        .service(Service::new("echo", OfferModes::CAN_DO))
+        .ability("spare_capacity", |_input: Value| async {
+            Ok(Value::Int(800))
+        })
+        .ability("nap", |_input: Value| async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok(Value::Null)
+        })
+        .spawn()
+        .await
+        .unwrap()
+}
+
+/// Mallory sends `count` messages to `to` without pause, each made by `body(i)`; returns how
+/// many were refused.
+fn flood(net: &Network, to: &str, count: u64, body: impl Fn(u64) -> Message) -> u64 {
+    (0..count)
+        .map(|i| {
+            let sent = net.send(Envelope {
+                trace: 0,
+                from: "mallory".into(),
+                to: to.into(),
+                id: i,
+                body: body(i),
+            });
+            u64::from(sent.is_err())
+        })
+        .sum()
+}
+
+fn request_of(service: &str) -> Message {
+    Message::Request {
+        service: service.into(),
+        modes: vec![OfferMode::CanDo],
+        input: n(1),
+        hops: 0,
+    }
+}
+
+/// Requests whose answer waits, and one-way messages, are queued: a peer flooding them fills
+/// its own share of the inbox, and the rest is refused.
 #[tokio::test(start_paused = true)]
 async fn a_flooding_peer_fills_its_own_share_and_the_others_calls_get_through() {
     let net = Network::new();
-    let _b = teacher(&net, "b").await;
+    let _b = napper(&net, "b").await;
     let _m = net.join("mallory").unwrap();
     let a = Agent::builder("a").network(&net).spawn().await.unwrap();
-    // Mallory floods b without pause: loads, then requests, far beyond b's inbox.
-    let mut refused = 0;
-    for i in 0..5000 {
-        let body = if i % 2 == 0 {
+    // Loads, then requests of a service that waits, far beyond b's inbox.
+    let refused = flood(&net, "b", 5000, |i| {
+        if i % 2 == 0 {
             Message::Load { utilization: 0.1 }
         } else {
-            Message::Request {
-                service: "service2".into(),
-                modes: vec![OfferMode::CanDo],
-                input: n(1),
-                hops: 0,
-            }
-        };
-        let sent = net.send(Envelope {
-            trace: 0,
-            from: "mallory".into(),
-            to: "b".into(),
-            id: i,
-            body,
-        });
-        refused += u64::from(sent.is_err());
-    }
+            request_of("nap")
+        }
+    });
     assert!(
         refused > 4000,
         "mallory's share is small: {refused} refused"
@@ -469,6 +517,40 @@ async fn a_flooding_peer_fills_its_own_share_and_the_others_calls_get_through() 
     assert_eq!(a.call("service2", n(21)).await.unwrap(), Value::Int(42));
     let counters = net.counters();
     assert_eq!(counters.refused.get(&Refusal::Flooding), Some(&refused));
+}
+
+/// Requests answered without waiting are answered as they are delivered, on the sender's
+/// own time: a peer flooding them takes no share of the provider's inbox, each gets its
+/// answer (until the flooder's own inbox is full), and the others' calls get through.
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_requests_answered_at_once_costs_the_flooder_its_own_time() {
+    let net = Network::new();
+    let b = napper(&net, "b").await;
+    let m = net.join("mallory").unwrap();
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    let flooded = 3000;
+    let refused = flood(&net, "b", flooded, |_| request_of("echo"));
+    assert_eq!(
+        refused,
+        0,
+        "every request was taken: {:?}",
+        net.counters().refused
+    );
+    assert!(b.refusals().is_empty(), "{:?}", b.refusals());
+    // Every request was answered before its send returned: mallory's inbox holds as many
+    // answers as fit, and the transport refused the rest.
+    assert_eq!(m.inbox.len(), selflet::transport::INBOX_CAPACITY);
+    let counters = net.counters();
+    assert_eq!(
+        counters.refused.get(&Refusal::InboxFull).copied(),
+        Some(flooded - selflet::transport::INBOX_CAPACITY as u64)
+    );
+    assert_eq!(counters.refused.get(&Refusal::Flooding), None);
+    let Some(Incoming::Message { envelope, .. }) = m.inbox.recv().await else {
+        panic!("an answer");
+    };
+    assert_eq!(envelope.body, Message::Reply(Reply::Done(n(1))));
+    assert_eq!(a.call("service2", n(21)).await.unwrap(), Value::Int(42));
 }
 
 #[tokio::test(start_paused = true)]

@@ -174,6 +174,12 @@ impl AgentBuilder {
 
     /// Registers a native ability: an async function from a [`Value`] to a [`Value`].
     ///
+    /// A request answered without waiting is answered on the thread that delivers it — the
+    /// caller's within a process, the one receiving for every agent of the process over Zenoh
+    /// — so an ability that computes for long, like any code on a tokio worker, should hand
+    /// the work to `tokio::task::spawn_blocking` (or yield): an ability that waits is answered
+    /// on a task of the agent's from then on.
+    ///
     /// ```
     /// # async fn f() -> Result<(), selflet_core::AgentError> {
     /// use selflet_core::{Agent, Value};

@@ -227,18 +227,10 @@ impl AgentHandle {
             return;
         };
         // The inbox is served until the very end of shutdown, not only until it begins: work
-        // finishing in the grace period still needs its replies. The serving task is made at
-        // the first delivery: an agent nobody sends anything keeps no task waiting. Weak: the
-        // hook lives in the inbox, which the transport (held by the negotiator) keeps.
-        let negotiator = Arc::downgrade(&inner.negotiator);
-        inbox.on_reply(negotiator.clone());
-        let (stop, work) = (inner.cancel.clone(), inner.tasks.clone());
-        let runtime = tokio::runtime::Handle::current();
-        inbox.on_first_delivery(move |inbox| {
-            if let Some(n) = negotiator.upgrade() {
-                runtime.spawn(n.serve(inbox, stop, work));
-            }
-        });
+        // finishing in the grace period still needs its replies.
+        inner
+            .negotiator
+            .serve_inbox(&inbox, inner.cancel.clone(), inner.tasks.clone());
         inner.negotiator.advertise();
         self.start_gossip();
         // A transport whose members leave only by stopping (the in-process network) closes

@@ -213,6 +213,7 @@ pub(crate) struct Negotiator {
     contacts: Mutex<Contacts>,
     in_flight: Mutex<provider::InFlight>,
     waited: provider::WaitMarks,
+    serving: OnceLock<serve::Serving>,
     advertised: AtomicBool,
     stopping: AtomicBool,
     // Wakes requests waiting for discovery when the directory hears of a provider.
@@ -240,6 +241,7 @@ impl Negotiator {
             contacts: Mutex::default(),
             in_flight: Mutex::default(),
             waited: provider::WaitMarks::default(),
+            serving: OnceLock::new(),
             advertised: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             heard: Notify::new(),

@@ -77,6 +77,17 @@ impl InFlight {
     }
 }
 
+/// How deep answers given at once may nest on one thread: a provider answering at once may
+/// call a service whose provider answers at once too, on the same stack (within a process,
+/// on the caller's). Deeper answers go on as tasks, so that a chain or a cycle of agents
+/// calling each other cannot overflow the stack.
+const MAX_NESTED_ANSWERS: u8 = 4;
+
+thread_local! {
+    // Answers given at once being polled on this thread, one inside another.
+    static NESTED: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
 /// The services whose last answer waited, one bit per hash of the name: a collision of two
 /// names' bits only costs a poll or a spawn.
 #[derive(Debug, Default)]
@@ -169,9 +180,10 @@ impl Negotiator {
     }
 
     /// Most answers need no waiting (a behaviour around a native ability): those are given
-    /// here, at the cost of one poll, with no task to make and no hop to another worker. An
-    /// answer that waits goes on as a task of its own, so that a slow service does not hold
-    /// the inbox up. Polled with a waker that does nothing: the task polls it again as soon
+    /// here — on the thread that delivered the request, or on the serving task — at the cost
+    /// of one poll, with no task to make and no hop to another worker. An answer that waits
+    /// goes on as a task of its own, so that a slow service holds up neither the deliverer
+    /// nor the inbox. Polled with a waker that does nothing: the task polls it again as soon
     /// as it is spawned, and registers its own. Boxed, so that the future stays where it was
     /// polled, and spawning moves a pointer.
     ///
@@ -194,20 +206,31 @@ impl Negotiator {
             }
             answered
         });
-        if self.waited.waited(mark) {
+        if self.waited.waited(mark) || NESTED.get() >= MAX_NESTED_ANSWERS {
             work.spawn(served);
             return;
         }
+        NESTED.set(NESTED.get() + 1);
         // The answer itself is guarded by the served future; what surrounds it (a transport's
-        // `send`, say) must not take the serving loop down either, as it would not a task.
+        // `send`, say) must not take the deliverer down either, as it would not a task.
         let mut here = Context::from_waker(Waker::noop());
         match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut served).poll(&mut here))) {
             Ok(Poll::Ready(())) => {}
             Ok(Poll::Pending) => {
+                // Known to wait from now on, not only once answered: the requests that come
+                // meanwhile are queued rather than each polled in vain.
+                self.waited.record(mark, true);
                 work.spawn(served);
             }
             Err(_) => tracing::error!(agent = %self.agent, "serving a request panicked"),
         }
+        NESTED.set(NESTED.get() - 1);
+    }
+
+    /// Whether a request for `service` is likely answered at its first poll: its last
+    /// answer was.
+    pub(super) fn answers_at_once(&self, service: &str) -> bool {
+        !self.waited.waited(WaitMarks::mark(service))
     }
 
     /// Whether the sender may make this request now: a neighbour, with this id not in flight

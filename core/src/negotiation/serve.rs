@@ -1,4 +1,5 @@
-//! The inbox loop: every delivery is checked, then handed to the part it is for.
+//! Serving the inbox: replies, and the requests answered at once, as they are delivered; the
+//! rest by a loop that checks every delivery and hands it to the part it is for.
 
 use std::sync::Arc;
 
@@ -7,16 +8,37 @@ use tokio_util::task::TaskTracker;
 
 use super::{AttemptError, LearnError, Negotiator};
 use crate::trace::{self, TraceId};
-use crate::transport::{Envelope, Inbox, Incoming, Message, Refusal, Reply, ReplySink};
+use crate::transport::{Envelope, Inbox, Incoming, Message, Refusal, Reply, Sink};
 
 impl Negotiator {
-    /// Handles what arrives in the inbox until the agent stops.
-    pub(crate) async fn serve(
-        self: Arc<Self>,
-        inbox: Inbox,
+    /// Serves `inbox` from now on: replies and the requests answered at once as they are
+    /// delivered, the rest by a task made at the first delivery (an agent nobody sends
+    /// anything keeps no task waiting), which serves it until `stop`.
+    pub(crate) fn serve_inbox(
+        self: &Arc<Self>,
+        inbox: &Inbox,
         stop: CancellationToken,
         work: TaskTracker,
     ) {
+        let runtime = tokio::runtime::Handle::current();
+        let serving = Serving {
+            work: work.clone(),
+            runtime: runtime.clone(),
+        };
+        let _ = self.serving.set(serving);
+        // Weak: the hooks live in the inbox, which the transport (held by the negotiator)
+        // keeps.
+        let negotiator = Arc::downgrade(self);
+        inbox.sink(negotiator.clone());
+        inbox.on_first_delivery(move |inbox| {
+            if let Some(n) = negotiator.upgrade() {
+                runtime.spawn(n.serve(inbox, stop, work));
+            }
+        });
+    }
+
+    /// Handles what arrives in the inbox until the agent stops.
+    async fn serve(self: Arc<Self>, inbox: Inbox, stop: CancellationToken, work: TaskTracker) {
         // Made once: a new one each turn registered with the token and dropped again, for
         // every message. Checked first, so that a flood of messages cannot keep it unheard.
         let stopped = stop.cancelled();
@@ -47,35 +69,16 @@ impl Negotiator {
                         },
                     verified,
                 } => self.on_reply(&from, id, reply, verified),
-                // A request is admitted here and answered as a task of its own: nothing to
-                // wait for in the loop.
+                // A request the sink did not take: admitted here, and answered here if that
+                // needs no waiting, else as a task of its own.
                 Incoming::Message {
                     envelope:
-                        Envelope {
-                            from,
-                            id,
-                            trace,
-                            body:
-                                Message::Request {
-                                    service,
-                                    modes,
-                                    input,
-                                    hops,
-                                },
+                        envelope @ Envelope {
+                            body: Message::Request { .. },
                             ..
                         },
                     ..
-                } => {
-                    let request = super::provider::Request {
-                        from,
-                        id,
-                        service,
-                        modes,
-                        input,
-                        hops,
-                    };
-                    self.on_request(request, TraceId::from_raw(trace), &work);
-                }
+                } => self.take_request(envelope, &work),
                 Incoming::Message { envelope, verified } => {
                     // Boxed: handling a message takes a future of kilobytes, which the loop
                     // of every agent, idle ones included, would otherwise hold for good.
@@ -130,12 +133,71 @@ impl Negotiator {
         };
         self.answered(from, id, answer);
     }
+
+    /// Hands a request to the provider's side.
+    fn take_request(self: &Arc<Self>, envelope: Envelope, work: &TaskTracker) {
+        let Envelope {
+            from,
+            id,
+            trace,
+            body:
+                Message::Request {
+                    service,
+                    modes,
+                    input,
+                    hops,
+                },
+            ..
+        } = envelope
+        else {
+            return;
+        };
+        let request = super::provider::Request {
+            from,
+            id,
+            service,
+            modes,
+            input,
+            hops,
+        };
+        self.on_request(request, TraceId::from_raw(trace), work);
+    }
 }
 
-impl ReplySink for Negotiator {
+impl Sink for Negotiator {
     fn reply(&self, envelope: Envelope, verified: bool) {
         if let Message::Reply(reply) = envelope.body {
             self.on_reply(&envelope.from, envelope.id, reply, verified);
         }
     }
+
+    /// A request whose answer is likely not to wait is answered as it arrives, on the
+    /// deliverer's thread: a call then makes no task hop at the provider (within a process,
+    /// none at all). One likely to wait is queued for the serving task, which hands it to a
+    /// task of its own.
+    fn takes(&self, request: &Envelope) -> bool {
+        match &request.body {
+            Message::Request { service, .. } => {
+                self.serving.get().is_some() && self.answers_at_once(service)
+            }
+            _ => false,
+        }
+    }
+
+    fn request(self: Arc<Self>, envelope: Envelope, _verified: bool) {
+        let Some(serving) = self.serving.get() else {
+            return;
+        };
+        // The deliverer's thread may be another runtime's (Zenoh's own): the answer, and any
+        // task or timer it makes, belong to the agent's.
+        let _runtime = serving.runtime.enter();
+        self.take_request(envelope, &serving.work);
+    }
+}
+
+/// What answering requests off the serving task needs: where its work is tracked, and the
+/// runtime it runs on.
+pub(super) struct Serving {
+    work: TaskTracker,
+    runtime: tokio::runtime::Handle,
 }

@@ -70,14 +70,24 @@ struct Lanes {
     // Which of requests and one-way messages goes first next time.
     requests_next: bool,
     closed: bool,
-    // Takes replies as they arrive (see `Inbox::on_reply`).
-    reply_sink: Option<Weak<dyn ReplySink>>,
+    // Takes replies, and the requests it can answer, as they arrive (see `Inbox::sink`).
+    sink: Option<Weak<dyn Sink>>,
 }
 
-/// Takes a peer's reply on the deliverer's thread (see [`Inbox::on_reply`]). It must be quick
-/// and must not send: it runs while the transport delivers.
-pub(crate) trait ReplySink: Send + Sync {
+/// Takes a peer's replies, and the requests it answers at once, on the deliverer's thread
+/// instead of queueing them for the serving task (see [`Inbox::sink`]).
+///
+/// A transport delivers requests holding none of its own locks, so that answering one may
+/// send; replies it may deliver holding them.
+pub(crate) trait Sink: Send + Sync {
+    /// A reply. It must be quick and must not send.
     fn reply(&self, envelope: Envelope, verified: bool);
+
+    /// Whether `request` is answered here, by [`Sink::request`], rather than queued.
+    fn takes(&self, request: &Envelope) -> bool;
+
+    /// A request it takes.
+    fn request(self: Arc<Self>, envelope: Envelope, verified: bool);
 }
 
 type FirstDelivery = Box<dyn FnOnce(Inbox) + Send>;
@@ -186,14 +196,22 @@ impl InboxSender {
     ) -> Result<(), (Refusal, Box<Envelope>)> {
         let lane = lane_of_message(&envelope.body);
         let mut lanes = lock(&self.shared.lanes);
-        if lane == Lane::Replies
+        if lane != Lane::Other
             && !lanes.closed
-            && let Some(sink) = lanes.reply_sink.as_ref().and_then(Weak::upgrade)
+            && let Some(sink) = lanes.sink.as_ref().and_then(Weak::upgrade)
         {
             drop(lanes);
-            accepted(&envelope);
-            sink.reply(envelope, verified);
-            return Ok(());
+            if lane == Lane::Replies {
+                accepted(&envelope);
+                sink.reply(envelope, verified);
+                return Ok(());
+            }
+            if sink.takes(&envelope) {
+                accepted(&envelope);
+                sink.request(envelope, verified);
+                return Ok(());
+            }
+            lanes = lock(&self.shared.lanes);
         }
         if let Err(why) = lanes.reserve(lane, Some(&envelope.from)) {
             return Err((why, Box::new(envelope)));
@@ -258,12 +276,13 @@ impl Inbox {
         first(self.clone());
     }
 
-    /// Hands peers' replies to `sink` as they arrive, instead of queueing them for the
-    /// serving task: a reply only wakes the request waiting for it, and going through the
-    /// inbox would cost a task hop per call. What the transport reports itself (an
-    /// unanswered request) is still queued.
-    pub(crate) fn on_reply(&self, sink: Weak<dyn ReplySink>) {
-        lock(&self.shared.lanes).reply_sink = Some(sink);
+    /// Hands peers' replies to `sink` as they arrive, and the requests it takes, instead of
+    /// queueing them for the serving task: a reply only wakes the request waiting for it, and
+    /// most requests are answered without waiting, so going through the inbox would cost a
+    /// task hop each way of a call. What the transport reports itself (an unanswered request)
+    /// is still queued, and so is what the sink does not take.
+    pub(crate) fn sink(&self, sink: Weak<dyn Sink>) {
+        lock(&self.shared.lanes).sink = Some(sink);
     }
 
     /// How many deliveries wait.
@@ -392,32 +411,58 @@ mod tests {
         ));
     }
 
-    /// Collects what reaches it.
+    /// Collects what reaches it; takes the requests for service `now`.
     #[derive(Default)]
-    struct Sink(Mutex<Vec<(Name, bool)>>);
+    struct Collect(Mutex<Vec<(Name, bool)>>);
 
-    impl ReplySink for Sink {
+    impl Sink for Collect {
         fn reply(&self, envelope: Envelope, verified: bool) {
+            lock(&self.0).push((envelope.from, verified));
+        }
+
+        fn takes(&self, request: &Envelope) -> bool {
+            matches!(&request.body, Message::Request { service, .. } if service == "now")
+        }
+
+        fn request(self: Arc<Self>, envelope: Envelope, verified: bool) {
             lock(&self.0).push((envelope.from, verified));
         }
     }
 
+    fn request(from: &str, service: &str) -> Incoming {
+        msg(
+            from,
+            Message::Request {
+                service: service.into(),
+                modes: Vec::new(),
+                input: Value::Null,
+                hops: 0,
+            },
+        )
+    }
+
     #[tokio::test]
-    async fn replies_go_to_the_sink_unqueued_and_everything_else_is_queued_as_before() {
+    async fn replies_and_requests_taken_go_to_the_sink_unqueued_and_the_rest_is_queued() {
         let (tx, rx) = inbox();
-        let sink = Arc::new(Sink::default());
+        let sink = Arc::new(Collect::default());
         let weak = Arc::downgrade(&sink);
-        rx.on_reply(weak);
+        rx.sink(weak);
         let reply = |from| msg(from, Message::Reply(Reply::Done(Value::Null)));
         tx.push(reply("b")).unwrap();
         let Incoming::Message { envelope, .. } = reply("c") else {
             unreachable!()
         };
         tx.push_message(envelope, false).unwrap();
+        tx.push(request("d", "now")).unwrap();
         assert_eq!(
             *lock(&sink.0),
-            [(Name::from("b"), true), (Name::from("c"), false)]
+            [
+                (Name::from("b"), true),
+                (Name::from("c"), false),
+                (Name::from("d"), true)
+            ]
         );
+        tx.push(request("d", "later")).unwrap();
         tx.push(load("b")).unwrap();
         tx.push(Incoming::Unanswered {
             provider: "d".into(),
@@ -427,18 +472,20 @@ mod tests {
         .unwrap();
         assert_eq!(
             rx.len(),
-            2,
-            "a one-way message and the transport's word are queued"
+            3,
+            "a request not taken, a one-way message and the transport's word are queued"
         );
-        assert_eq!(lock(&sink.0).len(), 2);
+        assert_eq!(lock(&sink.0).len(), 3);
 
-        // Once the sink is gone (its agent stopped), replies are queued again; a closed inbox
-        // takes none.
+        // Once the sink is gone (its agent stopped), replies and requests are queued again; a
+        // closed inbox takes none.
         drop(sink);
         tx.push(reply("b")).unwrap();
-        assert_eq!(rx.len(), 3);
+        tx.push(request("d", "now")).unwrap();
+        assert_eq!(rx.len(), 5);
         tx.close();
         assert!(tx.push(reply("b")).is_err());
+        assert!(tx.push(request("d", "now")).is_err());
     }
 
     #[tokio::test]

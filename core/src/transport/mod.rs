@@ -31,7 +31,7 @@ pub use config::{
 /// The generator [`Transport::sample`] draws with, re-exported so that a transport written
 /// outside this crate names the same version.
 pub use fastrand;
-pub(crate) use inbox::ReplySink;
+pub(crate) use inbox::Sink;
 pub use inbox::{INBOX_CAPACITY, Inbox, InboxSender, Incoming, PER_SENDER_QUEUED, inbox};
 pub use network::Network;
 pub use refusal::{Refusal, Refusals};
@@ -330,6 +330,10 @@ pub trait Transport: Send + Sync + 'static {
     fn join(&self, agent: &str) -> Result<Membership, JoinError>;
 
     /// Sends to one agent.
+    ///
+    /// A transport delivers a request holding none of its own locks: the receiving agent may
+    /// answer it on the spot, on the deliverer's thread, and sending the answer comes back
+    /// here. Other messages may be delivered under a lock.
     fn send(&self, envelope: Envelope) -> Result<(), SendError>;
 
     /// Sends to every agent that offers `service` (has said so with [`Transport::offer`]),

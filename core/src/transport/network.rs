@@ -9,7 +9,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use super::{
-    Envelope, InboxSender, JoinError, Membership, MessageCounters, SendError, Transport, inbox,
+    Envelope, InboxSender, JoinError, Membership, Message, MessageCounters, SendError, Transport,
+    inbox,
 };
 use crate::name::Name;
 use crate::sync::lock;
@@ -117,7 +118,33 @@ impl Transport for Network {
     }
 
     fn send(&self, envelope: Envelope) -> Result<(), SendError> {
-        Network::deliver(&mut lock(&self.inner), envelope)
+        let mut inner = lock(&self.inner);
+        if !matches!(envelope.body, Message::Request { .. }) {
+            return Network::deliver(&mut inner, envelope);
+        }
+        // A request may be answered as it is delivered, and the answer sent on this network:
+        // it is delivered with the network unlocked.
+        let Some(tx) = inner
+            .members
+            .get(envelope.to.as_str())
+            .map(|m| m.inbox.clone())
+        else {
+            inner.counters.undelivered += 1;
+            return Err(SendError::Unknown(Box::new(envelope)));
+        };
+        drop(inner);
+        let count = |e: &Envelope| {
+            lock(&self.inner)
+                .counters
+                .record(e.body.kind(), &e.from, &e.to);
+        };
+        tx.push_accepted(envelope, true, count)
+            .map_err(|(why, envelope)| {
+                let counters = &mut lock(&self.inner).counters;
+                counters.undelivered += 1;
+                counters.reject(why);
+                SendError::Full(envelope)
+            })
     }
 
     fn publish(&self, service: &str, envelope: Envelope) -> usize {
@@ -226,7 +253,6 @@ fn no_changes() -> async_channel::Receiver<super::MemberChange> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::Message;
 
     fn load(to: &str) -> Envelope {
         Envelope {
