@@ -494,29 +494,48 @@ fn request_of(service: &str) -> Message {
     }
 }
 
-/// Requests whose answer waits, and one-way messages, are queued: a peer flooding them fills
-/// its own share of the inbox, and the rest is refused.
+/// One-way messages are queued: a peer flooding them fills its own share of the inbox, and the
+/// rest is refused. Requests whose answer waits each become a task: a peer may have only so
+/// many of them in flight, and the rest are refused with an answer saying so. Others' calls
+/// get through.
 #[tokio::test(start_paused = true)]
 async fn a_flooding_peer_fills_its_own_share_and_the_others_calls_get_through() {
     let net = Network::new();
-    let _b = napper(&net, "b").await;
-    let _m = net.join("mallory").unwrap();
+    let b = napper(&net, "b").await;
+    let m = net.join("mallory").unwrap();
     let a = Agent::builder("a").network(&net).spawn().await.unwrap();
     // Loads, then requests of a service that waits, far beyond b's inbox.
-    let refused = flood(&net, "b", 5000, |i| {
+    let flooded = 5000;
+    let refused = flood(&net, "b", flooded, |i| {
         if i % 2 == 0 {
             Message::Load { utilization: 0.1 }
         } else {
             request_of("nap")
         }
     });
-    assert!(
-        refused > 4000,
-        "mallory's share is small: {refused} refused"
+    let (loads, requests) = (flooded / 2, flooded / 2);
+    let share = selflet::transport::PER_SENDER_QUEUED as u64;
+    assert_eq!(
+        refused,
+        loads - share,
+        "loads past mallory's share are refused"
     );
-    assert_eq!(a.call("service2", n(21)).await.unwrap(), Value::Int(42));
     let counters = net.counters();
     assert_eq!(counters.refused.get(&Refusal::Flooding), Some(&refused));
+    let in_flight = selflet::negotiation::MAX_IN_FLIGHT_PER_PEER as u64;
+    assert_eq!(
+        b.refusals().get(&Refusal::TooManyInFlight),
+        Some(&(requests - in_flight)),
+        "requests past mallory's share in flight are refused"
+    );
+    let Some(Incoming::Message { envelope, .. }) = m.inbox.recv().await else {
+        panic!("an answer");
+    };
+    assert!(
+        matches!(&envelope.body, Message::Reply(Reply::Refused(r)) if r.contains("in flight")),
+        "{envelope:?}"
+    );
+    assert_eq!(a.call("service2", n(21)).await.unwrap(), Value::Int(42));
 }
 
 /// Requests answered without waiting are answered as they are delivered, on the sender's

@@ -218,19 +218,13 @@ impl Negotiator {
             Ok(Poll::Ready(())) => {}
             Ok(Poll::Pending) => {
                 // Known to wait from now on, not only once answered: the requests that come
-                // meanwhile are queued rather than each polled in vain.
+                // meanwhile go straight to tasks rather than each being polled in vain.
                 self.waited.record(mark, true);
                 work.spawn(served);
             }
             Err(_) => tracing::error!(agent = %self.agent, "serving a request panicked"),
         }
         NESTED.set(NESTED.get() - 1);
-    }
-
-    /// Whether a request for `service` is likely answered at its first poll: its last
-    /// answer was.
-    pub(super) fn answers_at_once(&self, service: &str) -> bool {
-        !self.waited.waited(WaitMarks::mark(service))
     }
 
     /// Whether the sender may make this request now: a neighbour, with this id not in flight

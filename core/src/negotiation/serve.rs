@@ -171,20 +171,12 @@ impl Sink for Negotiator {
         }
     }
 
-    /// A request whose answer is likely not to wait is answered as it arrives, on the
-    /// deliverer's thread: a call then makes no task hop at the provider (within a process,
-    /// none at all). One likely to wait is queued for the serving task, which hands it to a
-    /// task of its own.
-    fn takes(&self, request: &Envelope) -> bool {
-        match &request.body {
-            Message::Request { service, .. } => {
-                self.serving.get().is_some() && self.answers_at_once(service)
-            }
-            _ => false,
-        }
-    }
-
+    /// A request is answered as it arrives, on the deliverer's thread, if that needs no
+    /// waiting, else handed to a task there: a call then makes no task hop at the provider
+    /// (within a process, none at all), and one that waits makes none through the serving
+    /// task.
     fn request(self: Arc<Self>, envelope: Envelope, _verified: bool) {
+        // Set before the sink is registered (`serve_inbox`): never missing here.
         let Some(serving) = self.serving.get() else {
             return;
         };

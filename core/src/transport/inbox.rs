@@ -74,8 +74,8 @@ struct Lanes {
     sink: Option<Weak<dyn Sink>>,
 }
 
-/// Takes a peer's replies, and the requests it answers at once, on the deliverer's thread
-/// instead of queueing them for the serving task (see [`Inbox::sink`]).
+/// Takes a peer's replies and requests on the deliverer's thread instead of queueing them for
+/// the serving task (see [`Inbox::sink`]).
 ///
 /// A transport delivers requests holding none of its own locks, so that answering one may
 /// send; replies it may deliver holding them.
@@ -83,10 +83,7 @@ pub(crate) trait Sink: Send + Sync {
     /// A reply. It must be quick and must not send.
     fn reply(&self, envelope: Envelope, verified: bool);
 
-    /// Whether `request` is answered here, by [`Sink::request`], rather than queued.
-    fn takes(&self, request: &Envelope) -> bool;
-
-    /// A request it takes.
+    /// A request: answered on the spot if that needs no waiting, else handed to a task.
     fn request(self: Arc<Self>, envelope: Envelope, verified: bool);
 }
 
@@ -201,17 +198,13 @@ impl InboxSender {
             && let Some(sink) = lanes.sink.as_ref().and_then(Weak::upgrade)
         {
             drop(lanes);
+            accepted(&envelope);
             if lane == Lane::Replies {
-                accepted(&envelope);
                 sink.reply(envelope, verified);
-                return Ok(());
-            }
-            if sink.takes(&envelope) {
-                accepted(&envelope);
+            } else {
                 sink.request(envelope, verified);
-                return Ok(());
             }
-            lanes = lock(&self.shared.lanes);
+            return Ok(());
         }
         if let Err(why) = lanes.reserve(lane, Some(&envelope.from)) {
             return Err((why, Box::new(envelope)));
@@ -276,11 +269,11 @@ impl Inbox {
         first(self.clone());
     }
 
-    /// Hands peers' replies to `sink` as they arrive, and the requests it takes, instead of
-    /// queueing them for the serving task: a reply only wakes the request waiting for it, and
-    /// most requests are answered without waiting, so going through the inbox would cost a
-    /// task hop each way of a call. What the transport reports itself (an unanswered request)
-    /// is still queued, and so is what the sink does not take.
+    /// Hands peers' replies and requests to `sink` as they arrive, instead of queueing them
+    /// for the serving task: a reply only wakes the request waiting for it, and most requests
+    /// are answered without waiting, so going through the inbox would cost a task hop each way
+    /// of a call. One-way messages, and what the transport reports itself (an unanswered
+    /// request), are still queued.
     pub(crate) fn sink(&self, sink: Weak<dyn Sink>) {
         lock(&self.shared.lanes).sink = Some(sink);
     }
@@ -411,7 +404,7 @@ mod tests {
         ));
     }
 
-    /// Collects what reaches it; takes the requests for service `now`.
+    /// Collects what reaches it.
     #[derive(Default)]
     struct Collect(Mutex<Vec<(Name, bool)>>);
 
@@ -420,20 +413,16 @@ mod tests {
             lock(&self.0).push((envelope.from, verified));
         }
 
-        fn takes(&self, request: &Envelope) -> bool {
-            matches!(&request.body, Message::Request { service, .. } if service == "now")
-        }
-
         fn request(self: Arc<Self>, envelope: Envelope, verified: bool) {
             lock(&self.0).push((envelope.from, verified));
         }
     }
 
-    fn request(from: &str, service: &str) -> Incoming {
+    fn request(from: &str) -> Incoming {
         msg(
             from,
             Message::Request {
-                service: service.into(),
+                service: "s".into(),
                 modes: Vec::new(),
                 input: Value::Null,
                 hops: 0,
@@ -442,7 +431,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn replies_and_requests_taken_go_to_the_sink_unqueued_and_the_rest_is_queued() {
+    async fn replies_and_requests_go_to_the_sink_unqueued_and_the_rest_is_queued() {
         let (tx, rx) = inbox();
         let sink = Arc::new(Collect::default());
         let weak = Arc::downgrade(&sink);
@@ -453,7 +442,7 @@ mod tests {
             unreachable!()
         };
         tx.push_message(envelope, false).unwrap();
-        tx.push(request("d", "now")).unwrap();
+        tx.push(request("d")).unwrap();
         assert_eq!(
             *lock(&sink.0),
             [
@@ -462,7 +451,6 @@ mod tests {
                 (Name::from("d"), true)
             ]
         );
-        tx.push(request("d", "later")).unwrap();
         tx.push(load("b")).unwrap();
         tx.push(Incoming::Unanswered {
             provider: "d".into(),
@@ -472,8 +460,8 @@ mod tests {
         .unwrap();
         assert_eq!(
             rx.len(),
-            3,
-            "a request not taken, a one-way message and the transport's word are queued"
+            2,
+            "a one-way message and the transport's word are queued"
         );
         assert_eq!(lock(&sink.0).len(), 3);
 
@@ -481,11 +469,11 @@ mod tests {
         // closed inbox takes none.
         drop(sink);
         tx.push(reply("b")).unwrap();
-        tx.push(request("d", "now")).unwrap();
-        assert_eq!(rx.len(), 5);
+        tx.push(request("d")).unwrap();
+        assert_eq!(rx.len(), 4);
         tx.close();
         assert!(tx.push(reply("b")).is_err());
-        assert!(tx.push(request("d", "now")).is_err());
+        assert!(tx.push(request("d")).is_err());
     }
 
     #[tokio::test]
