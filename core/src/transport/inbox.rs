@@ -6,6 +6,9 @@
 //! so many messages queued in them: a peer that floods an agent fills its own share, not the
 //! inbox, and the others' calls still get through. What does not fit is refused, counted by
 //! the transport, and never blocks it.
+//!
+//! A running agent takes replies and requests as they are delivered (its [`Sink`]), so the
+//! lanes hold them only until it starts serving; one-way messages always go through them.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -70,7 +73,7 @@ struct Lanes {
     // Which of requests and one-way messages goes first next time.
     requests_next: bool,
     closed: bool,
-    // Takes replies, and the requests it can answer, as they arrive (see `Inbox::sink`).
+    // Takes replies and requests as they arrive (see `Inbox::sink`).
     sink: Option<Weak<dyn Sink>>,
 }
 
