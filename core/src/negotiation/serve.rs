@@ -1,5 +1,5 @@
-//! Serving the inbox: replies, and the requests answered at once, as they are delivered; the
-//! rest by a loop that checks every delivery and hands it to the part it is for.
+//! Serving the inbox: replies and requests as they are delivered; one-way messages by a loop
+//! that checks every delivery and hands it to the part it is for.
 
 use std::sync::Arc;
 
@@ -11,9 +11,9 @@ use crate::trace::{self, TraceId};
 use crate::transport::{Envelope, Inbox, Incoming, Message, Refusal, Reply, Sink};
 
 impl Negotiator {
-    /// Serves `inbox` from now on: replies and the requests answered at once as they are
-    /// delivered, the rest by a task made at the first delivery (an agent nobody sends
-    /// anything keeps no task waiting), which serves it until `stop`.
+    /// Serves `inbox` from now on: replies and requests as they are delivered, the rest by a
+    /// task made at the first queued delivery (an agent nobody sends anything keeps no task
+    /// waiting), which serves it until `stop`.
     pub(crate) fn serve_inbox(
         self: &Arc<Self>,
         inbox: &Inbox,
@@ -69,8 +69,8 @@ impl Negotiator {
                         },
                     verified,
                 } => self.on_reply(&from, id, reply, verified),
-                // A request the sink did not take: admitted here, and answered here if that
-                // needs no waiting, else as a task of its own.
+                // A request delivered before the sink was set: admitted here, and answered here
+                // if that needs no waiting, else as a task of its own.
                 Incoming::Message {
                     envelope:
                         envelope @ Envelope {
