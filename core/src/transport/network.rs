@@ -9,8 +9,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use super::{
-    Envelope, InboxSender, JoinError, Membership, Message, MessageCounters, SendError, Transport,
-    inbox,
+    Envelope, InboxSender, JoinError, Membership, MessageCounters, SendError, Transport, inbox,
 };
 use crate::name::Name;
 use crate::sync::lock;
@@ -51,17 +50,27 @@ impl Network {
         Network::default()
     }
 
-    fn deliver(inner: &mut NetworkInner, envelope: Envelope) -> Result<(), SendError> {
-        let NetworkInner {
-            members, counters, ..
-        } = inner;
-        let Some(Member { inbox: tx, .. }) = members.get(envelope.to.as_str()) else {
-            counters.undelivered += 1;
-            return Err(SendError::Unknown(Box::new(envelope)));
+    /// The inbox of member `to`; a message for anyone else is counted undelivered.
+    fn inbox_of(inner: &mut NetworkInner, to: &str) -> Option<InboxSender> {
+        let inbox = inner.members.get(to).map(|m| m.inbox.clone());
+        if inbox.is_none() {
+            inner.counters.undelivered += 1;
+        }
+        inbox
+    }
+
+    /// Puts `envelope` in `inbox` with the network unlocked: the receiver may answer a request
+    /// on the spot, and send the answer on this network.
+    fn deliver(&self, inbox: &InboxSender, envelope: Envelope) -> Result<(), SendError> {
+        let count = |e: &Envelope| {
+            lock(&self.inner)
+                .counters
+                .record(e.body.kind(), &e.from, &e.to);
         };
-        let count = |e: &Envelope| counters.record(e.body.kind(), &e.from, &e.to);
-        tx.push_accepted(envelope, true, count)
+        inbox
+            .push_accepted(envelope, true, count)
             .map_err(|(why, envelope)| {
+                let counters = &mut lock(&self.inner).counters;
                 counters.undelivered += 1;
                 counters.reject(why);
                 SendError::Full(envelope)
@@ -69,15 +78,20 @@ impl Network {
     }
 
     fn fan_out(&self, envelope: Envelope, to: impl Fn(&NetworkInner) -> Vec<Name>) -> usize {
-        let mut inner = lock(&self.inner);
-        let targets = to(&inner);
+        let targets: Vec<(Name, InboxSender)> = {
+            let mut inner = lock(&self.inner);
+            to(&inner)
+                .into_iter()
+                .filter(|t| *t != envelope.from)
+                .filter_map(|t| Network::inbox_of(&mut inner, &t).map(|inbox| (t, inbox)))
+                .collect()
+        };
         targets
             .into_iter()
-            .filter(|t| *t != envelope.from)
-            .filter(|t| {
+            .filter(|(t, inbox)| {
                 let mut e = envelope.clone();
                 e.to = t.clone();
-                Network::deliver(&mut inner, e).is_ok()
+                self.deliver(inbox, e).is_ok()
             })
             .count()
     }
@@ -118,33 +132,11 @@ impl Transport for Network {
     }
 
     fn send(&self, envelope: Envelope) -> Result<(), SendError> {
-        let mut inner = lock(&self.inner);
-        if !matches!(envelope.body, Message::Request { .. }) {
-            return Network::deliver(&mut inner, envelope);
+        let inbox = Network::inbox_of(&mut lock(&self.inner), &envelope.to);
+        match inbox {
+            Some(inbox) => self.deliver(&inbox, envelope),
+            None => Err(SendError::Unknown(Box::new(envelope))),
         }
-        // A request may be answered as it is delivered, and the answer sent on this network:
-        // it is delivered with the network unlocked.
-        let Some(tx) = inner
-            .members
-            .get(envelope.to.as_str())
-            .map(|m| m.inbox.clone())
-        else {
-            inner.counters.undelivered += 1;
-            return Err(SendError::Unknown(Box::new(envelope)));
-        };
-        drop(inner);
-        let count = |e: &Envelope| {
-            lock(&self.inner)
-                .counters
-                .record(e.body.kind(), &e.from, &e.to);
-        };
-        tx.push_accepted(envelope, true, count)
-            .map_err(|(why, envelope)| {
-                let counters = &mut lock(&self.inner).counters;
-                counters.undelivered += 1;
-                counters.reject(why);
-                SendError::Full(envelope)
-            })
     }
 
     fn publish(&self, service: &str, envelope: Envelope) -> usize {
@@ -253,6 +245,7 @@ fn no_changes() -> async_channel::Receiver<super::MemberChange> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::Message;
 
     fn load(to: &str) -> Envelope {
         Envelope {
