@@ -468,6 +468,15 @@ async fn napper(net: &Network, name: &str) -> AgentHandle {
         .unwrap()
 }
 
+/// A network with `napper` b, mallory (a bare member, whose inbox nobody reads) and a.
+async fn flood_scene() -> (Network, AgentHandle, Membership, AgentHandle) {
+    let net = Network::new();
+    let b = napper(&net, "b").await;
+    let m = net.join("mallory").unwrap();
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    (net, b, m, a)
+}
+
 /// Mallory sends `count` messages to `to` without pause, each made by `body(i)`; returns how
 /// many were refused.
 fn flood(net: &Network, to: &str, count: u64, body: impl Fn(u64) -> Message) -> u64 {
@@ -500,10 +509,7 @@ fn request_of(service: &str) -> Message {
 /// get through.
 #[tokio::test(start_paused = true)]
 async fn a_flooding_peer_fills_its_own_share_and_the_others_calls_get_through() {
-    let net = Network::new();
-    let b = napper(&net, "b").await;
-    let m = net.join("mallory").unwrap();
-    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    let (net, b, m, a) = flood_scene().await;
     // Loads, then requests of a service that waits, far beyond b's inbox.
     let flooded = 5000;
     let refused = flood(&net, "b", flooded, |i| {
@@ -543,10 +549,7 @@ async fn a_flooding_peer_fills_its_own_share_and_the_others_calls_get_through() 
 /// answer (until the flooder's own inbox is full), and the others' calls get through.
 #[tokio::test(start_paused = true)]
 async fn a_flood_of_requests_answered_at_once_costs_the_flooder_its_own_time() {
-    let net = Network::new();
-    let b = napper(&net, "b").await;
-    let m = net.join("mallory").unwrap();
-    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    let (net, b, m, a) = flood_scene().await;
     let flooded = 3000;
     let refused = flood(&net, "b", flooded, |_| request_of("echo"));
     assert_eq!(
