@@ -66,7 +66,16 @@ enum Score {
 #[derive(Default)]
 struct Bindings {
     bound: Option<String>,
-    estimates: Map<Estimate>,
+    estimates: Map<Record>,
+    // Observations so far: what orders the records by when they were last updated.
+    observed: u64,
+}
+
+/// An estimate, and when it was last updated (the number of the observation).
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    estimate: Estimate,
+    last: u64,
 }
 
 struct State {
@@ -131,7 +140,10 @@ impl Learner {
         let b = services.get(service);
         let scores: Vec<f64> = candidates
             .iter()
-            .map(|p| self.h(p, b.and_then(|b| b.estimates.get(p.agent.as_str()))))
+            .map(|p| {
+                let e = b.and_then(|b| b.estimates.get(p.agent.as_str()));
+                self.h(p, e.map(|r| &r.estimate))
+            })
             .collect();
         let best = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let bound = b
@@ -182,13 +194,16 @@ impl Learner {
     /// Eq. 6–8 with the windowed step.
     fn learn(&self, b: &mut Bindings, provider: &str, o: &Observation) {
         if !b.estimates.contains_key(provider) && b.estimates.len() >= MAX_ESTIMATES {
-            // Make room by forgetting one that is not bound: records come from providers the
-            // directory knows, which peers feed.
+            // Make room by forgetting the one updated longest ago that is not bound: records
+            // come from providers the directory knows, which peers feed. The oldest, not any:
+            // which one goes must not depend on the map's (randomly seeded) order, or runs
+            // with the same seed part ways.
             let drop = b
                 .estimates
-                .keys()
-                .find(|k| b.bound.as_deref() != Some(k.as_str()))
-                .cloned();
+                .iter()
+                .filter(|(k, _)| b.bound.as_deref() != Some(k.as_str()))
+                .min_by_key(|(_, r)| r.last)
+                .map(|(k, _)| k.clone());
             if let Some(k) = drop {
                 b.estimates.remove(&k);
             }
@@ -198,16 +213,20 @@ impl Learner {
             _ => 0.0,
         };
         if !b.estimates.contains_key(provider) {
-            let fresh = Estimate {
+            let estimate = Estimate {
                 experienced: initial,
                 trust: self.learning.initial_trust,
                 calls: 0,
             };
+            let fresh = Record { estimate, last: 0 };
             b.estimates.insert(provider.to_owned(), fresh);
         }
-        let Some(e) = b.estimates.get_mut(provider) else {
+        b.observed += 1;
+        let Some(r) = b.estimates.get_mut(provider) else {
             return;
         };
+        r.last = b.observed;
+        let e = &mut r.estimate;
         let q = if o.quality.is_finite() {
             o.quality.clamp(0.0, 1.0)
         } else {
@@ -236,7 +255,7 @@ impl Learner {
         lock(&self.state)
             .services
             .get(service)
-            .and_then(|b| b.estimates.get(provider).copied())
+            .and_then(|b| b.estimates.get(provider).map(|r| r.estimate))
     }
 }
 
@@ -483,6 +502,21 @@ mod tests {
         let picks: std::collections::HashSet<usize> =
             (0..64).filter_map(|_| r.choose("other", &cands)).collect();
         assert!(picks.len() > 1, "ties are broken at random");
+    }
+
+    #[test]
+    fn a_full_record_forgets_the_provider_updated_longest_ago() {
+        let rl = SingleLayerRl::new(Learning::default(), 0);
+        for i in 0..MAX_ESTIMATES {
+            rl.observe("s", &format!("p{i}"), &seen(0.5, 0.5));
+        }
+        // p0 is updated again, so p1 is now the one updated longest ago.
+        rl.observe("s", "p0", &seen(0.5, 0.5));
+        rl.observe("s", "newcomer", &seen(0.5, 0.5));
+        assert!(rl.estimate("s", "p1").is_none(), "p1 was forgotten");
+        for kept in ["p0", "p2", "newcomer"] {
+            assert!(rl.estimate("s", kept).is_some(), "{kept} was kept");
+        }
     }
 
     #[test]
