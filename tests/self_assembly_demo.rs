@@ -147,7 +147,9 @@ async fn the_same_seed_gives_the_same_run_when_learners_forget() {
     let second = experiment::run(&p, &|| ()).await.unwrap();
     assert_eq!(first.calls, second.calls);
     // Sums over agents are taken in the order they settle: equal up to rounding.
-    let same = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9);
+    let same = |a: &[f64], b: &[f64]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9)
+    };
     for (what, a, b) in [
         ("ξ", &first.xi, &second.xi),
         ("ζ", &first.zeta, &second.zeta),

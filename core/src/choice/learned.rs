@@ -38,7 +38,8 @@ use crate::sync::lock;
 /// by score without a binding or a record.
 pub const MAX_TRACKED_SERVICES: usize = 4096;
 
-/// How many providers of one service a strategy keeps a record of.
+/// How many providers of one service a strategy keeps a record of. When a further one is
+/// observed, the record updated longest ago (other than the bound provider's) is forgotten.
 pub const MAX_ESTIMATES: usize = 64;
 
 /// The score of a provider neither tried nor advertised: the best, so it is tried once.
