@@ -287,7 +287,7 @@ fn rescan(least: &mut Vec<u32>, min: &mut u64, counts: &[u64]) -> Option<u32> {
     // Listed last to first so that the first counter made is replaced first. Every counter is
     // written and only those at `min` kept: which ones are is data, not a branch to mispredict
     // (at k = 100, 0.19 mispredicted branches an update in rescans before, 0.02 after).
-    least.clear();
+    // `take_least` calls this only once `least` is empty.
     least.resize(counts.len(), 0);
     let mut kept = 0;
     for (c, &count) in counts.iter().enumerate().rev() {
