@@ -364,14 +364,14 @@ async fn a_reply_from_anyone_but_the_agent_asked_or_after_the_call_is_refused_an
         while let Some(Incoming::Message { envelope: env, .. }) = b.inbox.recv().await {
             if let Message::Request { .. } = &env.body {
                 let forged = [
-                    Reply::Done(Value::from("forged")),
+                    Reply::done(Value::from("forged")),
                     Reply::Teach(Box::new(forged("svc", "x"))),
                 ];
                 for r in forged {
                     send(&relay, "mallory", &env.from, env.id, Message::Reply(r));
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                let real = || Message::Reply(Reply::Done(Value::Int(2)));
+                let real = || Message::Reply(Reply::done(Value::Int(2)));
                 send(&relay, "b", &env.from, env.id, real());
                 settle().await;
                 // Once more, after the call has ended.
@@ -392,6 +392,38 @@ async fn a_reply_from_anyone_but_the_agent_asked_or_after_the_call_is_refused_an
         a.knowledge().service("svc").is_none(),
         "nothing was learned"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_advertised_quality_out_of_range_in_an_answer_is_refused_and_the_answer_kept() {
+    let net = Network::new();
+    let b = net.join("b").unwrap();
+    let relay = net.clone();
+    tokio::spawn(async move {
+        let mut adverts = [7.0, f64::NAN, -0.5, 0.4].into_iter();
+        while let Some(Incoming::Message { envelope: env, .. }) = b.inbox.recv().await {
+            if let Message::Request { .. } = &env.body {
+                let reply = Reply::Done {
+                    output: Value::Int(2),
+                    advertised: adverts.next(),
+                };
+                send(&relay, "b", &env.from, env.id, Message::Reply(reply));
+            }
+        }
+    });
+    let a = Agent::builder("a").network(&net).spawn().await.unwrap();
+    a.knowledge()
+        .providers()
+        .heard("svc", "b", OfferModes::CAN_DO)
+        .unwrap();
+    let advertised = || a.knowledge().providers().advertised("svc", "b");
+    for _ in 0..3 {
+        assert_eq!(a.call("svc", ()).await.unwrap(), Value::Int(2));
+        assert_eq!(advertised(), None, "nothing out of [0, 1] is taken");
+    }
+    assert_eq!(a.refusals().get(&Refusal::Malformed), Some(&3));
+    assert_eq!(a.call("svc", ()).await.unwrap(), Value::Int(2));
+    assert_eq!(advertised(), Some(0.4));
 }
 
 #[tokio::test(start_paused = true)]
@@ -430,7 +462,7 @@ async fn duplicate_request_ids_are_refused_and_the_first_request_still_answered(
         matches!(&replies[0], Reply::Refused(r) if r.contains("in flight")),
         "{replies:?}"
     );
-    assert_eq!(replies[1], Reply::Done(Value::from("done")));
+    assert_eq!(replies[1], Reply::done(Value::from("done")));
     assert_eq!(b.refusals().get(&Refusal::DuplicateRequest), Some(&1));
 }
 
@@ -571,7 +603,7 @@ async fn a_flood_of_requests_answered_at_once_costs_the_flooder_its_own_time() {
     let Some(Incoming::Message { envelope, .. }) = m.inbox.recv().await else {
         panic!("an answer");
     };
-    assert_eq!(envelope.body, Message::Reply(Reply::Done(n(1))));
+    assert_eq!(envelope.body, Message::Reply(Reply::done(n(1))));
     assert_eq!(a.call("service2", n(21)).await.unwrap(), Value::Int(42));
 }
 

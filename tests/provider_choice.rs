@@ -166,6 +166,24 @@ async fn two_layer_rl_moves_its_binding_away_from_a_provider_that_becomes_slow()
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_answer_brings_the_providers_latest_advertisement_before_gossip_does() {
+    let net = Network::new();
+    let delay = Arc::new(AtomicU64::new(0));
+    let p = provider(&net, "p", Arc::clone(&delay)).await;
+    let c = consumer(&net, Choice::TwoLayerRl(Default::default())).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let advertised = || c.knowledge().providers().advertised("work", "p");
+    assert_eq!(advertised(), Some(1.0), "idle, `p` gossips its best");
+    // `p` becomes slow: the call it answers is worth less than it advertised, and the answer
+    // says what it advertises from now on, before its next gossip could.
+    delay.store(400, Ordering::Relaxed);
+    c.call("work", Value::Null).await.unwrap();
+    let now = p.knowledge().quality("work");
+    assert!(now.is_some_and(|q| q < 0.5), "{now:?}");
+    assert_eq!(advertised(), now);
+}
+
+#[tokio::test(start_paused = true)]
 async fn oversized_or_malformed_gossip_is_refused_whole() {
     let net = Network::new();
     let c = consumer(&net, Choice::TwoLayerRl(Default::default())).await;

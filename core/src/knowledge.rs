@@ -335,6 +335,17 @@ impl ProviderDirectory {
         }
     }
 
+    /// Records the quality `agent` now advertises for `service`, if the directory lists it:
+    /// told with an answer, it is the provider's latest word.
+    pub(crate) fn readvertised(&self, service: &str, agent: &str, quality: f64) {
+        if let Some(p) = write(&self.by_service)
+            .get_mut(service)
+            .and_then(|l| l.iter_mut().find(|p| p.agent == agent))
+        {
+            p.advertised = Some(quality);
+        }
+    }
+
     /// Records that a call to `agent` for `service` failed or timed out.
     pub fn failed(&self, service: &str, agent: &str) {
         if let Some(p) = write(&self.by_service)

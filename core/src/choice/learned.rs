@@ -1,9 +1,11 @@
 //! The learned strategies of seed 001: two-layer reinforcement learning and its baselines.
 //!
 //! Each keeps, per service, a *binding* (the provider that last served it) and scores every
-//! candidate by H; the binding is asked first unless another candidate scores strictly higher
-//! (the paper's Select_K, lines 10–15); ties go to a random one of the best. The four differ
-//! only in H:
+//! candidate by H. The binding is asked first unless another candidate scores higher (the
+//! paper's Select_K, lines 10–15); then a call moves to the best with the probability of the
+//! relative gain, 1 − H(bound)/H(best), rather than always (agents deciding at once would
+//! otherwise herd: see `gain`). Ties go to a random one of the best. The four differ only in
+//! H:
 //!
 //! | strategy | H of a provider |
 //! |---|---|
@@ -44,6 +46,23 @@ pub const MAX_ESTIMATES: usize = 64;
 
 /// The score of a provider neither tried nor advertised: the best, so it is tried once.
 const UNTRIED: f64 = 1.0;
+
+/// How much better `best` scores than the bound provider's `bound`, relative to `best`: the
+/// probability that a call leaves the binding for it.
+///
+/// Select_K moves to any provider that scores strictly higher. Agents that decide in the same
+/// round on the same news all move at once: every consumer of a provider that became
+/// overloaded leaves it for the same few that look idle, which overloads those in turn. Moving
+/// with the probability of the relative gain (as in selfish load balancing, where a task
+/// moves with probability 1 − ℓ_to/ℓ_from) lets a few go when the gain is small and nearly
+/// all when it is large, and needs no parameter.
+fn gain(bound: f64, best: f64) -> f64 {
+    if best > 0.0 {
+        1.0 - bound.max(0.0) / best
+    } else {
+        1.0
+    }
+}
 
 /// What a learned strategy believes of one provider of one service.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -151,7 +170,7 @@ impl Learner {
             .and_then(|b| b.bound.as_deref())
             .and_then(|a| candidates.iter().position(|p| p.agent == a));
         if let Some(i) = bound
-            && scores[i] >= best
+            && (scores[i] >= best || rng.f64() >= gain(scores[i], best))
         {
             return Some((i, scores));
         }
@@ -427,15 +446,35 @@ mod tests {
         assert!((boaster.trust - 2.0 / 3.0).abs() < 1e-12, "{boaster:?}");
     }
 
+    /// How many of `n` picks among `cands` chose candidate `i`.
+    fn times_chosen(rl: &dyn ProviderChoice, cands: &[Provider], i: usize, n: usize) -> usize {
+        (0..n).filter(|_| rl.choose("s", cands) == Some(i)).count()
+    }
+
     #[test]
-    fn a_binding_changes_only_for_a_strictly_higher_score() {
+    fn a_binding_is_kept_against_an_equal_or_lower_score() {
         let rl = TwoLayerRl::new(Learning::default(), 0);
         rl.observe("s", "a", &seen(0.8, 0.8));
-        // `a` scores 0.8; `b` untried scores τ₀ · 0.8 = 0.76 and `c` τ₀ · 0.9 = 0.855.
+        // `a` scores 0.8; `b` untried scores τ₀ · 0.8 = 0.76, `c` τ₀ · 0.8421… = 0.8.
         let cands = [provider("b", 0.8), provider("a", 0.8)];
-        assert_eq!(rl.choose("s", &cands), Some(1));
-        let cands = [provider("a", 0.8), provider("c", 0.9)];
-        assert_eq!(rl.choose("s", &cands), Some(1));
+        assert_eq!(times_chosen(&rl, &cands, 1, 1000), 1000);
+        let cands = [provider("c", 0.8 / 0.95), provider("a", 0.8)];
+        assert_eq!(times_chosen(&rl, &cands, 1, 1000), 1000);
+    }
+
+    #[test]
+    fn a_binding_moves_to_a_better_score_with_the_probability_of_the_relative_gain() {
+        let rl = TwoLayerRl::new(Learning::default(), 7);
+        rl.observe("s", "a", &seen(0.5, 0.5));
+        // `a` scores 0.5; untried `c` τ₀ · 0.8 = 0.76: a call moves with 1 − 0.5/0.76 ≈ 0.342,
+        // and `d` at τ₀ · 1 = 0.95 draws 1 − 0.5/0.95 ≈ 0.474. Within 0.03 of 10,000 draws.
+        for (advertised, gain) in [(0.8, 1.0 - 0.5 / 0.76), (1.0, 1.0 - 0.5 / 0.95)] {
+            let cands = [provider("a", 0.5), provider("c", advertised)];
+            let moved = times_chosen(&rl, &cands, 1, 10_000) as f64 / 10_000.0;
+            assert!((moved - gain).abs() < 0.03, "moved {moved}, gain {gain}");
+        }
+        // The binding itself changes only once a call to the other was answered.
+        assert_eq!(rl.bound("s").as_deref(), Some("a"));
     }
 
     #[test]
@@ -452,8 +491,10 @@ mod tests {
         for rl in [&eager, &cautious] {
             rl.observe("s", "old", &seen(0.7, 0.7));
         }
-        assert_eq!(eager.choose("s", &cands), Some(1));
-        assert_eq!(cautious.choose("s", &cands), Some(0));
+        // `new` scores 0.95 to the eager (1 − 0.7/0.95 ≈ 26 % of calls move), 0.5 to the
+        // cautious, below `old`'s 0.7.
+        assert!(times_chosen(&eager, &cands, 1, 1000) > 150);
+        assert_eq!(times_chosen(&cautious, &cands, 0, 1000), 1000);
     }
 
     #[test]
@@ -479,9 +520,22 @@ mod tests {
     fn single_layer_scores_by_experience_once_tried() {
         let srl = SingleLayerRl::new(Learning::default(), 0);
         srl.observe("s", "a", &seen(0.4, 1.0));
-        // `a` advertises 1.0 but gave 0.4; untried `b` advertising 0.5 now scores higher.
+        // `a` advertises 1.0 but gave 0.4; untried `b` advertising 0.5 now scores higher, and
+        // draws 1 − 0.4/0.5 = 20 % of the calls away from the binding.
         let cands = [provider("a", 1.0), provider("b", 0.5)];
-        assert_eq!(srl.choose("s", &cands), Some(1));
+        let moved = times_chosen(&srl, &cands, 1, 10_000);
+        assert!((1700..2300).contains(&moved), "{moved}");
+        // Not bound (its call failed), `a` is no longer asked first.
+        srl.observe(
+            "s",
+            "a",
+            &Observation {
+                quality: 0.0,
+                ok: false,
+                advertised: Some(1.0),
+            },
+        );
+        assert_eq!(times_chosen(&srl, &cands, 1, 100), 100);
     }
 
     #[test]

@@ -209,7 +209,7 @@ impl Negotiator {
             }],
         };
         match self.ask(to, body, None).await {
-            Ok(Reply::Done(v)) => Ok(v),
+            Ok(Reply::Done { output, .. }) => Ok(output),
             Ok(Reply::Failed(e)) => Err(fail(super::AttemptError::Failed(e))),
             Ok(Reply::Refused(e)) => Err(fail(super::AttemptError::Refused(e))),
             Ok(other) => Err(fail(super::AttemptError::Unexpected(

@@ -84,16 +84,38 @@ impl Negotiator {
         }
     }
 
+    /// The quality this agent advertises for a service it offers. A provider that has served
+    /// no one yet has no load: like the paper's idle service, it advertises its best. Trust
+    /// (eq. 7–8) corrects an idle provider that is worse than that once it is tried.
+    fn quality_of(&self, service: &str) -> f64 {
+        self.knowledge.quality(service).unwrap_or(1.0)
+    }
+
+    /// What an answer of `service` tells its requester of this agent's advertised quality:
+    /// the same as its gossip would, if it gossips.
+    pub(super) fn advertised(&self, service: &str) -> Option<f64> {
+        self.gossips().then(|| self.quality_of(service))
+    }
+
+    /// What an answer of `provider` advertised for `service`: the requester's directory takes
+    /// it as the provider's latest advertisement, once the call was observed against the one
+    /// it was chosen by. An advertisement out of `[0, 1]` is refused; the answer stands.
+    pub(super) fn readvertised(&self, service: &str, provider: &str, quality: f64) {
+        if !(0.0..=1.0).contains(&quality) {
+            return self.refuse(Refusal::Malformed, provider, "advertised quality");
+        }
+        self.knowledge
+            .providers()
+            .readvertised(service, provider, quality);
+    }
+
     fn gossip_entries(&self) -> Vec<GossipEntry> {
         let mut entries: Vec<GossipEntry> = self
             .knowledge
             .offered()
             .into_iter()
             .map(|(service, modes)| GossipEntry {
-                // A provider that has served no one yet has no load: like the paper's idle
-                // service, it advertises its best. Trust (eq. 7–8) corrects an idle provider
-                // that is worse than that once it is tried.
-                quality: Some(self.knowledge.quality(&service).unwrap_or(1.0)),
+                quality: Some(self.quality_of(&service)),
                 agent: Name::from(&*self.agent),
                 service: service.into(),
                 modes,

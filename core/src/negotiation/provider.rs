@@ -310,7 +310,10 @@ impl Negotiator {
                     seconds: took.as_secs_f64(),
                 };
                 let _ = self.bus.emit_with(event).await;
-                Reply::Done(v)
+                Reply::Done {
+                    output: v,
+                    advertised: self.advertised(&r.service),
+                }
             }
             Err(e) => {
                 self.report_failure(&r.service, &self.agent, &e.to_string())

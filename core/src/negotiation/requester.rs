@@ -34,7 +34,8 @@ impl Candidate {
 
 /// What one asked provider's answer means for the request.
 enum Next {
-    Done(Value),
+    /// Answered: the output, and the quality the provider advertises now.
+    Done(Value, Option<f64>),
     Learned,
     Referred(Vec<Candidate>),
     Failed(AttemptError),
@@ -85,7 +86,7 @@ impl Negotiator {
             let asked = Instant::now();
             let next = self.attempt(service, modes, input, &c, deadline).await;
             let answered = Instant::now();
-            if let Next::Done(_) | Next::Learned = next {
+            if let Next::Done(..) | Next::Learned = next {
                 // Hearing back is news of the provider too: it is fresh and no longer failing.
                 self.knowledge
                     .providers()
@@ -93,7 +94,10 @@ impl Negotiator {
             }
             self.observe(service, &c.agent, &next, answered - asked);
             match next {
-                Next::Done(value) => {
+                Next::Done(value, advertised) => {
+                    if let Some(quality) = advertised {
+                        self.readvertised(service, &c.agent, quality);
+                    }
                     if !c.via.is_empty() {
                         tracing::info!(agent = %self.agent, %service, provider = %c.agent, via = ?c.via, "served through a referral");
                     }
@@ -172,7 +176,7 @@ impl Negotiator {
             Err(e) => return Next::Failed(e),
         };
         match reply {
-            Reply::Done(value) => Next::Done(value),
+            Reply::Done { output, advertised } => Next::Done(output, advertised),
             // Boxed: learning is rare and its future kilobytes, which every call would
             // otherwise carry and copy.
             Reply::Teach(pkg) => Box::pin(self.taught(service, may_teach, *pkg, c)).await,
@@ -528,7 +532,7 @@ impl Negotiator {
     /// nothing for a failure. Referrals and teaching are not the service's quality.
     fn observe(&self, service: &str, provider: &str, next: &Next, elapsed: std::time::Duration) {
         let (quality, ok) = match next {
-            Next::Done(value) => (self.config.quality.quality(value, elapsed), true),
+            Next::Done(value, _) => (self.config.quality.quality(value, elapsed), true),
             Next::Failed(_) => (0.0, false),
             Next::Learned | Next::Referred(_) => return,
         };

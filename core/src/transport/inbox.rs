@@ -392,7 +392,7 @@ mod tests {
         for _ in 0..10 {
             tx.push(load("b")).unwrap();
         }
-        tx.push(msg("c", Message::Reply(Reply::Done(Value::Null))))
+        tx.push(msg("c", Message::Reply(Reply::done(Value::Null))))
             .unwrap();
         assert!(matches!(
             rx.recv().await,
@@ -439,7 +439,7 @@ mod tests {
         let sink = Arc::new(Collect::default());
         let weak = Arc::downgrade(&sink);
         rx.sink(weak);
-        let reply = |from| msg(from, Message::Reply(Reply::Done(Value::Null)));
+        let reply = |from| msg(from, Message::Reply(Reply::done(Value::Null)));
         tx.push(reply("b")).unwrap();
         let Incoming::Message { envelope, .. } = reply("c") else {
             unreachable!()
@@ -531,7 +531,7 @@ mod tests {
         let (tx, rx) = inbox();
         for i in 0..200 {
             tx.push(load(&format!("peer{}", i % 50))).unwrap();
-            tx.push(msg("c", Message::Reply(Reply::Done(Value::Null))))
+            tx.push(msg("c", Message::Reply(Reply::done(Value::Null))))
                 .unwrap();
         }
         {

@@ -115,7 +115,7 @@ impl Message {
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Request { .. } => "request",
-            Message::Reply(Reply::Done(_)) => "result",
+            Message::Reply(Reply::Done { .. }) => "result",
             Message::Reply(Reply::Teach(_)) => "teaching",
             Message::Reply(Reply::Referral(_)) => "referral",
             Message::Reply(Reply::Refused(_)) => "refusal",
@@ -150,8 +150,19 @@ pub struct GossipEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", content = "value", rename_all = "snake_case")]
 pub enum Reply {
-    /// The service ran (`can_do`): its output.
-    Done(Value),
+    /// The service ran (`can_do`): its output, and the quality the provider advertises for
+    /// the service now, if it gossips. An advertisement rides on the answer because gossip
+    /// alone brings a consumer news of its own provider rarely (a provider tells a few agents
+    /// drawn at random a round), and a stale one keeps consumers with a provider that became
+    /// worse than it says: trust weighs an old advertisement, not what the provider offers
+    /// now.
+    Done {
+        /// What the service gave.
+        output: Value,
+        /// The provider's advertised quality for the service, in `[0, 1]`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        advertised: Option<f64>,
+    },
     /// The service, taught (`can_teach`). Boxed: teaching is rare, and a package held inline
     /// made every envelope — every request and reply — 192 bytes instead of 152.
     Teach(Box<TeachingPackage>),
@@ -161,6 +172,16 @@ pub enum Reply {
     Refused(String),
     /// It ran and failed.
     Failed(String),
+}
+
+impl Reply {
+    /// The answer of a service that ran and gave `output`, with no advertisement.
+    pub fn done(output: Value) -> Reply {
+        Reply::Done {
+            output,
+            advertised: None,
+        }
+    }
 }
 
 /// A taught service: what the learner needs to run it itself. No native code travels: only
