@@ -130,17 +130,19 @@ async fn gossip_traffic_per_agent_does_not_grow_with_n() {
     );
 }
 
-/// A run is a function of its seed, also once agents have met more providers of a type than a
-/// learner keeps records of (64) and must forget some: here 70 providers a type, and
-/// single-layer RL after the quality change, which tries many (about 250 records forgotten a
-/// run). Which record goes must not depend on a hash map's randomly seeded order: it did, and
-/// this test failed 3 times in 3. Debug build: about 45 s.
+/// A run is a function of its seed: single-layer RL, which moves the most, through the quality
+/// change, among 400 agents. It was written to catch learners that forget records in a hash
+/// map's randomly seeded order (which failed it 3 times in 3 at 700 agents); since answers
+/// carry their provider's advertisement and bindings move with the probability of the gain,
+/// learners here no longer try more than 64 providers of a type (none forgotten at 700 or
+/// 1000 agents over 160 rounds, counted), so that rule is now pinned by the unit test
+/// `learners_of_one_seed_fed_the_same_calls_forget_the_same_records`.
 #[tokio::test(start_paused = true)]
-async fn the_same_seed_gives_the_same_run_when_learners_forget() {
+async fn the_same_seed_gives_the_same_run() {
     let p = params(
         Scenario::Quality,
         Choice::SingleLayerRl(Learning::default()),
-        700,
+        400,
         1,
     );
     let first = experiment::run(&p, &|| ()).await.unwrap();

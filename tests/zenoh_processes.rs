@@ -231,10 +231,12 @@ fn two_layer_rl_moves_its_binding_away_from_a_provider_that_becomes_slow() {
         first_p2 > slowed,
         "p2 was first called ({first_p2}) after p1 slowed down ({slowed})"
     );
-    // A few slow calls teach the caller that p1 is slow and that its advertisement was
-    // worth less; then p2 serves.
+    // A slow call teaches the caller that p1 is slow (quality 0.5 against its advertised 1),
+    // and its answer that p1 now advertises 0.5: H(p1) is about 0.56 against p2's 0.95, and
+    // each further call moves with the relative gain, at least 0.41 (a draw of the caller's
+    // randomly seeded learner). More than 20 slow calls would take 0.59^19 < 1e-4.
     assert!(
-        p1_after <= 6,
+        p1_after <= 20,
         "p1 kept serving after it became slow: {p1_after} calls\n{caller_out}"
     );
     assert!(

@@ -575,6 +575,29 @@ mod tests {
     }
 
     #[test]
+    fn learners_of_one_seed_fed_the_same_calls_forget_the_same_records() {
+        // Each learner's map has its own randomly seeded hasher: which record goes must not
+        // follow the map's order (it did, and runs of one seed parted at N = 1000).
+        let learners = [1, 2].map(|_| SingleLayerRl::new(Learning::default(), 5));
+        let calls = (0..3 * MAX_ESTIMATES).map(|i| format!("p{}", (i * 7) % (2 * MAX_ESTIMATES)));
+        for p in calls {
+            for rl in &learners {
+                rl.observe("s", &p, &seen(0.5, 0.5));
+            }
+        }
+        let kept = |rl: &SingleLayerRl| -> Vec<bool> {
+            (0..2 * MAX_ESTIMATES)
+                .map(|i| rl.estimate("s", &format!("p{i}")).is_some())
+                .collect()
+        };
+        assert_eq!(kept(&learners[0]), kept(&learners[1]));
+        assert_eq!(
+            kept(&learners[0]).iter().filter(|k| **k).count(),
+            MAX_ESTIMATES
+        );
+    }
+
+    #[test]
     fn records_are_bounded_per_service() {
         let rl = TwoLayerRl::new(Learning::default(), 0);
         rl.observe("s", "keep", &seen(1.0, 1.0));

@@ -5,8 +5,10 @@
 //! ([`FirstKnown`], [`RoundRobin`], [`LeastRecentlyFailed`]) and the learned ones of seed 001
 //! (Caporuscio et al., self-assembly with two-layer reinforcement learning): [`TwoLayerRl`],
 //! its baselines [`SingleLayerRl`], [`Greedy`] and [`Random`]. Every learned strategy keeps a
-//! *binding* per service — the provider it asks first — and changes it only for a provider it
-//! scores strictly higher.
+//! *binding* per service — the provider it asks first — and leaves it only for a provider it
+//! scores higher, with the probability of the relative gain (so that agents deciding at once
+//! do not all move together). The scores weigh what providers advertise: through gossip, and
+//! with every answer, which carries its provider's latest advertisement.
 //!
 //! What a call's quality is, in `[0, 1]`, is the agent's [`QualityMetric`]: its response time
 //! by default, or a number the service reports in its output.
