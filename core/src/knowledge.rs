@@ -316,45 +316,54 @@ impl ProviderDirectory {
         taken
     }
 
+    /// Changes what the directory lists of `agent` as a provider of `service`, if it lists it.
+    fn update<R>(
+        &self,
+        service: &str,
+        agent: &str,
+        f: impl FnOnce(&mut Provider) -> R,
+    ) -> Option<R> {
+        write(&self.by_service)
+            .get_mut(service)?
+            .iter_mut()
+            .find(|p| p.agent == agent)
+            .map(f)
+    }
+
     /// Records that `agent` answered a request for `service`: it is fresh, and no longer
     /// failing. Nothing happens if the directory does not list it.
     pub fn touch(&self, service: &str, agent: &str) {
-        self.touch_at(service, agent, Instant::now());
+        self.touch_at(service, agent, Instant::now(), None);
     }
 
-    /// [`touch`](Self::touch), with the time it answered: a caller that read the clock
-    /// already does not read it again.
-    pub(crate) fn touch_at(&self, service: &str, agent: &str, now: Instant) {
-        if let Some(p) = write(&self.by_service)
-            .get_mut(service)
-            .and_then(|l| l.iter_mut().find(|p| p.agent == agent))
-        {
+    /// [`touch`](Self::touch), with the time it answered (a caller that read the clock
+    /// already does not read it again) and the quality its answer advertised, which replaces
+    /// the one listed: the provider's latest word. Returns the one listed before — what the
+    /// provider was chosen by — in the same lookup, as every answered call needs it.
+    pub(crate) fn touch_at(
+        &self,
+        service: &str,
+        agent: &str,
+        now: Instant,
+        advertised: Option<f64>,
+    ) -> Option<f64> {
+        self.update(service, agent, |p| {
             p.last_heard = now;
             p.last_used = Some(now);
             p.failures = 0;
-        }
-    }
-
-    /// Records the quality `agent` now advertises for `service`, if the directory lists it:
-    /// told with an answer, it is the provider's latest word.
-    pub(crate) fn readvertised(&self, service: &str, agent: &str, quality: f64) {
-        if let Some(p) = write(&self.by_service)
-            .get_mut(service)
-            .and_then(|l| l.iter_mut().find(|p| p.agent == agent))
-        {
-            p.advertised = Some(quality);
-        }
+            let before = p.advertised;
+            p.advertised = advertised.or(before);
+            before
+        })
+        .flatten()
     }
 
     /// Records that a call to `agent` for `service` failed or timed out.
     pub fn failed(&self, service: &str, agent: &str) {
-        if let Some(p) = write(&self.by_service)
-            .get_mut(service)
-            .and_then(|l| l.iter_mut().find(|p| p.agent == agent))
-        {
+        self.update(service, agent, |p| {
             p.failures += 1;
             p.last_failure = Some(Instant::now());
-        }
+        });
     }
 
     /// Whether any provider of `service` is known.

@@ -97,16 +97,14 @@ impl Negotiator {
         self.gossips().then(|| self.quality_of(service))
     }
 
-    /// What an answer of `provider` advertised for `service`: the requester's directory takes
-    /// it as the provider's latest advertisement, once the call was observed against the one
-    /// it was chosen by. An advertisement out of `[0, 1]` is refused; the answer stands.
-    pub(super) fn readvertised(&self, service: &str, provider: &str, quality: f64) {
-        if !(0.0..=1.0).contains(&quality) {
-            return self.refuse(Refusal::Malformed, provider, "advertised quality");
+    /// The quality an answer of `provider` advertised, if it is one: an advertisement out of
+    /// `[0, 1]` is refused, and the answer stands.
+    pub(super) fn advertised_in_answer(&self, provider: &str, quality: f64) -> Option<f64> {
+        if (0.0..=1.0).contains(&quality) {
+            return Some(quality);
         }
-        self.knowledge
-            .providers()
-            .readvertised(service, provider, quality);
+        self.refuse(Refusal::Malformed, provider, "advertised quality");
+        None
     }
 
     fn gossip_entries(&self) -> Vec<GossipEntry> {

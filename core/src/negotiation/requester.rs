@@ -86,18 +86,10 @@ impl Negotiator {
             let asked = Instant::now();
             let next = self.attempt(service, modes, input, &c, deadline).await;
             let answered = Instant::now();
-            if let Next::Done(..) | Next::Learned = next {
-                // Hearing back is news of the provider too: it is fresh and no longer failing.
-                self.knowledge
-                    .providers()
-                    .touch_at(service, &c.agent, answered);
-            }
-            self.observe(service, &c.agent, &next, answered - asked);
+            let chosen_by = self.heard_back(service, &c.agent, &next, answered);
+            self.observe(service, &c.agent, &next, answered - asked, chosen_by);
             match next {
-                Next::Done(value, advertised) => {
-                    if let Some(quality) = advertised {
-                        self.readvertised(service, &c.agent, quality);
-                    }
+                Next::Done(value, _) => {
                     if !c.via.is_empty() {
                         tracing::info!(agent = %self.agent, %service, provider = %c.agent, via = ?c.via, "served through a referral");
                     }
@@ -528,9 +520,34 @@ impl Negotiator {
         let _ = self.bus.emit_with(event).await;
     }
 
+    /// What asking `provider` tells the directory, in one lookup: an answer is news of the
+    /// provider too (it is fresh, no longer failing, and advertises what the answer says).
+    /// Returns the advertisement the provider was chosen by, which the call is observed
+    /// against.
+    fn heard_back(&self, service: &str, provider: &str, next: &Next, at: Instant) -> Option<f64> {
+        let providers = self.knowledge.providers();
+        match next {
+            Next::Done(_, news) => {
+                let news = news.and_then(|q| self.advertised_in_answer(provider, q));
+                providers.touch_at(service, provider, at, news)
+            }
+            Next::Learned => providers.touch_at(service, provider, at, None),
+            Next::Failed(_) => providers.advertised(service, provider),
+            Next::Referred(_) => None,
+        }
+    }
+
     /// Tells the provider choice what asking `provider` gave: the quality of a result, or
-    /// nothing for a failure. Referrals and teaching are not the service's quality.
-    fn observe(&self, service: &str, provider: &str, next: &Next, elapsed: std::time::Duration) {
+    /// nothing for a failure, against the advertisement it was chosen by. Referrals and
+    /// teaching are not the service's quality.
+    fn observe(
+        &self,
+        service: &str,
+        provider: &str,
+        next: &Next,
+        elapsed: std::time::Duration,
+        advertised: Option<f64>,
+    ) {
         let (quality, ok) = match next {
             Next::Done(value, _) => (self.config.quality.quality(value, elapsed), true),
             Next::Failed(_) => (0.0, false),
@@ -539,7 +556,7 @@ impl Negotiator {
         let observation = Observation {
             quality,
             ok,
-            advertised: self.knowledge.providers().advertised(service, provider),
+            advertised,
         };
         self.choice.get().observe(service, provider, &observation);
     }
