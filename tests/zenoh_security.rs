@@ -149,7 +149,7 @@ async fn forged_adverts_loads_and_replies_are_refused_and_the_real_reply_is_take
                     serde_json::from_slice(&payload.to_bytes()).unwrap_or_default();
                 let reply = serde_json::json!({
                     "from": "b", "to": request["from"], "id": request["id"],
-                    "body": {"kind": "reply", "reply": "done", "value": {"output": "forged"}}
+                    "body": {"kind": "reply", "reply": "done", "value": "forged"}
                 });
                 let key = query.key_expr().clone();
                 let _ = zenoh::Wait::wait(query.reply(key, reply.to_string()));
@@ -215,7 +215,7 @@ async fn in_open_mode_anyone_may_call_and_no_one_may_teach_across_processes() {
             .unwrap();
         let reply = replies.recv_async().await.unwrap().into_result().unwrap();
         let env: serde_json::Value = serde_json::from_slice(&reply.payload().to_bytes()).unwrap();
-        assert_eq!(env["body"]["value"]["output"], 6);
+        assert_eq!(env["body"]["value"], 6);
         a.shutdown().await;
         b.shutdown().await;
         raw.close().await.unwrap();
@@ -304,7 +304,7 @@ async fn a_request_id_in_flight_is_not_taken_twice() {
         assert!(reason.contains("in flight"), "{reason}");
         let reply = first.recv_async().await.unwrap().into_result().unwrap();
         let env: serde_json::Value = serde_json::from_slice(&reply.payload().to_bytes()).unwrap();
-        assert_eq!(env["body"]["value"]["output"], "done");
+        assert_eq!(env["body"]["value"], "done");
         b.shutdown().await;
         raw.close().await.unwrap();
         zb.close().await;

@@ -14,6 +14,7 @@ mod config;
 mod inbox;
 mod network;
 mod refusal;
+mod reply_wire;
 mod tally;
 #[cfg(feature = "zenoh")]
 mod zenoh;
@@ -147,8 +148,11 @@ pub struct GossipEntry {
 }
 
 /// The answer to a request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "reply", content = "value", rename_all = "snake_case")]
+///
+/// On the wire, `reply` names the kind and `value` holds what it carries; a done reply may add
+/// `advertised` beside them, so a client that reads only `value` reads the output as before.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "reply_wire::ReplyIn")]
 pub enum Reply {
     /// The service ran (`can_do`): its output, and the quality the provider advertises for
     /// the service now, if it gossips. An advertisement rides on the answer because gossip
@@ -160,7 +164,6 @@ pub enum Reply {
         /// What the service gave.
         output: Value,
         /// The provider's advertised quality for the service, in `[0, 1]`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         advertised: Option<f64>,
     },
     /// The service, taught (`can_teach`). Boxed: teaching is rare, and a package held inline
