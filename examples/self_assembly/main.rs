@@ -227,6 +227,7 @@ fn run_all(jobs: &[Job], threads: usize) -> Result<Vec<Run>, String> {
             .map_err(|e| e.to_string())?,
     );
     let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
     let out: Mutex<Vec<Option<Result<Run, String>>>> = Mutex::new(vec![None; jobs.len()]);
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
@@ -235,6 +236,8 @@ fn run_all(jobs: &[Job], threads: usize) -> Result<Vec<Run>, String> {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
                     let result = run_one(job, &|| bar.inc(1));
+                    let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    report(&bar, job, &result, (done, jobs.len()));
                     out.lock().expect("results")[i] = Some(result);
                 }
             });
@@ -246,6 +249,33 @@ fn run_all(jobs: &[Job], threads: usize) -> Result<Vec<Run>, String> {
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err("a run did not finish".into())))
         .collect()
+}
+
+/// Where the bar cannot be drawn (stderr is not a terminal, as in a long run logged to a
+/// file), a line per finished run instead: hours with no sign of progress or of any result
+/// would leave its user guessing whether to wait.
+fn report(bar: &ProgressBar, job: &Job, result: &Result<Run, String>, (done, of): (usize, usize)) {
+    if !bar.is_hidden() {
+        return;
+    }
+    let p = &job.params;
+    let outcome = match result {
+        Ok(run) => format!(
+            "ξ {:.3}, ζ {:.3} at round {}",
+            run.xi.last().copied().unwrap_or(0.0),
+            run.zeta.last().copied().unwrap_or(0.0),
+            run.xi.len()
+        ),
+        Err(e) => format!("failed: {e}"),
+    };
+    eprintln!(
+        "[{done}/{of}, {} s] {} {} N = {} seed {}: {outcome}",
+        bar.elapsed().as_secs(),
+        p.scenario.name(),
+        job.label,
+        p.agents,
+        p.seed
+    );
 }
 
 fn run_one(job: &Job, progress: &(dyn Fn() + Sync)) -> Result<Run, String> {
