@@ -3,7 +3,12 @@
 //!
 //! Each iteration moves `N` events from one publisher to 1 or 8 subscribers that run as tasks
 //! on the same single-threaded runtime, so both sides pay the same scheduling costs. Queues
-//! hold 1,024 events in both cases, and the bus uses its lossless `wait` policy.
+//! hold 1,024 events in both cases, and the bus uses its lossless `wait` policy. A second
+//! reference, `raw_async_channel_events`, is the raw channel carrying an event made per publish
+//! as the bus makes one (shared, timestamped): what the event alone costs, queues aside.
+
+use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use selflet::Value;
@@ -35,6 +40,48 @@ async fn raw_channel(subscribers: usize) {
     for i in 0..N {
         for tx in &txs {
             tx.send(Value::Int(i as i64)).await.expect("reader alive");
+        }
+    }
+    drop(txs);
+    for r in readers {
+        assert_eq!(r.await.expect("reader finished"), N);
+    }
+}
+
+/// The raw channel carrying what a bus event is made of, made per send as the bus makes it:
+/// one allocation shared by every subscriber (a reference count each), holding the topic, the
+/// time on tokio's clock, the payload and the trace. No counting, no lock, no topic: the floor
+/// that publishing a timestamped, shareable event puts under the bus, whatever its queues.
+async fn raw_channel_events(subscribers: usize) {
+    struct Made {
+        _topic: Arc<str>,
+        _time: tokio::time::Instant,
+        _payload: Value,
+        _trace: Option<u64>,
+    }
+    let topic: Arc<str> = Arc::from("bench.event");
+    let mut txs = Vec::new();
+    let mut readers = Vec::new();
+    for _ in 0..subscribers {
+        let (tx, rx) = async_channel::bounded::<Arc<Made>>(CAPACITY);
+        txs.push(tx);
+        readers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while rx.recv().await.is_ok() {
+                n += 1;
+            }
+            n
+        }));
+    }
+    for i in 0..N {
+        let event = Arc::new(Made {
+            _topic: Arc::clone(&topic),
+            _time: tokio::time::Instant::now(),
+            _payload: Value::Int(i as i64),
+            _trace: black_box(None),
+        });
+        for tx in &txs {
+            tx.send(Arc::clone(&event)).await.expect("reader alive");
         }
     }
     drop(txs);
@@ -88,6 +135,13 @@ fn publish_deliver(c: &mut Criterion) {
             &subscribers,
             |b, &s| {
                 b.to_async(&rt).iter(|| raw_channel(s));
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("raw_async_channel_events", subscribers),
+            &subscribers,
+            |b, &s| {
+                b.to_async(&rt).iter(|| raw_channel_events(s));
             },
         );
         g.bench_with_input(

@@ -118,7 +118,7 @@ async fn each_action_has_its_effect() {
         k.service("s").unwrap().modes,
         OfferModes::CAN_DO | OfferModes::CAN_TEACH
     );
-    assert_eq!(k.ask_modes("s"), [selflet::OfferMode::CanTeach]);
+    assert_eq!(*k.ask_modes("s"), [selflet::OfferMode::CanTeach]);
     assert_eq!(a.run_behaviour("t", 5).await.unwrap(), Value::Int(15));
     assert!(k.can_run("t"));
     assert_eq!(

@@ -13,6 +13,7 @@
 //! ([`crate::behaviour`]), which own their validation.
 
 use litemap::LiteMap;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -784,12 +785,14 @@ impl Knowledge {
 
     /// How the agent asks for a service by default, in order of preference: to have it done,
     /// or else to be told who does it (`can_do`, `knows_who_can_do`) unless set otherwise.
-    pub fn ask_modes(&self, service: &str) -> Vec<OfferMode> {
+    pub fn ask_modes(&self, service: &str) -> Cow<'static, [OfferMode]> {
+        // Borrowed unless set: every call reads them.
+        const DEFAULT: &[OfferMode] = &[OfferMode::CanDo, OfferMode::KnowsWhoCanDo];
         self.rare(|r| r.ask_modes.get(service).cloned())
-            .unwrap_or_else(|| vec![OfferMode::CanDo, OfferMode::KnowsWhoCanDo])
+            .map_or(Cow::Borrowed(DEFAULT), Cow::Owned)
     }
 
-    /// Changes how the agent asks for a service by default.
+    /// Sets how the agent asks for `service` (see [`Knowledge::ask_modes`]).
     pub fn set_ask_modes(&self, service: &str, modes: Vec<OfferMode>) {
         self.rare_mut(|r| r.ask_modes.insert(service.to_owned(), modes));
     }
@@ -976,7 +979,7 @@ mod tests {
         let k = Knowledge::new(Bus::new("a"));
         assert_eq!(k.attribute("zone"), None);
         assert_eq!(
-            k.ask_modes("s"),
+            *k.ask_modes("s"),
             [OfferMode::CanDo, OfferMode::KnowsWhoCanDo]
         );
         assert!(k.neighbour_enabled("b"));

@@ -34,6 +34,10 @@ enum Trigger {
     Timer(usize),
 }
 
+// What a transition was taken on, for its event: made only for events and timers, since
+// most transitions are taken on `done`.
+type Label = std::borrow::Cow<'static, str>;
+
 // Borrows the behaviour and the runtime, which outlive the instance.
 type Activity<'a> = BoxFuture<'a, Result<Value, String>>;
 
@@ -141,7 +145,7 @@ impl<'a> Instance<'a> {
     }
 
     /// Waits in `state` for a trigger whose transitions enable one; returns it.
-    async fn wait(&mut self, state: usize) -> Result<(&'a Transition, String), BehaviourError> {
+    async fn wait(&mut self, state: usize) -> Result<(&'a Transition, Label), BehaviourError> {
         let b = self.b;
         let st = &b.states[state];
         // Reading the clock costs; a state without timers does not need it.
@@ -176,7 +180,7 @@ impl<'a> Instance<'a> {
                 }
                 self.next_trigger(state, &mut activity, &mut timers).await?
             };
-            let (candidates, event, label): (&'a [Transition], Value, String) = match trigger {
+            let (candidates, event, label): (&'a [Transition], Value, Label) = match trigger {
                 Trigger::Done(v) => {
                     if let Some(
                         Action::Call {
@@ -204,14 +208,14 @@ impl<'a> Instance<'a> {
                     let Some((_, ts)) = st.on_event.iter().find(|(p, _)| p.matches(&topic)) else {
                         continue;
                     };
-                    (ts, payload, topic)
+                    (ts, payload, topic.into())
                 }
                 Trigger::Timer(i) => {
                     self.new_trigger();
                     (
                         &st.after[i].1,
                         Value::Null,
-                        format!("after {:?}", st.after[i].0),
+                        format!("after {:?}", st.after[i].0).into(),
                     )
                 }
             };

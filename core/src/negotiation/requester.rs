@@ -51,35 +51,35 @@ impl Negotiator {
         input: &Value,
         deadline: Option<Instant>,
     ) -> Result<Outcome, CallError> {
-        let mut queue: VecDeque<Candidate> = self
-            .candidates(service, modes, deadline)
-            .await
-            .into_iter()
-            .map(Candidate::direct)
-            .collect();
-        if queue.is_empty() {
+        // The providers known, best first, taken as they are (most calls ask the first); the
+        // ones referrals name go before them.
+        let mut direct = self.candidates(service, modes, deadline).await.into_iter();
+        if direct.len() == 0 {
             return Err(self.nobody(service, modes).await);
         }
+        let mut referred: VecDeque<Candidate> = VecDeque::new();
         // Providers asked that did not serve (a few at most: a scan beats hashing them).
         let mut tried: Vec<Name> = Vec::new();
         let mut attempts: Vec<Attempt> = Vec::new();
         let mut failures = 0;
         let mut looked_again = false;
         while failures <= self.config.retries {
-            if queue.is_empty() {
+            if referred.is_empty() && direct.len() == 0 {
                 // Providers heard of while this request went on: a newcomer, a changed offer.
                 let mut more = self.known(service, modes);
                 if more.is_empty() && !looked_again && self.may_look_again(service) {
                     looked_again = true;
                     more = self.candidates(service, modes, deadline).await;
                 }
-                queue.extend(
-                    more.into_iter()
-                        .filter(|p| !tried.contains(p))
-                        .map(Candidate::direct),
-                );
+                more.retain(|p| !tried.contains(p));
+                direct = more.into_iter();
             }
-            let Some(c) = queue.pop_front() else { break };
+            let Some(c) = referred
+                .pop_front()
+                .or_else(|| direct.next().map(Candidate::direct))
+            else {
+                break;
+            };
             if tried.contains(&c.agent) {
                 continue;
             }
@@ -109,7 +109,7 @@ impl Negotiator {
                     tried.push(c.agent);
                     // Followed next, before the other providers: the referrer knows better.
                     for m in more.into_iter().rev() {
-                        queue.push_front(m);
+                        referred.push_front(m);
                     }
                 }
                 Next::Failed(AttemptError::Unreachable(_)) if self.is_stopping() => {
