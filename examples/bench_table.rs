@@ -67,6 +67,15 @@ fn rows(root: &Path) -> Vec<Row> {
             unit: Unit::Nanos,
         },
         Row {
+            // The event the bus makes per publish (shared, stamped on tokio's clock) carried by
+            // the raw channel, with no bus around it: the floor under the row above.
+            figure: "the bus's event alone on a raw async-channel (vs raw async-channel)".into(),
+            value: m("publish_deliver/raw_async_channel_events/1"),
+            reference: m("publish_deliver/raw_async_channel/1"),
+            target: Target::ShareAtLeast(0.8),
+            unit: Unit::Nanos,
+        },
+        Row {
             figure: "matched policy rule (vs a native closure)".into(),
             value: m("policy/rhai_rule_matching"),
             reference: m("policy/native_closure"),
