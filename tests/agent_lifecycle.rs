@@ -218,6 +218,38 @@ async fn an_idle_agent_keeps_only_the_topics_it_published_on() {
     assert_eq!((done.published, done.delivered), (1, 1));
 }
 
+#[tokio::test]
+async fn behaviour_events_nobody_watches_are_counted_as_published() {
+    // The Prometheus exporter reports each topic group's published count without subscribing
+    // to `behaviour.*`: a run nobody watched must still show there.
+    let a = Agent::builder("unwatched")
+        .behaviour(
+            selflet::behaviour::Behaviour::parse(selflet::SourceFile::new(
+                "b.yaml",
+                "behaviour: b\ninitial: s\nstates:\n  s: { on: { done: t } }\n  t: { final: true }\n",
+            ))
+            .unwrap(),
+        )
+        .spawn()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        a.run_behaviour("b", Value::Null).await.unwrap();
+    }
+    let published = |topic| {
+        a.bus()
+            .topic_stats(topic)
+            .map(|s| (s.published, s.delivered))
+    };
+    assert_eq!(published("behaviour.done"), Some((2, 0)));
+    assert_eq!(published("behaviour.transition"), Some((2, 0)));
+    assert_eq!(
+        published("behaviour.state"),
+        Some((4, 0)),
+        "two states entered a run"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_agent_nobody_sends_anything_keeps_no_task_and_its_first_delivery_starts_one() {
     // Most of thousands of agents in one process are idle: a task waiting on each inbox would

@@ -597,6 +597,12 @@ impl Publisher {
         publish_on(&self.bus, &self.topic, payload.into()).await
     }
 
+    /// Counts an event nobody subscribed to as published, for a publisher that did not build
+    /// it (see [`Publisher::has_subscribers`]).
+    pub(crate) fn count_unwatched(&self) {
+        self.topic.0.published.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Whether anyone subscribes to this topic now: a publisher whose payload is costly to
     /// build can skip building it for nobody.
     pub fn has_subscribers(&self) -> bool {

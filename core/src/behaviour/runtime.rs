@@ -294,9 +294,12 @@ pub struct LoadCounters {
 }
 
 /// Publishes what an instance did, building the payload only if someone listens: most steps
-/// of most agents are watched by nobody, and they are the interpreter's hot path.
+/// of most agents are watched by nobody, and they are the interpreter's hot path. Counted
+/// either way, as every topic counts what is published on it.
 pub(super) async fn announce<E: Payload>(p: &Publisher, payload: impl FnOnce() -> E) {
     if p.has_subscribers() {
         let _ = p.publish(payload().to_value()).await;
+    } else {
+        p.count_unwatched();
     }
 }
