@@ -185,21 +185,25 @@ async fn an_agent_given_a_closed_bus_does_not_start() {
     assert!(matches!(err, selflet::AgentError::BusClosed), "{err}");
 }
 
+/// An agent named `name` with one behaviour, `b.yaml` holding `yaml`.
+async fn with_behaviour(name: &str, yaml: &str) -> selflet::AgentHandle {
+    let b = selflet::behaviour::Behaviour::parse(selflet::SourceFile::new("b.yaml", yaml));
+    Agent::builder(name)
+        .behaviour(b.unwrap())
+        .spawn()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_idle_agent_keeps_only_the_topics_it_published_on() {
     // A topic costs every agent a few hundred bytes: an agent that never ran a behaviour has
     // none of the behaviour topics, and gets them when it runs one.
-    let a = Agent::builder("idle")
-        .behaviour(
-            selflet::behaviour::Behaviour::parse(selflet::SourceFile::new(
-                "b.yaml",
-                "behaviour: b\ninitial: s\nstates:\n  s: { final: true }\n",
-            ))
-            .unwrap(),
-        )
-        .spawn()
-        .await
-        .unwrap();
+    let a = with_behaviour(
+        "idle",
+        "behaviour: b\ninitial: s\nstates:\n  s: { final: true }\n",
+    )
+    .await;
     let topics = |a: &selflet::AgentHandle| -> Vec<String> {
         a.bus().stats().into_iter().map(|(t, _)| t).collect()
     };
@@ -222,17 +226,9 @@ async fn an_idle_agent_keeps_only_the_topics_it_published_on() {
 async fn behaviour_events_nobody_watches_are_counted_as_published() {
     // The Prometheus exporter reports each topic group's published count without subscribing
     // to `behaviour.*`: a run nobody watched must still show there.
-    let a = Agent::builder("unwatched")
-        .behaviour(
-            selflet::behaviour::Behaviour::parse(selflet::SourceFile::new(
-                "b.yaml",
-                "behaviour: b\ninitial: s\nstates:\n  s: { on: { done: t } }\n  t: { final: true }\n",
-            ))
-            .unwrap(),
-        )
-        .spawn()
-        .await
-        .unwrap();
+    let two_states =
+        "behaviour: b\ninitial: s\nstates:\n  s: { on: { done: t } }\n  t: { final: true }\n";
+    let a = with_behaviour("unwatched", two_states).await;
     for _ in 0..2 {
         a.run_behaviour("b", Value::Null).await.unwrap();
     }
