@@ -91,6 +91,15 @@ fn rows(root: &Path) -> Vec<Row> {
             unit: Unit::Nanos,
         },
         Row {
+            // The same rule inline, one entry into rhai, the event made the map rules see: the
+            // least this rule costs in rhai in any form, with no sandbox around it.
+            figure: "the rule inline in plain rhai, event map made (vs a native closure)".into(),
+            value: m("policy/rhai_inline_alone"),
+            reference: m("policy/native_closure"),
+            target: Target::AtMost(1_000.0),
+            unit: Unit::Nanos,
+        },
+        Row {
             figure: "service call across two processes (vs a bare Zenoh query)".into(),
             value: m("zenoh_round_trip/service_call"),
             reference: m("zenoh_round_trip/bare_query_request_size"),
