@@ -12,8 +12,12 @@
 //! teaches across processes, with upgrades allowed so that each round installs the package
 //! again.
 //!
-//! Criterion gives means and medians; the p50/p99 of each kind are printed first, from
-//! `SAMPLES` round trips each.
+//! Criterion gives means and medians of blocks of round trips. First, the p50/p99 of each kind
+//! are printed from `SAMPLES` rounds in which every kind makes one round trip, one after the
+//! other: the selflet figures and their references are taken under the same conditions, as
+//! this VM's speed drifts between blocks of a few seconds. The p50s go to
+//! `target/criterion/zenoh_round_trips.json`, where `bench_table` reads the Zenoh rows (the
+//! targets are set at p50).
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
@@ -291,29 +295,85 @@ fn sizes() -> (usize, usize) {
     (len(&request), len(&package))
 }
 
-/// `SAMPLES` timings of `f`.
-async fn sample<F, Fut>(f: F) -> Vec<Duration>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut times = Vec::with_capacity(SAMPLES);
+/// The round trips measured, in the order each round makes them: a call and its reference
+/// next to each other.
+const KINDS: [&str; 6] = [
+    "bare_query_request_size",
+    "service_call",
+    "service_call_secure",
+    "service_call_in_process",
+    "bare_query_package_size",
+    "teaching",
+];
+
+/// `SAMPLES` rounds, each making one round trip of every kind; the timings by kind.
+async fn interleaved(side: &Side, small: &[u8], large: &[u8]) -> [Vec<Duration>; 6] {
+    let mut times: [Vec<Duration>; 6] = Default::default();
     for _ in 0..SAMPLES {
-        let start = Instant::now();
-        f().await;
-        times.push(start.elapsed());
+        let mut t = Instant::now();
+        let mut lap = |i: usize| {
+            let now = Instant::now();
+            times[i].push(now - t);
+            t = now;
+        };
+        bare_query(&side.bare, small).await;
+        lap(0);
+        call(side).await;
+        lap(1);
+        call_from(&side.secure).await;
+        lap(2);
+        call_from(&side.local).await;
+        lap(3);
+        bare_query(&side.bare, large).await;
+        lap(4);
+        teach(side).await;
+        lap(5);
     }
     times
 }
 
-fn percentiles(name: &str, mut samples: Vec<Duration>) {
-    samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+/// The `q` quantile of sorted samples.
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+/// Prints each kind's p50 and p99 and writes the p50s, in nanoseconds, for `bench_table`.
+fn report(mut times: [Vec<Duration>; 6], request_bytes: usize, package_bytes: usize) {
+    let labels = [
+        format!("bare zenoh query, {request_bytes} B"),
+        "selflet service call (echo)".into(),
+        "  the same call in secure mode".into(),
+        "  the same call within this process".into(),
+        format!("bare zenoh query, {package_bytes} B"),
+        "selflet teaching (request, package, install)".into(),
+    ];
+    let mut p50 = serde_json::Map::new();
+    for ((kind, label), samples) in KINDS.iter().zip(&labels).zip(&mut times) {
+        samples.sort_unstable();
+        let (median, tail) = (quantile(samples, 0.5), quantile(samples, 0.99));
+        println!(
+            "{label:<44} p50 {:>8.1} µs   p99 {:>8.1} µs",
+            median.as_secs_f64() * 1e6,
+            tail.as_secs_f64() * 1e6
+        );
+        p50.insert((*kind).into(), (median.as_nanos() as f64).into());
+    }
+    let ratio = |a: usize, b: usize| {
+        quantile(&times[a], 0.5).as_secs_f64() / quantile(&times[b], 0.5).as_secs_f64()
+    };
     println!(
-        "{name:<40} p50 {:>8.1} µs   p99 {:>8.1} µs",
-        at(0.50).as_secs_f64() * 1e6,
-        at(0.99).as_secs_f64() * 1e6
+        "p50 ratios: call / query {:.2}, teaching / query of the package's size {:.2}",
+        ratio(1, 0),
+        ratio(5, 4)
     );
+    let dir = std::path::Path::new(ROOT).join("target/criterion");
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        let json = serde_json::json!({ "samples": SAMPLES, "p50_ns": p50 });
+        std::fs::write(dir.join("zenoh_round_trips.json"), json.to_string())
+    });
+    if let Err(e) = written {
+        eprintln!("could not write the p50s for bench_table: {e}");
+    }
 }
 
 fn main() {
@@ -340,20 +400,10 @@ fn main() {
         }
     });
     println!(
-        "round trips across two processes on loopback ({SAMPLES} each; request {request_bytes} B, teaching package {package_bytes} B)"
+        "round trips across two processes on loopback ({SAMPLES} rounds of one of each, interleaved; request {request_bytes} B, teaching package {package_bytes} B)"
     );
-    let bare_small = rt.block_on(sample(|| bare_query(&side.bare, &small)));
-    let calls = rt.block_on(sample(|| call(&side)));
-    let secure_calls = rt.block_on(sample(|| call_from(&side.secure)));
-    let local_calls = rt.block_on(sample(|| call_from(&side.local)));
-    let bare_large = rt.block_on(sample(|| bare_query(&side.bare, &large)));
-    let teachings = rt.block_on(sample(|| teach(&side)));
-    percentiles(&format!("bare zenoh query, {request_bytes} B"), bare_small);
-    percentiles("selflet service call (echo)", calls);
-    percentiles("  the same call in secure mode", secure_calls);
-    percentiles("  the same call within this process", local_calls);
-    percentiles(&format!("bare zenoh query, {package_bytes} B"), bare_large);
-    percentiles("selflet teaching (request, package, install)", teachings);
+    let times = rt.block_on(interleaved(&side, &small, &large));
+    report(times, request_bytes, package_bytes);
 
     let mut c = Criterion::default().configure_from_args();
     let mut g = c.benchmark_group("zenoh_round_trip");
