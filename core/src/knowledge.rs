@@ -197,18 +197,18 @@ fn keep_gossiped(
         p.last_heard = now;
         return true;
     }
-    let worst = list
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.gossiped)
-        .filter(|(_, p)| p.last_used.is_none_or(|t| now.duration_since(t) > in_use))
-        .min_by(|(_, a), (_, b)| {
-            let q = |p: &Provider| p.advertised.unwrap_or(0.0);
-            q(a).total_cmp(&q(b))
-        })
-        .map(|(i, p)| (i, p.advertised.unwrap_or(0.0)));
     let gossiped = list.iter().filter(|p| p.gossiped).count();
     if gossiped >= known || list.len() >= MAX_PROVIDERS_PER_SERVICE {
+        let worst = list
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.gossiped)
+            .filter(|(_, p)| p.last_used.is_none_or(|t| now.duration_since(t) > in_use))
+            .min_by(|(_, a), (_, b)| {
+                let q = |p: &Provider| p.advertised.unwrap_or(0.0);
+                q(a).total_cmp(&q(b))
+            })
+            .map(|(i, p)| (i, p.advertised.unwrap_or(0.0)));
         match worst {
             Some((i, q)) if g.quality.unwrap_or(0.0) >= q => {
                 list.remove(i);
