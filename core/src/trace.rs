@@ -89,6 +89,11 @@ pub fn scope<F: Future>(id: TraceId, work: F) -> impl Future<Output = F::Output>
     CURRENT.scope(id, work)
 }
 
+/// Runs `work`, which does not wait, inside trace `id`.
+pub fn in_scope<R>(id: TraceId, work: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(id, work)
+}
+
 /// Runs `work` inside the current trace (the one current where this is called), or inside
 /// a new one if there is none.
 pub fn continue_or_start<F: Future>(work: F) -> impl Future<Output = F::Output> {

@@ -7,8 +7,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{AttemptError, LearnError, Negotiator};
+use crate::name::Name;
 use crate::trace::{self, TraceId};
-use crate::transport::{Envelope, Inbox, Incoming, Message, Refusal, Reply, Sink};
+use crate::transport::{Envelope, Inbox, Incoming, Message, Refusal, Reply, Sink, TeachingPackage};
 
 impl Negotiator {
     /// Serves `inbox` from now on: replies and requests as they are delivered, the rest by a
@@ -80,43 +81,56 @@ impl Negotiator {
                     ..
                 } => self.take_request(envelope, &work),
                 Incoming::Message { envelope, verified } => {
-                    // Boxed: handling a message takes a future of kilobytes, which the loop
-                    // of every agent, idle ones included, would otherwise hold for good.
-                    Box::pin(self.dispatch(envelope, verified)).await;
+                    let trace = TraceId::from_raw(envelope.trace);
+                    let Some((from, pkg)) = self.handle(envelope) else {
+                        continue;
+                    };
+                    // Boxed: learning is rare and its future kilobytes, which the loop of
+                    // every agent, idle ones included, would otherwise hold for good.
+                    let learning = Box::pin(self.on_lesson(&from, pkg, verified));
+                    match trace {
+                        Some(id) => trace::scope(id, learning).await,
+                        None => learning.await,
+                    }
                 }
             }
         }
     }
 
-    /// Handles a one-way message inside the trace it belongs to, if any: a lesson is learned
-    /// as part of the sender's chain of work.
-    async fn dispatch(&self, env: Envelope, verified: bool) {
-        match TraceId::from_raw(env.trace) {
-            Some(id) => trace::scope(id, self.handle(env, verified)).await,
-            None => self.handle(env, verified).await,
-        }
-    }
-
-    async fn handle(&self, env: Envelope, verified: bool) {
-        let Envelope { from, body, .. } = env;
+    /// Handles a one-way message, inside the trace it belongs to if any, but for a lesson
+    /// from a member this agent talks to, which it returns to be learned. Everything else is
+    /// handled here and now: a gossip round brings each agent a few messages, and none of
+    /// them waits for anything.
+    fn handle(&self, env: Envelope) -> Option<(Name, TeachingPackage)> {
+        let Envelope {
+            from, body, trace, ..
+        } = env;
         // One-way messages change what this agent believes: only from members it talks to.
         if !self.transport.is_member(&from) {
-            return self.refuse(Refusal::NotMember, &from, body.kind());
+            self.refuse(Refusal::NotMember, &from, body.kind());
+            return None;
         }
         if !self.talks_to(&from) {
-            return self.refuse(Refusal::NotNeighbour, &from, body.kind());
+            self.refuse(Refusal::NotNeighbour, &from, body.kind());
+            return None;
         }
-        match body {
+        let body = match body {
+            Message::Lesson(pkg) => return Some((from, *pkg)),
+            body => body,
+        };
+        let handle = || match body {
             Message::Advert { services } => self.on_advert(&from, services),
             Message::Gossip { entries } => self.on_gossip(&from, &entries),
             Message::Discover { service } => self.on_discover(&from, &service),
             Message::Load { utilization } => self.on_load(&from, utilization),
-            // Boxed: learning is rare and its future large, and every message dispatched
-            // would otherwise carry its size.
-            Message::Lesson(pkg) => Box::pin(self.on_lesson(&from, *pkg, verified)).await,
             // Requests and replies are taken by the serving loop and never dispatched.
-            Message::Request { .. } | Message::Reply(_) => {}
+            Message::Lesson(_) | Message::Request { .. } | Message::Reply(_) => {}
+        };
+        match TraceId::from_raw(trace) {
+            Some(id) => trace::in_scope(id, handle),
+            None => handle(),
         }
+        None
     }
 
     /// A reply reaches the request waiting for it. Code from a sender the transport did not
