@@ -925,9 +925,13 @@ impl Knowledge {
         if quality.is_nan() {
             return;
         }
-        self.rare_mut(|r| {
-            r.qualities
-                .insert(service.to_owned(), quality.clamp(0.0, 1.0))
+        let quality = quality.clamp(0.0, 1.0);
+        // In place when set before: a provider sets it after every call it serves.
+        self.rare_mut(|r| match r.qualities.get_mut(service) {
+            Some(q) => *q = quality,
+            None => {
+                r.qualities.insert(service.to_owned(), quality);
+            }
         });
     }
 
