@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use futures_util::future::Either;
 use rhai::Engine;
 use tokio_util::sync::CancellationToken;
 
@@ -159,64 +160,73 @@ impl Runtime {
     }
 
     /// Runs the behaviour named `name` to its end under `limits`, or until the agent stops.
-    pub(crate) async fn run_named(
+    // Not an `async fn`: one would hold its arguments beside the run's future, in every
+    // request served.
+    pub(crate) fn run_named(
         &self,
         name: &str,
         input: Value,
         depth: u32,
         limits: InstanceLimits,
-    ) -> Result<Value, BehaviourError> {
-        let b = self.0.behaviours.runnable(name)?;
-        self.run(b, input, depth, limits).await
+    ) -> impl Future<Output = Result<Value, BehaviourError>> + Send {
+        match self.0.behaviours.runnable(name) {
+            Ok(b) => Either::Left(self.run(b, input, depth, limits)),
+            Err(e) => Either::Right(std::future::ready(Err(e))),
+        }
     }
 
     /// Runs one instance of `b`.
-    pub(crate) async fn run(
+    // Not an `async fn`: one would hold its arguments twice, in every request served.
+    pub(crate) fn run(
         &self,
         b: Arc<Behaviour>,
         input: Value,
         depth: u32,
         limits: InstanceLimits,
-    ) -> Result<Value, BehaviourError> {
+    ) -> impl Future<Output = Result<Value, BehaviourError>> + Send {
         let id = self.0.next_instance.fetch_add(1, Ordering::Relaxed);
-        {
-            // Counted without copying the name but for a behaviour's first run.
-            let mut runs = crate::sync::lock(&self.0.load.runs);
-            match runs.get_mut(&b.name) {
-                Some(n) => *n += 1,
-                None => {
-                    runs.insert(b.name.clone(), 1);
+        self.count_run(&b.name);
+        async move {
+            let cancel = &self.0.cancel;
+            let stopping = || {
+                BehaviourError::new(
+                    &b.name,
+                    b.initial(),
+                    ErrorKind::Cancelled,
+                    "the agent is stopping",
+                )
+            };
+            let result = if cancel.is_cancelled() {
+                Err(stopping())
+            } else {
+                // The instance first: most finish without waiting, and then never register
+                // with the token (a lock and a waiter for every call served).
+                tokio::select! {
+                    biased;
+                    r = Instance::new(self, &b, id, input, depth, limits).run() => r,
+                    _ = cancel.cancelled() => Err(stopping()),
                 }
+            };
+            if let Err(e) = &result
+                && e.kind() == ErrorKind::Limit
+            {
+                self.0.load.limited.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(agent = %self.0.agent, "{e}");
+            }
+            self.announce_end(&b, id, &result).await;
+            result
+        }
+    }
+
+    /// Counts a run of behaviour `name`, without copying the name but for its first run.
+    fn count_run(&self, name: &str) {
+        let mut runs = crate::sync::lock(&self.0.load.runs);
+        match runs.get_mut(name) {
+            Some(n) => *n += 1,
+            None => {
+                runs.insert(name.to_owned(), 1);
             }
         }
-        let cancel = &self.0.cancel;
-        let stopping = || {
-            BehaviourError::new(
-                &b.name,
-                b.initial(),
-                ErrorKind::Cancelled,
-                "the agent is stopping",
-            )
-        };
-        let result = if cancel.is_cancelled() {
-            Err(stopping())
-        } else {
-            // The instance first: most finish without waiting, and then never register with
-            // the token (a lock and a waiter for every call served).
-            tokio::select! {
-                biased;
-                r = Instance::new(self, &b, id, input, depth, limits).run() => r,
-                _ = cancel.cancelled() => Err(stopping()),
-            }
-        };
-        if let Err(e) = &result
-            && e.kind() == ErrorKind::Limit
-        {
-            self.0.load.limited.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(agent = %self.0.agent, "{e}");
-        }
-        self.announce_end(&b, id, &result).await;
-        result
     }
 
     async fn announce_end(&self, b: &Behaviour, id: u64, result: &Result<Value, BehaviourError>) {

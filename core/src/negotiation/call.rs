@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use futures_util::future::Either;
 use tokio::time::Instant;
 
@@ -76,30 +77,38 @@ impl Negotiator {
     }
 
     /// Calls `service` at a provider; if it was taught on the way, runs it here.
-    async fn call_remote(
-        &self,
-        service: &str,
+    // Not an `async fn`: one would hold its arguments twice, in every call.
+    #[allow(clippy::manual_async_fn)]
+    fn call_remote<'a>(
+        &'a self,
+        service: &'a str,
         input: Value,
         depth: u32,
         deadline: Option<Instant>,
-    ) -> Result<Value, CallError> {
-        let modes = self.knowledge.ask_modes(service);
-        // Borrowed: each attempt copies it into its message, and this call keeps it for a
-        // service taught on the way, which then runs here with it.
-        let outcome = self.request(service, &modes, &input, deadline).await?;
-        match outcome {
-            Outcome::Done { value, .. } => Ok(value),
-            // Taught on the way: from now on it runs here, starting with this call.
-            Outcome::Learned { teacher, .. } => match self.runnable(service) {
-                Some(offer) => Box::pin(self.run_here(&offer, input, Origin::HERE, depth)).await,
-                None => Err(CallError::Unavailable {
-                    service: service.to_owned(),
-                    attempts: vec![super::Attempt {
-                        provider: teacher,
-                        error: super::AttemptError::Unexpected("a service that does not run here"),
-                    }],
-                }),
-            },
+    ) -> impl Future<Output = Result<Value, CallError>> + 'a {
+        async move {
+            let modes = self.knowledge.ask_modes(service);
+            // Borrowed: each attempt copies it into its message, and this call keeps it for a
+            // service taught on the way, which then runs here with it.
+            let outcome = self.request(service, &modes, &input, deadline).await?;
+            match outcome {
+                Outcome::Done { value, .. } => Ok(value),
+                // Taught on the way: from now on it runs here, starting with this call.
+                Outcome::Learned { teacher, .. } => match self.runnable(service) {
+                    Some(offer) => {
+                        Box::pin(self.run_here(&offer, input, Origin::HERE, depth)).await
+                    }
+                    None => Err(CallError::Unavailable {
+                        service: service.to_owned(),
+                        attempts: vec![super::Attempt {
+                            provider: teacher,
+                            error: super::AttemptError::Unexpected(
+                                "a service that does not run here",
+                            ),
+                        }],
+                    }),
+                },
+            }
         }
     }
 
@@ -120,46 +129,79 @@ impl Negotiator {
 
     /// Runs `service` on this agent — or on the neighbour part of its load is redirected to,
     /// falling back to this agent if that fails, so that redirecting never loses a request.
-    pub(super) async fn run_here(
+    // Not an `async fn`: most runs are not redirected, and their future is the behaviour's
+    // run and nothing around it (an `async fn` would add its arguments twice), in every
+    // request served.
+    pub(super) fn run_here<'a>(
+        &'a self,
+        offer: &'a Service,
+        input: Value,
+        origin: Origin<'a>,
+        depth: u32,
+    ) -> impl Future<Output = Result<Value, CallError>> + 'a {
+        match self.redirect_target(offer, origin) {
+            None => Either::Left(self.run_local(offer, input, depth)),
+            // Boxed: most calls run here, and would otherwise carry a forward's size.
+            Some(to) => Either::Right(Box::pin(self.run_redirected(to, offer, input, depth))),
+        }
+    }
+
+    /// The neighbour to hand this run to, if part of the load of `offer` is redirected and
+    /// it is this run's turn: never back to the requester, and never a request forwarded
+    /// already.
+    fn redirect_target(&self, offer: &Service, origin: Origin<'_>) -> Option<String> {
+        if origin.hops != 0 {
+            return None;
+        }
+        self.knowledge
+            .redirect_turn(&offer.name)
+            .filter(|to| Some(to.as_str()) != origin.requester && self.talks_to(to))
+    }
+
+    /// Runs `offer` on the neighbour `to`, or here if that fails.
+    async fn run_redirected(
         &self,
+        to: String,
         offer: &Service,
         input: Value,
-        origin: Origin<'_>,
         depth: u32,
     ) -> Result<Value, CallError> {
         let service = offer.name.as_str();
-        if origin.hops == 0
-            && let Some(to) = self.knowledge.redirect_turn(service)
-            && Some(to.as_str()) != origin.requester
-            && self.talks_to(&to)
-        {
-            // Boxed: most calls run here, and would otherwise carry a forward's size.
-            match Box::pin(self.forward(&to, service, input.clone())).await {
-                Ok(v) => {
-                    let event = || topic::ServiceRedirected {
-                        service: service.to_owned(),
-                        to: to.clone(),
-                    };
-                    let _ = self.bus.emit_with(event).await;
-                    return Ok(v);
-                }
-                Err(e) => {
-                    tracing::warn!(agent = %self.agent, %service, neighbour = %to, "redirect failed, running here: {e}");
-                }
+        match self.forward(&to, service, input.clone()).await {
+            Ok(v) => {
+                let event = || topic::ServiceRedirected {
+                    service: service.to_owned(),
+                    to: to.clone(),
+                };
+                let _ = self.bus.emit_with(event).await;
+                return Ok(v);
+            }
+            Err(e) => {
+                tracing::warn!(agent = %self.agent, %service, neighbour = %to, "redirect failed, running here: {e}");
             }
         }
-        let behaviour = offer.behaviour.as_deref().unwrap_or(service);
+        self.run_local(offer, input, depth).await
+    }
+
+    /// Runs `offer`'s behaviour on this agent. Shutdown cancels it after its grace period.
+    fn run_local(
+        &self,
+        offer: &Service,
+        input: Value,
+        depth: u32,
+    ) -> impl Future<Output = Result<Value, CallError>> {
+        let behaviour = offer.behaviour.as_deref().unwrap_or(&offer.name);
         let limits = InstanceLimits {
             time: offer.time_limit.or(Some(self.service_time())),
             ..self.runtime.limits()
         };
-        // Shutdown cancels the instance after its grace period.
         self.runtime
             .run_named(behaviour, input, depth, limits)
-            .await
-            .map_err(|e| match e.kind() {
-                ErrorKind::Cancelled => CallError::Stopped,
-                _ => CallError::Local(e),
+            .map(|r| {
+                r.map_err(|e| match e.kind() {
+                    ErrorKind::Cancelled => CallError::Stopped,
+                    _ => CallError::Local(e),
+                })
             })
     }
 

@@ -134,7 +134,7 @@ impl Negotiator {
     /// does not hold the inbox up and shutdown answers it or lets it finish.
     pub(super) fn on_request(
         self: &Arc<Self>,
-        r: Request,
+        mut r: Request,
         trace: Option<TraceId>,
         work: &TaskTracker,
     ) {
@@ -158,10 +158,11 @@ impl Negotiator {
         let mark = WaitMarks::mark(&r.service);
         let id = trace.unwrap_or_default();
         let span = tracing::info_span!("serve", agent = %self.agent, service = %r.service, from = %r.from, trace = %id);
+        // Moved into the run, not copied: the request needs it no more. Taken out here, not
+        // in the future: rebinding the request there would hold it twice (120 bytes more in
+        // every request served).
+        let mut input = std::mem::take(&mut r.input);
         let served = async move {
-            let mut r = r;
-            // Moved into the run, not copied: the request needs it no more.
-            let mut input = std::mem::take(&mut r.input);
             let event = || topic::RequestIncoming {
                 service: r.service.as_str().to_owned(),
                 requester: r.from.as_str().to_owned(),

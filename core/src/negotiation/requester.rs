@@ -32,6 +32,14 @@ impl Candidate {
     }
 }
 
+/// A request sent: its id, where its reply will come, and until when (how long) to wait.
+struct Sent {
+    id: u64,
+    reply: oneshot::Receiver<Result<Reply, AttemptError>>,
+    until: Instant,
+    wait: std::time::Duration,
+}
+
 /// What one asked provider's answer means for the request.
 enum Next {
     /// Answered: the output, and the quality the provider advertises now.
@@ -268,12 +276,34 @@ impl Negotiator {
     }
 
     /// Sends a request and waits for its reply (or the time-out, or the deadline).
-    pub(super) async fn ask(
+    // Not an `async fn`: the request goes out at once, and the future that waits for the
+    // reply holds neither it nor the arguments, in every call.
+    pub(super) fn ask(
         &self,
         to: &str,
         body: Message,
         deadline: Option<Instant>,
-    ) -> Result<Reply, AttemptError> {
+    ) -> impl Future<Output = Result<Reply, AttemptError>> {
+        let sent = self.send_request(to, body, deadline);
+        async move {
+            let sent = sent?;
+            let reply = tokio::time::timeout_at(sent.until, sent.reply).await;
+            lock(&self.pending).remove(&sent.id);
+            match reply {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err(AttemptError::Unreachable("the agent is stopping".into())),
+                Err(_) => Err(AttemptError::TimedOut(sent.wait)),
+            }
+        }
+    }
+
+    /// Sends a request under a new id, for its reply to be waited for.
+    fn send_request(
+        &self,
+        to: &str,
+        body: Message,
+        deadline: Option<Instant>,
+    ) -> Result<Sent, AttemptError> {
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -299,13 +329,12 @@ impl Negotiator {
             Some(d) => self.config.timeout.min(d.saturating_duration_since(now)),
             None => self.config.timeout,
         };
-        let reply = tokio::time::timeout_at(crate::duration::after(now, wait), rx).await;
-        lock(&self.pending).remove(&id);
-        match reply {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(AttemptError::Unreachable("the agent is stopping".into())),
-            Err(_) => Err(AttemptError::TimedOut(wait)),
-        }
+        Ok(Sent {
+            id,
+            reply: rx,
+            until: crate::duration::after(now, wait),
+            wait,
+        })
     }
 
     /// A reply (or the transport's word that none will come) for request `id`: handed to the
