@@ -90,7 +90,7 @@ pub fn scope<F: Future>(id: TraceId, work: F) -> impl Future<Output = F::Output>
 }
 
 /// Runs `work`, which does not wait, inside trace `id`.
-pub fn in_scope<R>(id: TraceId, work: impl FnOnce() -> R) -> R {
+pub(crate) fn in_scope<R>(id: TraceId, work: impl FnOnce() -> R) -> R {
     CURRENT.sync_scope(id, work)
 }
 

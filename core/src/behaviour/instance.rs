@@ -261,7 +261,9 @@ impl<'a> Instance<'a> {
                 }
             }
             _ = sleep_until(wake), if wake.is_some() => {
-                let Some((i, _)) = next_timer.filter(|_| deadline.is_none_or(|d| Instant::now() < d)) else {
+                // The timer's turn if the limit is not reached: the limit comes first.
+                let timer = next_timer.filter(|_| deadline.is_none_or(|d| Instant::now() < d));
+                let Some((i, _)) = timer else {
                     return Err(self.out_of_time(state));
                 };
                 timers[i] = None;
