@@ -490,6 +490,17 @@ fn needed_names<'k>(
         .map(String::as_str)
 }
 
+/// Sets `key` to `value`, in place if it is set already: values set over and over (a
+/// provider's quality, a neighbour's load) copy their key only the first time.
+fn put<V>(map: &mut BTreeMap<String, V>, key: &str, value: V) {
+    match map.get_mut(key) {
+        Some(v) => *v = value,
+        None => {
+            map.insert(key.to_owned(), value);
+        }
+    }
+}
+
 /// What an agent knows that most agents never set, in one lock. Ten empty maps behind locks
 /// of their own cost each of thousands of idle agents 400 bytes.
 struct Rare {
@@ -900,7 +911,8 @@ impl Knowledge {
 
     /// Records the utilization an agent (this one, or a neighbour) last reported.
     pub fn set_load(&self, agent: &str, utilization: f64) {
-        self.rare_mut(|r| r.loads.insert(agent.to_owned(), utilization));
+        // Every neighbour's report, every period.
+        self.rare_mut(|r| put(&mut r.loads, agent, utilization));
     }
 
     /// The utilizations last reported, by agent.
@@ -925,14 +937,8 @@ impl Knowledge {
         if quality.is_nan() {
             return;
         }
-        let quality = quality.clamp(0.0, 1.0);
-        // In place when set before: a provider sets it after every call it serves.
-        self.rare_mut(|r| match r.qualities.get_mut(service) {
-            Some(q) => *q = quality,
-            None => {
-                r.qualities.insert(service.to_owned(), quality);
-            }
-        });
+        // A provider sets it after every call it serves.
+        self.rare_mut(|r| put(&mut r.qualities, service, quality.clamp(0.0, 1.0)));
     }
 
     /// The services the agent was taught, by name.
