@@ -130,6 +130,43 @@ async fn gossip_traffic_per_agent_does_not_grow_with_n() {
     );
 }
 
+/// The other scenarios of a seed branch from the static run at the change point instead of
+/// playing the rounds before it again. A branch that changes nothing goes on as the trunk
+/// does: every agent knows the providers it knew, advertises what it had settled, and its
+/// strategy chooses as it had learned to. (Agents that forgot their providers, or whose
+/// learners start afresh, try untried ones, and ξ falls by 0.1–0.2 for several rounds.)
+#[tokio::test(start_paused = true)]
+async fn a_branch_that_changes_nothing_goes_on_as_its_trunk_does() {
+    let p = params(Scenario::Static, two_layer(), AGENTS, 1);
+    let saved = std::sync::Mutex::new(None);
+    let keep = |s| *saved.lock().unwrap() = Some(s);
+    let trunk = experiment::trunk(&p, &|| (), Some(&keep)).await.unwrap();
+    let snapshot = saved
+        .into_inner()
+        .unwrap()
+        .expect("a snapshot at the change point");
+    let branch = experiment::branch(&p, &snapshot, &|| ()).await.unwrap();
+    let before = (p.change_at - 1) as usize;
+    assert_eq!(
+        branch.xi[..before],
+        trunk.xi[..before],
+        "the rounds before are the trunk's"
+    );
+    // Round by round over the first ten after the branch, and on average.
+    let after = before..before + 10;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    for (what, b, t) in [
+        ("ξ", &branch.xi, &trunk.xi),
+        ("resolved", &branch.resolved, &trunk.resolved),
+    ] {
+        let (b, t) = (&b[after.clone()], &t[after.clone()]);
+        assert!(
+            b.iter().zip(t).all(|(b, t)| (b - t).abs() <= 0.1) && (mean(b) - mean(t)).abs() <= 0.03,
+            "{what} after the branch point: branch {b:.3?}, trunk {t:.3?}"
+        );
+    }
+}
+
 /// A run is a function of its seed: single-layer RL, which moves the most, through the quality
 /// change, among 400 agents. It was written to catch learners that forget records in a hash
 /// map's randomly seeded order (which failed it 3 times in 3 at 700 agents); since answers

@@ -422,6 +422,73 @@ impl ProviderDirectory {
     }
 }
 
+/// A copy of what a [`ProviderDirectory`] lists, taken by
+/// [`snapshot`](ProviderDirectory::snapshot) and put back, in the same directory or another,
+/// by [`restore`](ProviderDirectory::restore). Times are kept as ages, so it may be restored
+/// on another clock: an experiment's paused one, or another process's.
+#[derive(Debug, Clone)]
+pub struct DirectorySnapshot {
+    taken_at: Instant,
+    by_service: BTreeMap<String, Vec<Provider>>,
+}
+
+impl DirectorySnapshot {
+    /// The known providers of `service`, as [`ProviderDirectory::providers`] gave them when
+    /// the snapshot was taken.
+    pub fn providers(&self, service: &str) -> &[Provider] {
+        self.by_service.get(service).map_or(&[], Vec::as_slice)
+    }
+}
+
+impl ProviderDirectory {
+    /// What the directory lists now, to restore later or in another agent.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use selflet_core::knowledge::ProviderDirectory;
+    /// use selflet_core::OfferModes;
+    ///
+    /// let original = ProviderDirectory::default();
+    /// original.heard("resize", "b", OfferModes::CAN_DO).unwrap();
+    /// let snapshot = original.snapshot();
+    /// tokio::time::sleep(Duration::from_secs(60)).await;
+    /// let copy = ProviderDirectory::default();
+    /// copy.restore(&snapshot);
+    /// let b = &copy.providers("resize")[0];
+    /// // Heard of as long before the restore as before the snapshot: just then.
+    /// assert_eq!(b.last_heard, tokio::time::Instant::now());
+    /// # }
+    /// ```
+    pub fn snapshot(&self) -> DirectorySnapshot {
+        DirectorySnapshot {
+            taken_at: Instant::now(),
+            by_service: read(&self.by_service).clone(),
+        }
+    }
+
+    /// Replaces what the directory lists with what `snapshot` listed, every time moved by as
+    /// much as the clock moved since it was taken: a provider heard of a second before the
+    /// snapshot was heard of a second before the restore. A snapshot holds what a directory
+    /// held, so it is within the directory's bounds.
+    pub fn restore(&self, snapshot: &DirectorySnapshot) {
+        let now = Instant::now();
+        // An age that would reach before the clock's origin is taken as now.
+        let moved = |t: Instant| {
+            now.checked_sub(snapshot.taken_at.saturating_duration_since(t))
+                .unwrap_or(now)
+        };
+        let mut by_service = snapshot.by_service.clone();
+        for p in by_service.values_mut().flatten() {
+            p.last_heard = moved(p.last_heard);
+            p.last_failure = p.last_failure.map(moved);
+            p.last_used = p.last_used.map(moved);
+        }
+        *write(&self.by_service) = by_service;
+    }
+}
+
 /// The load-balancing model's numbers of one service, from the manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Economics {
@@ -1008,6 +1075,39 @@ mod tests {
         assert!(!k.neighbour_enabled("b"));
         assert_eq!(k.loads(), BTreeMap::from([("c".to_owned(), 0.5)]));
         assert_eq!(k.quality("s"), Some(1.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restored_directory_lists_the_snapshot_with_its_ages_and_nothing_else() {
+        let original = ProviderDirectory::default();
+        original.heard("s", "b", OfferModes::CAN_DO).unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        original.touch("s", "b");
+        original.heard("s", "c", OfferModes::CAN_DO).unwrap();
+        original.failed("s", "c");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let snapshot = original.snapshot();
+        original.forget("b");
+
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        let copy = ProviderDirectory::default();
+        copy.heard("t", "d", OfferModes::CAN_DO).unwrap();
+        copy.restore(&snapshot);
+        let now = Instant::now();
+        let ago = |s: u64| Some(now - Duration::from_secs(s));
+        let listed = copy.providers("s");
+        assert_eq!(listed.len(), 2);
+        let (b, c) = (&listed[0], &listed[1]);
+        assert_eq!((b.agent.as_str(), c.agent.as_str()), ("b", "c"));
+        assert_eq!((Some(b.last_heard), b.last_used), (ago(1), ago(1)));
+        assert_eq!((c.failures, c.last_failure), (1, ago(1)));
+        assert!(!copy.knows("t"), "a restore replaces what was listed");
+        assert_eq!(snapshot.providers("s").len(), 2);
+        assert_eq!(
+            original.providers("s").len(),
+            1,
+            "the original goes on on its own"
+        );
     }
 
     #[tokio::test]

@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use selflet::behaviour::Behaviour;
-use selflet::choice::{Choice, QualityMetric};
+use selflet::choice::{Choice, ProviderChoice, QualityMetric};
+use selflet::knowledge::DirectorySnapshot;
 use selflet::negotiation::{CallOptions, Config as NegotiationConfig, GossipConfig};
 use selflet::transport::{
     Envelope, JoinError, Membership, Message, MessageCounters, SendError, Transport,
@@ -185,6 +186,7 @@ struct Settled {
 
 /// One agent's component: what its driver and its `serve` ability share.
 struct Node {
+    index: usize,
     service: String,
     deps: Vec<String>,
     // Calls received, for this round and the next (a caller may reach it before its own
@@ -211,44 +213,69 @@ pub(crate) async fn run(
     p: &Params,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Run, selflet::AgentError> {
-    let net = Arc::new(Counting::new());
-    let tallies = Arc::new(Mutex::new(vec![Tally::default(); p.rounds as usize + 1]));
-    let mut rng = fastrand::Rng::with_seed(p.seed);
-    // Round r starts at start + (r - 1) s; gossip runs on whole seconds from the spawn, half a
-    // round away, so each round's calls see the gossip of the round before.
-    let start = Instant::now() + ROUND / 2;
-    let world = World {
-        net: Arc::clone(&net),
-        tallies: Arc::clone(&tallies),
-        start,
-        params: p.clone(),
-        // Parsed once: every agent runs the same behaviour, and shares the one copy.
-        provide: Arc::new(Behaviour::parse(SourceFile::new(
-            "provide.yaml",
-            include_str!("provide.yaml"),
-        ))?),
-    };
-    let mut nodes = Vec::with_capacity(p.agents + p.churn);
-    for i in 0..p.agents {
-        nodes.push(world.spawn(i, 1, &mut rng).await?);
-    }
-    for round in 1..=p.rounds {
-        // Half a round after it started, round `round` is settled.
-        sleep_until(world.at(round) + ROUND / 2).await;
-        progress();
-        if round + 1 == p.change_at {
-            world.change(&mut nodes, &mut rng).await?;
-        }
-    }
-    for (handle, node) in &nodes {
-        node.present.store(false, Ordering::Relaxed);
-        handle.shutdown().await;
-    }
-    let tallies = tallies.lock().expect("tallies").clone();
-    Ok(summarize(p, &tallies[1..], &net))
+    trunk(p, progress, None).await
 }
 
-fn summarize(p: &Params, tallies: &[Tally], net: &Counting) -> Run {
+/// A run from its first round. At the change point, before the change, `at_change` (if any)
+/// is handed a [`Snapshot`] of the world, from which the other scenarios can [`branch`].
+pub(crate) async fn trunk(
+    p: &Params,
+    progress: &(dyn Fn() + Sync),
+    at_change: Option<&(dyn Fn(Snapshot) + Sync)>,
+) -> Result<Run, selflet::AgentError> {
+    let world = World::new(p, 1, Vec::new(), Traffic::default())?;
+    let mut rng = fastrand::Rng::with_seed(p.seed);
+    let mut members = Vec::with_capacity(p.agents + p.churn);
+    for i in 0..p.agents {
+        let deps = draw_deps(p, i, &mut rng);
+        let choice = p.choice.strategy(agent_seed(p.seed, i));
+        members.push(world.spawn((i, deps), choice, 1, None).await?);
+    }
+    world.play(members, &mut rng, progress, at_change).await
+}
+
+/// `p`'s scenario, from `from`'s change point on: the agents present then, each knowing what
+/// it knew and choosing as its strategy had learned to, then `p`'s change. The rounds before
+/// are `from`'s.
+pub(crate) async fn branch(
+    p: &Params,
+    from: &Snapshot,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Run, selflet::AgentError> {
+    let world = World::new(p, p.change_at, from.tallies.clone(), from.traffic)?;
+    // The change's own draws: apart from the trunk's, and from the other branches'.
+    let salt = p.scenario as u64 + 1;
+    let mut rng = fastrand::Rng::with_seed(p.seed ^ salt.wrapping_mul(0x2545_f491_4f6c_dd1d));
+    let mut members = Vec::with_capacity(p.agents + p.churn);
+    for a in &from.agents {
+        let seed = agent_seed(p.seed ^ salt, a.index);
+        let choice = a
+            .choice
+            .fork(seed)
+            .unwrap_or_else(|| p.choice.strategy(seed));
+        let agent = (a.index, a.deps.clone());
+        let member = world.spawn(agent, choice, p.change_at, Some(a)).await?;
+        members.push(member);
+    }
+    world.change(&mut members, &mut rng).await?;
+    world.play(members, &mut rng, progress, None).await
+}
+
+/// Agent `i`'s dependencies: each higher type than its own with probability ½.
+fn draw_deps(p: &Params, i: usize, rng: &mut fastrand::Rng) -> Vec<String> {
+    let kind = i % p.types + 1;
+    (kind + 1..=p.types)
+        .filter(|_| rng.bool())
+        .map(|t| format!("t{t}"))
+        .collect()
+}
+
+/// Seeds agent `i`'s provider choice.
+fn agent_seed(seed: u64, i: usize) -> u64 {
+    seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+fn summarize(p: &Params, tallies: &[Tally], traffic: Traffic) -> Run {
     let mut run = Run::default();
     let mut agent_rounds = 0.0;
     for t in tallies {
@@ -267,16 +294,59 @@ fn summarize(p: &Params, tallies: &[Tally], net: &Counting) -> Run {
         agent_rounds += f64::from(t.present);
     }
     let _ = p;
-    run.gossip_entries = net.entries.load(Ordering::Relaxed) as f64 / agent_rounds;
-    run.gossip_messages = net.messages.load(Ordering::Relaxed) as f64 / agent_rounds;
-    run.calls = net.counters().by_kind.get("request").copied().unwrap_or(0);
+    run.gossip_entries = traffic.entries as f64 / agent_rounds;
+    run.gossip_messages = traffic.messages as f64 / agent_rounds;
+    run.calls = traffic.calls;
     run
+}
+
+/// The world of a run at its change point, before the change: every agent present, with
+/// what it knows of providers and what its strategy learned, and the rounds so far. The
+/// scenarios of one seed and strategy are the same world until then, so the others
+/// [`branch`] from it rather than play those rounds again.
+pub(crate) struct Snapshot {
+    agents: Vec<Saved>,
+    tallies: Vec<Tally>,
+    traffic: Traffic,
+}
+
+/// One agent, as a snapshot keeps it.
+struct Saved {
+    index: usize,
+    deps: Vec<String>,
+    settled: Settled,
+    providers: DirectorySnapshot,
+    choice: Arc<dyn ProviderChoice>,
+}
+
+/// Gossip entries and messages sent, and service calls made.
+#[derive(Debug, Clone, Copy, Default)]
+struct Traffic {
+    entries: u64,
+    messages: u64,
+    calls: u64,
+}
+
+impl std::ops::Add for Traffic {
+    type Output = Traffic;
+
+    fn add(self, o: Traffic) -> Traffic {
+        Traffic {
+            entries: self.entries + o.entries,
+            messages: self.messages + o.messages,
+            calls: self.calls + o.calls,
+        }
+    }
 }
 
 /// What every agent of a run shares.
 struct World {
     net: Arc<Counting>,
     tallies: Arc<Mutex<Vec<Tally>>>,
+    // The traffic of the rounds before `first`, in a branch.
+    before: Traffic,
+    // The first round this world plays, and when it starts.
+    first: u64,
     start: Instant,
     params: Params,
     provide: Arc<Behaviour>,
@@ -285,27 +355,116 @@ struct World {
 type Member = (AgentHandle, Arc<Node>);
 
 impl World {
-    /// When round `round` starts.
-    fn at(&self, round: u64) -> Instant {
-        self.start + ROUND * u32::try_from(round - 1).unwrap_or(u32::MAX)
+    /// A world that plays from round `first` on, with `tallies` and `before` of the rounds
+    /// before it.
+    fn new(
+        p: &Params,
+        first: u64,
+        mut tallies: Vec<Tally>,
+        before: Traffic,
+    ) -> Result<World, selflet::AgentError> {
+        tallies.resize(p.rounds as usize + 1, Tally::default());
+        // Gossip runs on whole seconds from the spawn. From the first round, it is half a
+        // round away from the round's start; in a branch, which starts at the trunk's
+        // snapshot, a quarter of a round after the round before settled, it is a quarter.
+        // Either way each round's calls see the gossip of the round before.
+        let lead = if first == 1 { ROUND / 2 } else { ROUND * 3 / 4 };
+        Ok(World {
+            net: Arc::new(Counting::new()),
+            tallies: Arc::new(Mutex::new(tallies)),
+            before,
+            first,
+            start: Instant::now() + lead,
+            params: p.clone(),
+            // Parsed once: every agent runs the same behaviour, and shares the one copy.
+            provide: Arc::new(Behaviour::parse(SourceFile::new(
+                "provide.yaml",
+                include_str!("provide.yaml"),
+            ))?),
+        })
     }
 
-    /// Agent `i`: type `i mod w + 1`, its dependencies drawn, driven from round `first`.
+    /// When round `round` starts.
+    fn at(&self, round: u64) -> Instant {
+        self.start + ROUND * u32::try_from(round - self.first).unwrap_or(u32::MAX)
+    }
+
+    /// Plays the rounds, hands `at_change` a snapshot at the change point and makes the
+    /// change; then stops every agent and sums up.
+    async fn play(
+        &self,
+        mut members: Vec<Member>,
+        rng: &mut fastrand::Rng,
+        progress: &(dyn Fn() + Sync),
+        at_change: Option<&(dyn Fn(Snapshot) + Sync)>,
+    ) -> Result<Run, selflet::AgentError> {
+        let p = &self.params;
+        for round in self.first..=p.rounds {
+            if round + 1 == p.change_at {
+                // A quarter of a round in, the round is settled and the gossip after it (at
+                // half a round) has not started: nothing is in flight.
+                sleep_until(self.at(round) + ROUND / 4).await;
+                if let Some(take) = at_change {
+                    take(self.snapshot(&members));
+                }
+                self.change(&mut members, rng).await?;
+            }
+            // Half a round after it started, round `round` is settled.
+            sleep_until(self.at(round) + ROUND / 2).await;
+            progress();
+        }
+        for (handle, node) in &members {
+            node.present.store(false, Ordering::Relaxed);
+            handle.shutdown().await;
+        }
+        let tallies = self.tallies.lock().expect("tallies").clone();
+        Ok(summarize(p, &tallies[1..], self.before + self.traffic()))
+    }
+
+    fn traffic(&self) -> Traffic {
+        let net = &self.net;
+        Traffic {
+            entries: net.entries.load(Ordering::Relaxed),
+            messages: net.messages.load(Ordering::Relaxed),
+            calls: net.counters().by_kind.get("request").copied().unwrap_or(0),
+        }
+    }
+
+    /// The world now, between two rounds.
+    fn snapshot(&self, members: &[Member]) -> Snapshot {
+        let agents = members
+            .iter()
+            .map(|(handle, node)| Saved {
+                index: node.index,
+                deps: node.deps.clone(),
+                settled: *node.settled.borrow(),
+                providers: handle.knowledge().providers().snapshot(),
+                // A copy, as the trunk goes on learning; each branch forks its own from it.
+                choice: handle.choice().fork(0).unwrap_or_else(|| handle.choice()),
+            })
+            .collect();
+        Snapshot {
+            agents,
+            tallies: self.tallies.lock().expect("tallies").clone(),
+            traffic: self.before + self.traffic(),
+        }
+    }
+
+    /// Agent `i`, of type `i mod w + 1` with `deps`, choosing with `choice`; driven from
+    /// round `from`. A `saved` agent starts knowing what it knew, at the quality it had
+    /// settled.
     async fn spawn(
         &self,
-        i: usize,
-        first: u64,
-        rng: &mut fastrand::Rng,
+        (i, deps): (usize, Vec<String>),
+        choice: Arc<dyn ProviderChoice>,
+        from: u64,
+        saved: Option<&Saved>,
     ) -> Result<Member, selflet::AgentError> {
         let p = &self.params;
-        let kind = i % p.types + 1;
-        let deps: Vec<String> = (kind + 1..=p.types)
-            .filter(|_| rng.bool())
-            .map(|t| format!("t{t}"))
-            .collect();
-        let service = format!("t{kind}");
-        let (settled, _) = watch::channel(Settled::default());
+        let service = format!("t{}", i % p.types + 1);
+        let (settled, _) = watch::channel(saved.map_or_else(Settled::default, |s| s.settled));
         let node = Arc::new(Node {
+            index: i,
             service: service.clone(),
             deps: deps.clone(),
             load: [AtomicU32::new(0), AtomicU32::new(0)],
@@ -315,9 +474,7 @@ impl World {
         });
         let config = NegotiationConfig {
             timeout: CALL_TIMEOUT,
-            choice: p
-                .choice
-                .strategy(p.seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            choice,
             gossip: Some(p.gossip),
             quality: QualityMetric::Output {
                 field: "quality".into(),
@@ -330,52 +487,61 @@ impl World {
             ..Service::new(&service, OfferModes::CAN_DO).requiring(deps)
         };
         let serving = Arc::clone(&node);
-        let handle = Agent::builder(format!("s{i}"))
+        let mut builder = Agent::builder(format!("s{i}"))
             .transport(Arc::clone(&self.net) as Arc<dyn Transport>)
             .behaviour(Arc::clone(&self.provide))
             .service(offer)
             .ability("serve", move |input| serve(Arc::clone(&serving), input))
-            .negotiation(config)
-            .spawn()
-            .await?;
+            .negotiation(config);
+        if let Some(s) = saved {
+            builder = builder.known_providers(s.providers.clone());
+        }
+        let handle = builder.spawn().await?;
+        if let Some(s) = saved {
+            // What it advertises, as the driver set it when the round settled.
+            handle.knowledge().set_quality(&service, s.settled.quality);
+        }
         let driver = Driver {
             handle: handle.clone(),
             node: Arc::clone(&node),
             tallies: Arc::clone(&self.tallies),
             start: self.start,
+            base: self.first,
             rounds: p.rounds,
         };
-        tokio::spawn(driver.drive(first));
+        tokio::spawn(driver.drive(from));
         Ok((handle, node))
     }
 
-    /// The scenario's change, half a round before round `change_at`.
+    /// The scenario's change, before round `change_at`.
     async fn change(
         &self,
-        nodes: &mut Vec<Member>,
+        members: &mut Vec<Member>,
         rng: &mut fastrand::Rng,
     ) -> Result<(), selflet::AgentError> {
         let p = &self.params;
         match p.scenario {
             Scenario::Static => {}
             Scenario::Leave => {
-                rng.shuffle(nodes);
-                for (handle, node) in nodes.drain(..p.churn.min(nodes.len())) {
+                rng.shuffle(members);
+                for (handle, node) in members.drain(..p.churn.min(members.len())) {
                     node.present.store(false, Ordering::Relaxed);
                     handle.shutdown().await;
                 }
             }
             Scenario::Join => {
-                let first = nodes.len();
+                let first = members.len();
                 for i in first..first + p.churn {
-                    nodes.push(self.spawn(i, p.change_at, rng).await?);
+                    let deps = draw_deps(p, i, rng);
+                    let choice = p.choice.strategy(agent_seed(p.seed, i));
+                    members.push(self.spawn((i, deps), choice, p.change_at, None).await?);
                 }
             }
             Scenario::Quality => {
-                let mut order: Vec<usize> = (0..nodes.len()).collect();
+                let mut order: Vec<usize> = (0..members.len()).collect();
                 rng.shuffle(&mut order);
                 for &i in order.iter().take(p.churn) {
-                    nodes[i].1.dashed.store(true, Ordering::Relaxed);
+                    members[i].1.dashed.store(true, Ordering::Relaxed);
                 }
             }
         }
@@ -408,14 +574,16 @@ struct Driver {
     handle: AgentHandle,
     node: Arc<Node>,
     tallies: Arc<Mutex<Vec<Tally>>>,
+    // When round `base` starts.
     start: Instant,
+    base: u64,
     rounds: u64,
 }
 
 impl Driver {
     async fn drive(self, first: u64) {
         for round in first..=self.rounds {
-            let at = self.start + ROUND * u32::try_from(round - 1).unwrap_or(u32::MAX);
+            let at = self.start + ROUND * u32::try_from(round - self.base).unwrap_or(u32::MAX);
             sleep_until(at).await;
             if !self.node.present.load(Ordering::Relaxed) {
                 return;

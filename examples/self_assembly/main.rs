@@ -20,15 +20,14 @@ mod experiment;
 #[path = "../support/plot.rs"]
 mod plot;
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use analysis::{Disturbance, Series, above};
 use check::Check;
 use clap::Parser;
-use experiment::{Params, Run, Scenario};
+use experiment::{Params, Run, Scenario, Snapshot};
 use indicatif::{ProgressBar, ProgressStyle};
 use plot::Chart;
 use selflet::Value;
@@ -80,11 +79,30 @@ fn strategy(name: &str) -> Option<Choice> {
 const CAUTIOUS: &str = "two_layer_rl_cautious";
 const STRATEGIES: [&str; 4] = ["two_layer_rl", "single_layer_rl", "greedy", "random"];
 
-/// One run to do.
+/// A run to do: from the first round, then the scenarios in `branches` from its change
+/// point (see `experiment::branch`). Each run's result goes to its slot.
 #[derive(Debug, Clone)]
 struct Job {
     label: String,
     params: Params,
+    slot: usize,
+    branches: Vec<(Scenario, usize)>,
+}
+
+impl Job {
+    /// The rounds it plays, its branches' included.
+    fn rounds(&self) -> u64 {
+        let p = &self.params;
+        let after = (p.rounds + 1).saturating_sub(p.change_at);
+        p.rounds + after * self.branches.len() as u64
+    }
+}
+
+/// The runs of the experiment: the scenario and strategy of each slot, and the jobs that
+/// fill them.
+struct Plan {
+    slots: Vec<(Scenario, String)>,
+    jobs: Vec<Job>,
 }
 
 type Results = BTreeMap<(Scenario, String), Vec<Run>>;
@@ -92,21 +110,18 @@ type Results = BTreeMap<(Scenario, String), Vec<Run>>;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let (scenarios, strategies) = selection(&args)?;
-    let jobs = jobs(&args, &scenarios, &strategies);
-    let scaling = scaling_jobs(&args);
+    let plan = plan(&args, &scenarios, &strategies);
+    let scaling = scaling_jobs(&args, plan.slots.len());
     let started = Instant::now();
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let all: Vec<Job> = jobs.iter().chain(&scaling).cloned().collect();
-    let runs = run_all(&all, threads)?;
-    let (main_runs, scaling_runs) = runs.split_at(jobs.len());
+    let all: Vec<Job> = plan.jobs.iter().chain(&scaling).cloned().collect();
+    let runs = run_all(&all, plan.slots.len() + scaling.len(), threads)?;
+    let (main_runs, scaling_runs) = runs.split_at(plan.slots.len());
     let mut results: Results = BTreeMap::new();
-    for (job, run) in jobs.iter().zip(main_runs) {
-        results
-            .entry((job.params.scenario, job.label.clone()))
-            .or_default()
-            .push(run.clone());
+    for (slot, run) in plan.slots.iter().zip(main_runs) {
+        results.entry(slot.clone()).or_default().push(run.clone());
     }
     let summaries: BTreeMap<(Scenario, String), Summary> = results
         .iter()
@@ -125,7 +140,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         print_tables(&args, &summaries, &gossip);
         print_checks(&checks);
         println!(
-            "\n{} runs in {:.1} s of wall time on {threads} threads",
+            "\n{} runs ({} from the first round) in {:.1} s of wall time on {threads} threads",
+            runs.len(),
             all.len(),
             wall.as_secs_f64()
         );
@@ -181,33 +197,58 @@ fn params(args: &Args, scenario: Scenario, choice: Choice, seed: u64) -> Params 
     }
 }
 
-fn jobs(args: &Args, scenarios: &[Scenario], strategies: &[String]) -> Vec<Job> {
-    let mut jobs = Vec::new();
-    for &scenario in scenarios {
-        for label in strategies {
-            // The cautious variant is the join scenario's ablation, unless asked for alone.
-            if label == CAUTIOUS && scenario != Scenario::Join && !args.strategy.contains(label) {
-                continue;
-            }
-            let choice = strategy(label).expect("checked");
-            for seed in 0..args.seeds {
-                jobs.push(Job {
-                    label: label.clone(),
-                    params: params(args, scenario, choice, seed + 1),
-                });
-            }
+/// Every scenario and strategy asked for, each seed once. The scenarios of one strategy and
+/// seed are the same world until the change, so one run plays it — the static scenario's,
+/// if asked for, which needs no change — and the others branch from it at the change point.
+fn plan(args: &Args, scenarios: &[Scenario], strategies: &[String]) -> Plan {
+    let mut plan = Plan {
+        slots: Vec::new(),
+        jobs: Vec::new(),
+    };
+    for label in strategies {
+        // The cautious variant is the join scenario's ablation, unless asked for alone.
+        let wanted: Vec<Scenario> = if label == CAUTIOUS && !args.strategy.contains(label) {
+            scenarios
+                .iter()
+                .copied()
+                .filter(|s| *s == Scenario::Join)
+                .collect()
+        } else {
+            scenarios.to_vec()
+        };
+        let Some(&trunk) = wanted.iter().min() else {
+            continue;
+        };
+        let choice = strategy(label).expect("checked");
+        for seed in 1..=args.seeds {
+            let mut slot = |scenario: Scenario| {
+                plan.slots.push((scenario, label.clone()));
+                plan.slots.len() - 1
+            };
+            let job = Job {
+                label: label.clone(),
+                params: params(args, trunk, choice, seed),
+                slot: slot(trunk),
+                branches: wanted
+                    .iter()
+                    .filter(|s| **s != trunk)
+                    .map(|&s| (s, slot(s)))
+                    .collect(),
+            };
+            plan.jobs.push(job);
         }
     }
-    jobs
+    plan
 }
 
 /// Static runs of two-layer RL at N/2, N and 3N/2 agents, to see gossip traffic per agent
-/// stay flat.
-fn scaling_jobs(args: &Args) -> Vec<Job> {
+/// stay flat; their results go to the slots from `first_slot` on.
+fn scaling_jobs(args: &Args, first_slot: usize) -> Vec<Job> {
     let choice = strategy("two_layer_rl").expect("built in");
     [args.agents / 2, args.agents, args.agents * 3 / 2]
         .into_iter()
-        .map(|agents| Job {
+        .enumerate()
+        .map(|(i, agents)| Job {
             label: "two_layer_rl".into(),
             params: Params {
                 agents,
@@ -215,30 +256,85 @@ fn scaling_jobs(args: &Args) -> Vec<Job> {
                 change_at: u64::MAX,
                 ..params(args, Scenario::Static, choice, 1)
             },
+            slot: first_slot + i,
+            branches: Vec::new(),
         })
         .collect()
 }
 
-/// Runs the jobs on `threads` threads, each on a paused clock of its own.
-fn run_all(jobs: &[Job], threads: usize) -> Result<Vec<Run>, String> {
-    let rounds: u64 = jobs.iter().map(|j| j.params.rounds).sum();
+/// A run waiting for a thread: from the first round, or a branch from a snapshot.
+enum Work {
+    Trunk(Job),
+    Branch(Job, Arc<Snapshot>),
+}
+
+/// The work not yet taken, and how many runs are going on (which may add branches).
+struct Queue {
+    waiting: VecDeque<Work>,
+    running: usize,
+}
+
+/// Runs the jobs and their branches on `threads` threads, each run on a paused clock of its
+/// own; returns the runs by slot.
+fn run_all(jobs: &[Job], slots: usize, threads: usize) -> Result<Vec<Run>, String> {
+    let rounds: u64 = jobs.iter().map(Job::rounds).sum();
     let bar = ProgressBar::new(rounds).with_style(
         ProgressStyle::with_template("{elapsed_precise} {wide_bar} {percent}% (eta {eta})")
             .map_err(|e| e.to_string())?,
     );
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let out: Mutex<Vec<Option<Result<Run, String>>>> = Mutex::new(vec![None; jobs.len()]);
+    let queue = Mutex::new(Queue {
+        waiting: jobs.iter().cloned().map(Work::Trunk).collect(),
+        running: 0,
+    });
+    let ready = Condvar::new();
+    let out: Mutex<Vec<Option<Result<Run, String>>>> = Mutex::new(vec![None; slots]);
+    let take = || {
+        let mut q = queue.lock().expect("queue");
+        loop {
+            if let Some(w) = q.waiting.pop_front() {
+                q.running += 1;
+                return Some(w);
+            }
+            if q.running == 0 {
+                return None;
+            }
+            q = ready.wait(q).expect("queue");
+        }
+    };
+    // Branches go first: a snapshot waiting is a thousand agents' knowledge held.
+    let branch_from = |job: &Job, snapshot: Snapshot| {
+        let snapshot = Arc::new(snapshot);
+        let mut q = queue.lock().expect("queue");
+        for &(scenario, slot) in job.branches.iter().rev() {
+            let params = Params {
+                scenario,
+                ..job.params.clone()
+            };
+            let branch = Job {
+                params,
+                slot,
+                branches: Vec::new(),
+                ..job.clone()
+            };
+            q.waiting
+                .push_front(Work::Branch(branch, Arc::clone(&snapshot)));
+        }
+        ready.notify_all();
+    };
+    let done = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(i) else { break };
-                    let result = run_one(job, &|| bar.inc(1));
-                    let done = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    report(&bar, job, &result, (done, jobs.len()));
-                    out.lock().expect("results")[i] = Some(result);
+                while let Some(work) = take() {
+                    let job = match &work {
+                        Work::Trunk(job) | Work::Branch(job, _) => job,
+                    };
+                    let result = run_one(&work, &|| bar.inc(1), &|s| branch_from(job, s));
+                    let done = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    report(&bar, job, &result, (done, slots));
+                    out.lock().expect("results")[job.slot] = Some(result);
+                    queue.lock().expect("queue").running -= 1;
+                    ready.notify_all();
                 }
             });
         }
@@ -278,14 +374,24 @@ fn report(bar: &ProgressBar, job: &Job, result: &Result<Run, String>, (done, of)
     );
 }
 
-fn run_one(job: &Job, progress: &(dyn Fn() + Sync)) -> Result<Run, String> {
+fn run_one(
+    work: &Work,
+    progress: &(dyn Fn() + Sync),
+    at_change: &(dyn Fn(Snapshot) + Sync),
+) -> Result<Run, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .map_err(|e| e.to_string())?;
-    rt.block_on(experiment::run(&job.params, progress))
-        .map_err(|e| e.to_string())
+    let run = match work {
+        Work::Trunk(job) if job.branches.is_empty() => {
+            rt.block_on(experiment::trunk(&job.params, progress, None))
+        }
+        Work::Trunk(job) => rt.block_on(experiment::trunk(&job.params, progress, Some(at_change))),
+        Work::Branch(job, from) => rt.block_on(experiment::branch(&job.params, from, progress)),
+    };
+    run.map_err(|e| e.to_string())
 }
 
 /// One scenario and strategy, over its seeds.

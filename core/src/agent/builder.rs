@@ -9,7 +9,7 @@ use crate::ability::Abilities;
 use crate::behaviour::{Behaviour, InstanceLimits};
 use crate::bus::Bus;
 use crate::error::BoxError;
-use crate::knowledge::Service;
+use crate::knowledge::{DirectorySnapshot, Service};
 use crate::manifest::{Manifest, Origin, PredictorSpec};
 use crate::negotiation::Config as NegotiationConfig;
 use crate::prediction::{Kinds, Predictor};
@@ -53,6 +53,7 @@ pub struct AgentBuilder {
     pub(super) predictor_specs: Vec<PredictorSpec>,
     pub(super) learner_specs: Vec<PredictorSpec>,
     pub(super) economics: BTreeMap<String, crate::knowledge::Economics>,
+    pub(super) known_providers: Option<DirectorySnapshot>,
     // The manifest it was made from, to locate the problems found when it is checked.
     pub(super) origin: Option<Origin>,
 }
@@ -96,6 +97,7 @@ impl AgentBuilder {
             predictor_specs: Vec::new(),
             learner_specs: Vec::new(),
             economics: BTreeMap::new(),
+            known_providers: None,
             origin: None,
         }
     }
@@ -340,6 +342,31 @@ impl AgentBuilder {
     /// choice.
     pub fn negotiation(mut self, config: NegotiationConfig) -> Self {
         self.negotiation = config;
+        self
+    }
+
+    /// Starts knowing the providers `snapshot` lists, as the agent it was taken from knew
+    /// them ([`ProviderDirectory::snapshot`](crate::knowledge::ProviderDirectory::snapshot)).
+    /// With a copy of that agent's provider choice in [`negotiation`](Self::negotiation)
+    /// ([`ProviderChoice::fork`](crate::choice::ProviderChoice::fork)), an agent that takes
+    /// over from another — a replica, a member started again — goes on from what it knew of
+    /// its providers instead of learning them anew.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use selflet_core::{Agent, OfferModes};
+    ///
+    /// let old = Agent::builder("old").spawn().await?;
+    /// old.knowledge().providers().heard("resize", "b", OfferModes::CAN_DO)?;
+    /// let snapshot = old.knowledge().providers().snapshot();
+    /// old.shutdown().await;
+    /// let new = Agent::builder("new").known_providers(snapshot).spawn().await?;
+    /// assert!(new.knowledge().providers().knows("resize"));
+    /// # Ok(()) }
+    /// ```
+    pub fn known_providers(mut self, snapshot: DirectorySnapshot) -> Self {
+        self.known_providers = Some(snapshot);
         self
     }
 

@@ -242,6 +242,9 @@ impl AgentBuilder {
             .clone()
             .unwrap_or_else(|| Bus::named(Arc::clone(&name)));
         let knowledge = Knowledge::new(bus.clone());
+        if let Some(snapshot) = &self.known_providers {
+            knowledge.providers().restore(snapshot);
+        }
         let choice = ChoiceCell::new(Arc::clone(&self.negotiation.choice));
         let learners = crate::prediction::learner::Learners::default();
         if bus.is_closed() {

@@ -1,5 +1,6 @@
 //! The fixed rules: first known, round robin, least recently failed.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -17,6 +18,10 @@ impl ProviderChoice for FirstKnown {
 
     fn name(&self) -> &str {
         "first_known"
+    }
+
+    fn fork(&self, _seed: u64) -> Option<Arc<dyn ProviderChoice>> {
+        Some(Arc::new(*self))
     }
 }
 
@@ -36,6 +41,12 @@ impl ProviderChoice for RoundRobin {
 
     fn name(&self) -> &str {
         "round_robin"
+    }
+
+    /// The copy goes on from the provider this one would ask next.
+    fn fork(&self, _seed: u64) -> Option<Arc<dyn ProviderChoice>> {
+        let next = AtomicUsize::new(self.next.load(Ordering::Relaxed));
+        Some(Arc::new(RoundRobin { next }))
     }
 }
 
@@ -77,5 +88,9 @@ impl ProviderChoice for LeastRecentlyFailed {
 
     fn name(&self) -> &str {
         "least_recently_failed"
+    }
+
+    fn fork(&self, _seed: u64) -> Option<Arc<dyn ProviderChoice>> {
+        Some(Arc::new(*self))
     }
 }

@@ -83,7 +83,7 @@ enum Score {
     Random,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Bindings {
     bound: Option<String>,
     estimates: Map<Record>,
@@ -117,6 +117,19 @@ impl Learner {
             state: Mutex::new(State {
                 rng: fastrand::Rng::with_seed(seed),
                 services: Map::default(),
+            }),
+        }
+    }
+
+    /// A learner of the same kind that knows what this one knows, drawing from `seed`.
+    fn fork(&self, seed: u64) -> Learner {
+        let services = lock(&self.state).services.clone();
+        Learner {
+            score: self.score,
+            learning: self.learning,
+            state: Mutex::new(State {
+                rng: fastrand::Rng::with_seed(seed),
+                services,
             }),
         }
     }
@@ -316,6 +329,10 @@ macro_rules! learned_strategy {
             fn name(&self) -> &str {
                 $label
             }
+
+            fn fork(&self, seed: u64) -> Option<std::sync::Arc<dyn ProviderChoice>> {
+                Some(std::sync::Arc::new($name(self.0.fork(seed))))
+            }
         }
     };
 }
@@ -400,6 +417,7 @@ impl Random {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::choice::Choice;
     use crate::offer::OfferModes;
 
     fn provider(agent: &str, advertised: f64) -> Provider {
@@ -595,6 +613,43 @@ mod tests {
             kept(&learners[0]).iter().filter(|k| **k).count(),
             MAX_ESTIMATES
         );
+    }
+
+    #[test]
+    fn a_fork_knows_what_its_original_learned_and_learns_on_its_own() {
+        let rl = TwoLayerRl::new(Learning::default(), 0);
+        rl.observe("s", "poor", &seen(0.5, 1.0));
+        rl.observe("s", "good", &seen(1.0, 1.0));
+        let candidates = [provider("poor", 1.0), provider("good", 1.0)];
+        let copy = rl.fork(1).expect("learned strategies fork");
+        assert_eq!(copy.name(), "two_layer_rl");
+        assert_eq!(
+            copy.choose("s", &candidates),
+            Some(1),
+            "it knows `good` is better"
+        );
+        // What the copy learns next is its own: `good` fails it, not the original.
+        let failed = Observation {
+            ok: false,
+            ..seen(0.0, 1.0)
+        };
+        copy.observe("s", "good", &failed);
+        copy.observe("s", "good", &failed);
+        assert_eq!(copy.choose("s", &candidates), Some(0));
+        assert_eq!(rl.choose("s", &candidates), Some(1));
+        assert_eq!(rl.estimate("s", "good").map(|e| e.calls), Some(1));
+        for strategy in [
+            Choice::SingleLayerRl(Learning::default()),
+            Choice::Greedy,
+            Choice::Random,
+            Choice::FirstKnown,
+            Choice::RoundRobin,
+            Choice::LeastRecentlyFailed,
+        ] {
+            let original = strategy.strategy(0);
+            let fork = original.fork(1).map(|f| f.name().to_owned());
+            assert_eq!(fork.as_deref(), Some(original.name()));
+        }
     }
 
     #[test]

@@ -65,6 +65,27 @@ pub trait ProviderChoice: Send + Sync + 'static {
     fn name(&self) -> &str {
         "custom"
     }
+
+    /// A strategy of the same kind that starts from what this one has learned and goes on
+    /// on its own, drawing at random from `seed`: for an agent that takes over from another
+    /// (a replica, a member started again) and should not learn its providers anew. `None`,
+    /// the default, if it cannot be copied. Every built-in strategy can.
+    ///
+    /// ```
+    /// use selflet_core::choice::{Learning, Observation, ProviderChoice, TwoLayerRl};
+    ///
+    /// let rl = TwoLayerRl::new(Learning::default(), 1);
+    /// rl.observe("s", "b", &Observation { quality: 0.8, ok: true, advertised: Some(0.8) });
+    /// let copy = rl.fork(2).unwrap();
+    /// // The copy learned what the original had; what either learns next is its own.
+    /// copy.observe("s", "c", &Observation { quality: 0.9, ok: true, advertised: Some(0.9) });
+    /// assert_eq!(rl.bound("s").as_deref(), Some("b"));
+    /// assert_eq!(copy.name(), "two_layer_rl");
+    /// ```
+    fn fork(&self, seed: u64) -> Option<Arc<dyn ProviderChoice>> {
+        let _ = seed;
+        None
+    }
 }
 
 /// What one call to a provider gave.
