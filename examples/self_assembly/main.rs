@@ -98,6 +98,19 @@ impl Job {
     }
 }
 
+/// About how much work a run of `scenario` is from round `from`: its agent-rounds.
+fn agent_rounds(p: &Params, scenario: Scenario, from: u64) -> u64 {
+    let (n, churn) = (p.agents as u64, p.churn as u64);
+    let from = from.min(p.rounds + 1);
+    let change = p.change_at.clamp(from, p.rounds + 1);
+    let after = match scenario {
+        Scenario::Static | Scenario::Quality => n,
+        Scenario::Leave => n.saturating_sub(churn),
+        Scenario::Join => n + churn,
+    };
+    n * (change - from) + after * (p.rounds + 1 - change)
+}
+
 /// The runs of the experiment: the scenario and strategy of each slot, and the jobs that
 /// fill them.
 struct Plan {
@@ -282,8 +295,17 @@ fn run_all(jobs: &[Job], slots: usize, threads: usize) -> Result<Vec<Run>, Strin
         ProgressStyle::with_template("{elapsed_precise} {wide_bar} {percent}% (eta {eta})")
             .map_err(|e| e.to_string())?,
     );
+    // The longest first, so that no long run is left alone at the end. A trunk's branches go
+    // ahead of the queue when its snapshot is taken, the longest first too.
+    let mut trunks = jobs.to_vec();
+    trunks.sort_by_key(|j| std::cmp::Reverse(agent_rounds(&j.params, j.params.scenario, 1)));
+    for j in &mut trunks {
+        let p = j.params.clone();
+        j.branches
+            .sort_by_key(|(s, _)| std::cmp::Reverse(agent_rounds(&p, *s, p.change_at)));
+    }
     let queue = Mutex::new(Queue {
-        waiting: jobs.iter().cloned().map(Work::Trunk).collect(),
+        waiting: trunks.into_iter().map(Work::Trunk).collect(),
         running: 0,
     });
     let ready = Condvar::new();
