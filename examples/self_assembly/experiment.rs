@@ -15,6 +15,11 @@
 //! the quality its provider actually had with it among its load; and each agent advertises,
 //! through gossip, its latest quality. ξ (eq. 3), ζ (eq. 4) and the fraction fully resolved
 //! are taken over each round's settled qualities.
+//!
+//! The scenarios of one seed and strategy are the same world until the change, so a run can
+//! play them once: [`trunk`] hands a [`Snapshot`] of every agent at the change point, and
+//! [`branch`] starts the other scenarios from it, each agent spawned again with the providers
+//! it knew and a copy of what its strategy had learned.
 #![allow(dead_code)] // the test uses part of it
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -243,9 +248,10 @@ pub(crate) async fn branch(
     progress: &(dyn Fn() + Sync),
 ) -> Result<Run, selflet::AgentError> {
     let world = World::new(p, p.change_at, from.tallies.clone(), from.traffic)?;
-    // The change's own draws: apart from the trunk's, and from the other branches'.
-    let salt = p.scenario as u64 + 1;
-    let mut rng = fastrand::Rng::with_seed(p.seed ^ salt.wrapping_mul(0x2545_f491_4f6c_dd1d));
+    // The branch's own draws, for its change and its learners: apart from the trunk's, the
+    // other branches' and every other seed's (seeds are small numbers).
+    let salt = (p.scenario as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let mut rng = fastrand::Rng::with_seed(p.seed ^ salt);
     let mut members = Vec::with_capacity(p.agents + p.churn);
     for a in &from.agents {
         let seed = agent_seed(p.seed ^ salt, a.index);
