@@ -283,12 +283,64 @@ enum Work {
 
 /// The work not yet taken, and how many runs are going on (which may add branches).
 struct Queue {
-    waiting: VecDeque<Work>,
-    running: usize,
+    state: Mutex<(VecDeque<Work>, usize)>,
+    ready: Condvar,
 }
 
-/// Runs the jobs and their branches on `threads` threads, each run on a paused clock of its
-/// own; returns the runs by slot.
+impl Queue {
+    fn new(work: impl IntoIterator<Item = Work>) -> Queue {
+        Queue {
+            state: Mutex::new((work.into_iter().collect(), 0)),
+            ready: Condvar::new(),
+        }
+    }
+
+    /// The next run to do; `None` once nothing waits and nothing runs that could add more.
+    fn take(&self) -> Option<Work> {
+        let mut state = self.state.lock().expect("queue");
+        loop {
+            let (waiting, running) = &mut *state;
+            if let Some(w) = waiting.pop_front() {
+                *running += 1;
+                return Some(w);
+            }
+            if *running == 0 {
+                return None;
+            }
+            state = self.ready.wait(state).expect("queue");
+        }
+    }
+
+    /// `job`'s branches from `snapshot`, ahead of the rest: a snapshot waiting is a thousand
+    /// agents' knowledge held.
+    fn branch(&self, job: &Job, snapshot: Snapshot) {
+        let snapshot = Arc::new(snapshot);
+        let mut state = self.state.lock().expect("queue");
+        for &(scenario, slot) in job.branches.iter().rev() {
+            let params = Params {
+                scenario,
+                ..job.params.clone()
+            };
+            let branch = Job {
+                params,
+                slot,
+                branches: Vec::new(),
+                ..job.clone()
+            };
+            state
+                .0
+                .push_front(Work::Branch(branch, Arc::clone(&snapshot)));
+        }
+        self.ready.notify_all();
+    }
+
+    /// A run taken is done.
+    fn done(&self) {
+        self.state.lock().expect("queue").1 -= 1;
+        self.ready.notify_all();
+    }
+}
+
 fn run_all(jobs: &[Job], slots: usize, threads: usize) -> Result<Vec<Run>, String> {
     let rounds: u64 = jobs.iter().map(Job::rounds).sum();
     let bar = ProgressBar::new(rounds).with_style(
@@ -304,59 +356,21 @@ fn run_all(jobs: &[Job], slots: usize, threads: usize) -> Result<Vec<Run>, Strin
         j.branches
             .sort_by_key(|(s, _)| std::cmp::Reverse(agent_rounds(&p, *s, p.change_at)));
     }
-    let queue = Mutex::new(Queue {
-        waiting: trunks.into_iter().map(Work::Trunk).collect(),
-        running: 0,
-    });
-    let ready = Condvar::new();
+    let queue = Queue::new(trunks.into_iter().map(Work::Trunk));
     let out: Mutex<Vec<Option<Result<Run, String>>>> = Mutex::new(vec![None; slots]);
-    let take = || {
-        let mut q = queue.lock().expect("queue");
-        loop {
-            if let Some(w) = q.waiting.pop_front() {
-                q.running += 1;
-                return Some(w);
-            }
-            if q.running == 0 {
-                return None;
-            }
-            q = ready.wait(q).expect("queue");
-        }
-    };
-    // Branches go first: a snapshot waiting is a thousand agents' knowledge held.
-    let branch_from = |job: &Job, snapshot: Snapshot| {
-        let snapshot = Arc::new(snapshot);
-        let mut q = queue.lock().expect("queue");
-        for &(scenario, slot) in job.branches.iter().rev() {
-            let params = Params {
-                scenario,
-                ..job.params.clone()
-            };
-            let branch = Job {
-                params,
-                slot,
-                branches: Vec::new(),
-                ..job.clone()
-            };
-            q.waiting
-                .push_front(Work::Branch(branch, Arc::clone(&snapshot)));
-        }
-        ready.notify_all();
-    };
     let done = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| {
-                while let Some(work) = take() {
+                while let Some(work) = queue.take() {
                     let job = match &work {
                         Work::Trunk(job) | Work::Branch(job, _) => job,
                     };
-                    let result = run_one(&work, &|| bar.inc(1), &|s| branch_from(job, s));
+                    let result = run_one(&work, &|| bar.inc(1), &|s| queue.branch(job, s));
                     let done = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                     report(&bar, job, &result, (done, slots));
                     out.lock().expect("results")[job.slot] = Some(result);
-                    queue.lock().expect("queue").running -= 1;
-                    ready.notify_all();
+                    queue.done();
                 }
             });
         }
