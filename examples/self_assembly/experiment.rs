@@ -255,10 +255,8 @@ pub(crate) async fn branch(
     let mut members = Vec::with_capacity(p.agents + p.churn);
     for a in &from.agents {
         let seed = agent_seed(p.seed ^ salt, a.index);
-        let choice = a
-            .choice
-            .fork(seed)
-            .unwrap_or_else(|| p.choice.strategy(seed));
+        let learned = a.choice.as_ref().and_then(|c| c.fork(seed));
+        let choice = learned.unwrap_or_else(|| p.choice.strategy(seed));
         let agent = (a.index, a.deps.clone());
         let member = world.spawn(agent, choice, p.change_at, Some(a)).await?;
         members.push(member);
@@ -281,7 +279,7 @@ fn agent_seed(seed: u64, i: usize) -> u64 {
     seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-fn summarize(p: &Params, tallies: &[Tally], traffic: Traffic) -> Run {
+fn summarize(tallies: &[Tally], traffic: Traffic) -> Run {
     let mut run = Run::default();
     let mut agent_rounds = 0.0;
     for t in tallies {
@@ -299,7 +297,6 @@ fn summarize(p: &Params, tallies: &[Tally], traffic: Traffic) -> Run {
         });
         agent_rounds += f64::from(t.present);
     }
-    let _ = p;
     run.gossip_entries = traffic.entries as f64 / agent_rounds;
     run.gossip_messages = traffic.messages as f64 / agent_rounds;
     run.calls = traffic.calls;
@@ -322,7 +319,8 @@ struct Saved {
     deps: Vec<String>,
     settled: Settled,
     providers: DirectorySnapshot,
-    choice: Arc<dyn ProviderChoice>,
+    // `None` for a strategy that cannot be copied: the branch starts a new one.
+    choice: Option<Arc<dyn ProviderChoice>>,
 }
 
 /// Gossip entries and messages sent, and service calls made.
@@ -424,7 +422,7 @@ impl World {
             handle.shutdown().await;
         }
         let tallies = self.tallies.lock().expect("tallies").clone();
-        Ok(summarize(p, &tallies[1..], self.before + self.traffic()))
+        Ok(summarize(&tallies[1..], self.before + self.traffic()))
     }
 
     fn traffic(&self) -> Traffic {
@@ -446,7 +444,7 @@ impl World {
                 settled: *node.settled.borrow(),
                 providers: handle.knowledge().providers().snapshot(),
                 // A copy, as the trunk goes on learning; each branch forks its own from it.
-                choice: handle.choice().fork(0).unwrap_or_else(|| handle.choice()),
+                choice: handle.choice().fork(0),
             })
             .collect();
         Snapshot {
